@@ -1,0 +1,1 @@
+"""Analytics: rollups, KPIs, funnels, cohorts, goals and dashboards."""

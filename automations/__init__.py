@@ -1,0 +1,1 @@
+"""Automations: series (drip campaigns), their steps and the engine."""

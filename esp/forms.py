@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from esp.models import ApiScope, Role, User, Workspace
+
+TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(label=_("Email address"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
+
+
+class SignUpForm(forms.Form):
+    email = forms.EmailField(label=_("Email address"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password = forms.CharField(
+        label=_("Password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    workspace_name = forms.CharField(label=_("Shop or company name"), max_length=120)
+
+    def __init__(self, *args: Any, fixed_email: str | None = None, ask_workspace: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if fixed_email:
+            self.fields["email"].initial = fixed_email
+            self.fields["email"].disabled = True
+        if not ask_workspace:
+            del self.fields["workspace_name"]
+
+    def clean_email(self) -> str:
+        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        if User.objects.filter(email=email).exists():
+            raise forms.ValidationError(_("An account with this address exists already. Log in instead."))
+        return email
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        password = cleaned.get("password")
+        if password:
+            try:
+                password_validation.validate_password(password, User(email=cleaned.get("email", "")))
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return cleaned
+
+
+class WorkspaceCreateForm(forms.Form):
+    name = forms.CharField(label=_("Shop or company name"), max_length=120)
+
+
+class WorkspaceForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=TIME_ZONE_CHOICES)
+
+    class Meta:
+        model = Workspace
+        fields = ["name", "time_zone", "default_from_name", "default_from_email", "postal_address"]
+        widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label=_("Email address"))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.VIEWER)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100, help_text=_("Where the key is used, e.g. “Shop backend”."))
+    scopes = forms.MultipleChoiceField(
+        label=_("Scopes"), choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple,
+        help_text=_("Give each key only what its user needs."),
+    )
+
+
+class AccountForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["first_name", "last_name", "language"]

@@ -1,0 +1,81 @@
+"""Mail transport for account and workspace mail, and the `outbox` that stores it.
+
+The outbox is the default transport: messages land in the database and are shown on the
+Outbox page, so a local run never needs an SMTP server. Later issues send campaign mail through
+the per-workspace providers; this module covers the platform's own mail (password resets,
+invitations, confirmations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
+from django.template.loader import render_to_string
+
+from esp.models import OutboxMessage, Workspace
+
+# Carries the owning workspace from the sender to the outbox; never leaves the process.
+WORKSPACE_HEADER = "X-ESP-Workspace"
+
+
+class OutboxBackend(BaseEmailBackend):
+    """Django email backend that stores each message as an OutboxMessage row."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        rows = [self._to_row(message) for message in email_messages if message.recipients()]
+        OutboxMessage.objects.bulk_create(rows)
+        return len(rows)
+
+    @staticmethod
+    def _to_row(message: EmailMessage) -> OutboxMessage:
+        headers = dict(message.extra_headers)
+        workspace_id = headers.pop(WORKSPACE_HEADER, None)
+        html_body = ""
+        for content, mimetype in getattr(message, "alternatives", []):
+            if mimetype == "text/html":
+                html_body = str(content)
+        if message.content_subtype == "html":
+            html_body, text_body = message.body, ""
+        else:
+            text_body = message.body
+        return OutboxMessage(
+            workspace_id=int(workspace_id) if workspace_id else None,
+            from_email=message.from_email,
+            to=list(message.recipients()),
+            subject=message.subject,
+            text_body=text_body,
+            html_body=html_body,
+            headers=headers,
+        )
+
+
+def send_templated_mail(
+    *,
+    to: str,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+    workspace: Workspace | None = None,
+) -> None:
+    """Render `<template>.txt` and `<template>.html` and send them through the configured
+    transport; the workspace (if any) owns the message in the outbox."""
+    headers = {WORKSPACE_HEADER: str(workspace.pk)} if workspace else {}
+    from_email = settings.DEFAULT_FROM_EMAIL
+    if workspace and workspace.default_from_email:
+        from_email = f"{workspace.default_from_name or workspace.name} <{workspace.default_from_email}>"
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"{template}.txt", context),
+        from_email=from_email,
+        to=[to],
+        headers=headers,
+    )
+    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    if settings.EMAIL_BACKEND != "esp.mail.OutboxBackend":
+        # The marker header is for the outbox only; real transports must not see it.
+        message.extra_headers.pop(WORKSPACE_HEADER, None)
+    message.send()

@@ -1,0 +1,79 @@
+"""Creates (once) the demo workspace "Demo Shop" and prints how to log in.
+
+Re-running changes nothing but prints the same logins: the passwords and the demo API key are
+kept in var/ so a restart shows what the first run showed.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from esp import services
+from esp.models import ApiKey, ApiScope, Membership, Role, User, Workspace
+
+DEMO_SLUG = "demo-shop"
+DEMO_PEOPLE = [
+    ("owner@demo.shop", Role.OWNER, "Olga", "Petrova", "ru"),
+    ("marketer@demo.shop", Role.MARKETER, "Maria", "Ivanova", "en"),
+    ("viewer@demo.shop", Role.VIEWER, "Viktor", "Georgiev", "en"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo workspace with an owner, a marketer, a viewer and an API key."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--base-url", default=settings.PUBLIC_BASE_URL)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        secrets_file = settings.VAR_DIR / "demo.json"
+        saved = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+        with transaction.atomic():
+            created = self._seed(saved)
+        secrets_file.parent.mkdir(exist_ok=True)
+        secrets_file.write_text(json.dumps(created, indent=2))
+        secrets_file.chmod(0o600)
+        self._print(options["base_url"], created)
+
+    def _seed(self, saved: dict[str, Any]) -> dict[str, Any]:
+        password = saved.get("password") or secrets.token_urlsafe(9)
+        workspace = Workspace.objects.filter(slug=DEMO_SLUG).first()
+        owner_email = DEMO_PEOPLE[0][0]
+        if workspace is None:
+            owner = User.objects.filter(email=owner_email).first() or User.objects.create_user(
+                email=owner_email, password=password, is_staff=True, is_superuser=True,
+            )
+            workspace = services.workspace_create(name="Demo Shop", owner=owner, time_zone="Europe/Sofia")
+            workspace.slug = DEMO_SLUG
+            workspace.postal_address = "Demo Shop Ltd., 12 Vitosha Blvd, 1000 Sofia, Bulgaria"
+            workspace.default_from_email = "hello@demo.shop"
+            workspace.save()
+        for email, role, first, last, language in DEMO_PEOPLE:
+            user = User.objects.filter(email=email).first()
+            if user is None:
+                user = User.objects.create_user(email=email, password=password, first_name=first,
+                                                last_name=last, language=language)
+            Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
+        api_key = saved.get("api_key")
+        if not api_key or not ApiKey.objects.filter(workspace=workspace, prefix=api_key.split("_")[1]).exists():
+            api_key = services.api_key_create(
+                workspace=workspace, name="Demo shop backend", scopes=list(ApiScope.values), created_by=None,
+            ).secret
+        return {"password": password, "api_key": api_key}
+
+    def _print(self, base_url: str, created: dict[str, Any]) -> None:
+        line = "=" * 72
+        self.stdout.write(line)
+        self.stdout.write(f"  Mini ESP is starting at {base_url}/")
+        self.stdout.write("  Demo workspace: Demo Shop")
+        for email, role, *_rest in DEMO_PEOPLE:
+            self.stdout.write(f"  {role:<9} login: {email:<22} password: {created['password']}")
+        self.stdout.write(f"  API key (all scopes): {created['api_key']}")
+        self.stdout.write(f"  API docs: {base_url}/api/docs/   Admin: {base_url}/admin/ (owner login)")
+        self.stdout.write(line)

@@ -1,0 +1,1 @@
+"""Settings package: `base` is what runs everywhere; `test` only speeds up the test suite."""

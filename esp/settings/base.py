@@ -1,0 +1,268 @@
+"""Settings for every environment. Each value comes from the environment (see README).
+
+When DATABASE_URL / CELERY_BROKER_URL are unset, the URLs of the embedded PostgreSQL and Redis
+are used, as the launcher (esp/embedded.py) wrote them to var/embedded.env. There is no
+SQLite or in-memory fallback: the code always runs on PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import django_stubs_ext
+from django.utils.translation import gettext_lazy as _
+
+from esp.settings.env import Env, EnvError, read_env_file
+
+# Lets classes be subscripted for the type checker (admin.ModelAdmin[Model]) at run time too.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+EMBEDDED_ENV_FILE = VAR_DIR / "embedded.env"
+
+env = Env()
+embedded = read_env_file(EMBEDDED_ENV_FILE)
+
+
+def _service_url(name: str) -> str:
+    value = env.raw(name) or embedded.get(name)
+    if not value:
+        raise EnvError(
+            f"{name} is not set and the embedded servers are not running. Set {name}, or run "
+            "commands through the launcher: `make run`, `make test`, or "
+            "`.venv/bin/python -m esp.embedded exec -- python manage.py ...`."
+        )
+    return value
+
+
+def _secret_key() -> str:
+    value = env.raw("SECRET_KEY")
+    if value:
+        return value
+    # Local runs keep a generated key in var/ so sessions survive a restart.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        VAR_DIR.mkdir(exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+DEBUG = env.bool("DEBUG", False)
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+# Absolute base URL for links in emails (password reset, invitations, later unsubscribe links).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "django_htmx",
+    "anymail",
+    "esp",
+    "audiences",
+    "campaigns",
+    "automations",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "esp.middleware.RequestLogMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "esp.middleware.UserLanguageMiddleware",
+    "esp.middleware.CurrentWorkspaceMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "esp.urls"
+WSGI_APPLICATION = "esp.wsgi.application"
+AUTH_USER_MODEL = "esp.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "esp.context_processors.workspace",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.database("DATABASE_URL", _service_url("DATABASE_URL"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker, result backend and the shared cache (API throttling, rate limits) ---
+CELERY_BROKER_URL = env.redis_url("CELERY_BROKER_URL", _service_url("CELERY_BROKER_URL"))
+
+
+def _redis_client_url(broker_url: str, db: int) -> str:
+    """redis-py spelling of the broker URL for another database number."""
+    if broker_url.startswith("redis+socket://"):
+        return "unix://" + broker_url.removeprefix("redis+socket://").split("?")[0] + f"?db={db}"
+    base = broker_url.rsplit("/", 1)[0] if broker_url.count("/") > 2 else broker_url
+    return f"{base}/{db}"
+
+
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.str("CACHE_URL", _redis_client_url(CELERY_BROKER_URL, 1)),
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", "esp"),
+    }
+}
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
+# A task is acknowledged only after it finished, so a worker killed mid-task leaves it to be
+# redelivered; one task at a time per worker process keeps that redelivery small.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# DESIGN.md rule 2 ("the database holds time"): Redis re-delivers an unacknowledged task after
+# `visibility_timeout`. With acks_late that includes every task still waiting in a worker, so
+# nothing may be scheduled with an ETA/countdown longer than this: delays and schedules are
+# rows with a `due_at` claimed by beat ticks. One hour is far above any task's run time and any
+# retry backoff we use, so a healthy long task is never delivered twice.
+CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Auth, sessions, security ---
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=300)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env.bool("BEHIND_HTTPS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
+
+# --- Languages: every UI string is translatable; English and Russian catalogues ship ---
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("ru", _("Russian"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "UTC"
+USE_TZ = True
+
+# --- Static files: built by `make assets` (npm packages copied into static/vendor) ---
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# --- Mail: the outbox stores every message in the database; SMTP for a real server ---
+MAIL_TRANSPORT = env.choice("MAIL_TRANSPORT", "outbox", ["outbox", "smtp"])
+EMAIL_BACKEND = {
+    "outbox": "esp.mail.OutboxBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+}[MAIL_TRANSPORT]
+EMAIL_HOST = env.str("SMTP_HOST", "localhost")
+EMAIL_PORT = env.int("SMTP_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env.str("SMTP_USER", "")
+EMAIL_HOST_PASSWORD = env.str("SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("SMTP_STARTTLS", False)
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Mini ESP <no-reply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- REST API ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["esp.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["esp.api.permissions.HasApiKeyScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["esp.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.rate("API_RATE_LIMIT", "1200/min")},
+    "DEFAULT_PAGINATION_CLASS": "esp.api.pagination.IdCursorPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "esp.api.errors.json_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mini ESP API",
+    "DESCRIPTION": (
+        "Contacts, events, content and reports of one workspace. Authenticate with an API key: "
+        "`Authorization: Bearer <key>`, or HTTP Basic with the key as user name (the Segment "
+        "SDKs' write key)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+# --- Logging: one JSON object a line on stdout (LOG_FORMAT=text for humans) ---
+LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
+LOG_FORMAT = env.choice("LOG_FORMAT", "json", ["json", "text"])
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+    },
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+    },
+}

@@ -1,0 +1,363 @@
+"""Browser pages of the esp app: sign-up, account, workspace settings, members, API keys,
+outbox. Views stay thin: forms validate, services write, selectors read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.decorators.cache import never_cache
+
+from esp import selectors, services
+from esp.forms import (
+    AccountForm,
+    ApiKeyForm,
+    InvitationForm,
+    MemberRoleForm,
+    SignUpForm,
+    WorkspaceCreateForm,
+    WorkspaceForm,
+)
+from esp.middleware import SESSION_WORKSPACE_KEY
+from esp.models import ROLE_HELP, Role
+from esp.web import WorkspaceView
+
+
+def _form_errors(request: HttpRequest, error: ValidationError) -> None:
+    for message in error.messages:
+        messages.error(request, message)
+
+
+# --- public and personal pages --------------------------------------------------------------
+
+class SignUpView(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            return redirect("home")
+        return render(request, "esp/signup.html", {"form": SignUpForm()})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = SignUpForm(request.POST)
+        if not form.is_valid():
+            return render(request, "esp/signup.html", {"form": form}, status=400)
+        user, workspace = services.user_sign_up(
+            email=form.cleaned_data["email"], password=form.cleaned_data["password"],
+            workspace_name=form.cleaned_data["workspace_name"],
+            language=getattr(request, "LANGUAGE_CODE", ""),
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        request.session[SESSION_WORKSPACE_KEY] = workspace.pk
+        messages.success(request, _("Welcome! Your workspace %(name)s is ready.") % {"name": workspace.name})
+        return redirect("home")
+
+
+class InvitationAcceptView(View):
+    """The link from an invitation mail. A logged-in invitee joins with one click; a new person
+    sets a password first; someone logged in with another address is told so."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        self.invitation = services.invitation_from_token(kwargs["token"])
+        if self.invitation is None:
+            return render(request, "esp/invitation_invalid.html", status=404)
+        return super().dispatch(request, *args, **kwargs)
+
+    def _context(self, form: SignUpForm | None = None) -> dict[str, Any]:
+        from esp.models import User
+
+        has_account = User.objects.filter(email=self.invitation.email).exists()
+        if form is None and not has_account:
+            form = SignUpForm(fixed_email=self.invitation.email, ask_workspace=False)
+        return {"invitation": self.invitation, "form": form, "has_account": has_account}
+
+    def get(self, request: HttpRequest, token: str) -> HttpResponse:
+        return render(request, "esp/invitation_accept.html", self._context())
+
+    def post(self, request: HttpRequest, token: str) -> HttpResponse:
+        from esp.models import User
+
+        if request.user.is_authenticated:
+            user = request.user
+        else:
+            data = request.POST.copy()
+            data["email"] = self.invitation.email
+            form = SignUpForm(data, fixed_email=self.invitation.email, ask_workspace=False)
+            if not form.is_valid():
+                return render(request, "esp/invitation_accept.html", self._context(form), status=400)
+            user = User.objects.create_user(email=self.invitation.email, password=form.cleaned_data["password"])
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        try:
+            membership = services.invitation_accept(invitation=self.invitation, user=user)  # type: ignore[arg-type]
+        except ValidationError as error:
+            _form_errors(request, error)
+            return render(request, "esp/invitation_accept.html", self._context(), status=400)
+        request.session[SESSION_WORKSPACE_KEY] = membership.workspace_id
+        messages.success(request, _("You joined %(name)s.") % {"name": membership.workspace.name})
+        return redirect("home")
+
+
+class AccountView(LoginRequiredMixin, View):
+    """The person's own preferences (name, language): not a workspace write."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "esp/account.html", {"form": AccountForm(instance=request.user)})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = AccountForm(request.POST, instance=request.user)
+        if not form.is_valid():
+            return render(request, "esp/account.html", {"form": form}, status=400)
+        user = form.save()
+        response = redirect("account")
+        if user.language:
+            from django.conf import settings
+            from django.utils import translation
+
+            translation.activate(user.language)
+            response.set_cookie(settings.LANGUAGE_COOKIE_NAME, user.language, samesite="Lax")
+        messages.success(request, _("Your preferences were saved."))
+        return response
+
+
+class WorkspaceCreateView(LoginRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "esp/workspace_create.html", {"form": WorkspaceCreateForm()})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = WorkspaceCreateForm(request.POST)
+        if not form.is_valid():
+            return render(request, "esp/workspace_create.html", {"form": form}, status=400)
+        workspace = services.workspace_create(name=form.cleaned_data["name"], owner=request.user)  # type: ignore[arg-type]
+        request.session[SESSION_WORKSPACE_KEY] = workspace.pk
+        messages.success(request, _("Workspace %(name)s created.") % {"name": workspace.name})
+        return redirect("home")
+
+
+class WorkspaceSwitchView(LoginRequiredMixin, View):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        membership = selectors.memberships_of_user(request.user).filter(  # type: ignore[arg-type]
+            workspace_id=request.POST.get("workspace_id") or 0,
+        ).first()
+        if membership is None:
+            messages.error(request, _("You are not a member of that workspace."))
+        else:
+            request.session[SESSION_WORKSPACE_KEY] = membership.workspace_id
+        return redirect("home")
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database and broker reachable? 200 with both "ok", else 503 naming what failed."""
+    from esp.celery import app
+
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:  # noqa: BLE001 — any failure is reported, not raised
+        checks["database"] = f"error: {error.__class__.__name__}"
+    try:
+        with app.connection_for_write() as broker:
+            broker.ensure_connection(max_retries=1, timeout=2)
+        checks["broker"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        checks["broker"] = f"error: {error.__class__.__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+
+
+# --- workspace pages ------------------------------------------------------------------------
+
+class HomeView(WorkspaceView):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        workspace = self.workspace
+        members = selectors.workspace_members(workspace=workspace).count()
+        keys = selectors.api_keys(workspace=workspace).filter(revoked_at__isnull=True).count()
+        checklist = [
+            (_("Add the postal address printed in every marketing email"), bool(workspace.postal_address), "workspace-settings"),
+            (_("Set the default sender address"), bool(workspace.default_from_email), "workspace-settings"),
+            (_("Create an API key for your shop backend"), keys > 0, "api-keys"),
+            (_("Invite a teammate"), members > 1, "members"),
+        ]
+        return render(request, "esp/home.html", {
+            "checklist": checklist, "members": members, "active_keys": keys,
+            "outbox_count": selectors.outbox_messages(workspace=workspace).count(),
+        })
+
+
+class WorkspaceSettingsView(WorkspaceView):
+    write_role = Role.OWNER
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        form = WorkspaceForm(instance=self.workspace)
+        if not self.can(Role.OWNER):
+            for field in form.fields.values():
+                field.disabled = True
+        return render(request, "esp/workspace_settings.html", {"form": form})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = WorkspaceForm(request.POST, instance=self.workspace)
+        if not form.is_valid():
+            return render(request, "esp/workspace_settings.html", {"form": form}, status=400)
+        services.workspace_update(workspace=self.workspace, **{
+            name: form.cleaned_data[name] for name in WorkspaceForm.Meta.fields
+        })
+        messages.success(request, _("Workspace settings saved."))
+        return redirect("workspace-settings")
+
+
+class MembersView(WorkspaceView):
+    write_role = Role.OWNER
+
+    def _render(self, request: HttpRequest, form: InvitationForm | None = None, status: int = 200) -> HttpResponse:
+        return render(request, "esp/members.html", {
+            "members": selectors.workspace_members(workspace=self.workspace),
+            "invitations": selectors.open_invitations(workspace=self.workspace),
+            "form": form or InvitationForm(),
+            "roles": [(role, label, ROLE_HELP[role]) for role, label in Role.choices],
+            "role_form": MemberRoleForm(),
+        }, status=status)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        """Invite a member."""
+        form = InvitationForm(request.POST)
+        if form.is_valid():
+            try:
+                invitation = services.invitation_create(
+                    workspace=self.workspace, email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"], invited_by=request.user,  # type: ignore[arg-type]
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, _("Invitation sent to %(email)s.") % {"email": invitation.email})
+                return redirect("members")
+        return self._render(request, form, status=400)
+
+
+class MemberRoleView(WorkspaceView):
+    write_role = Role.OWNER
+
+    def post(self, request: HttpRequest, member_id: int) -> HttpResponse:
+        form = MemberRoleForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, _("Choose a valid role."))
+            return redirect("members")
+        try:
+            membership = services.membership_set_role(
+                workspace=self.workspace, membership_id=member_id, role=form.cleaned_data["role"],
+            )
+        except ValidationError as error:
+            _form_errors(request, error)
+        else:
+            messages.success(request, _("%(email)s is now %(role)s.") % {
+                "email": membership.user.email, "role": membership.get_role_display(),
+            })
+        return redirect("members")
+
+
+class MemberRemoveView(WorkspaceView):
+    write_role = Role.OWNER
+
+    def post(self, request: HttpRequest, member_id: int) -> HttpResponse:
+        try:
+            services.membership_remove(workspace=self.workspace, membership_id=member_id)
+        except ValidationError as error:
+            _form_errors(request, error)
+        else:
+            messages.success(request, _("Member removed."))
+        return redirect("members")
+
+
+class InvitationRevokeView(WorkspaceView):
+    write_role = Role.OWNER
+
+    def post(self, request: HttpRequest, invitation_id: int) -> HttpResponse:
+        services.invitation_revoke(workspace=self.workspace, invitation_id=invitation_id)
+        messages.success(request, _("Invitation revoked."))
+        return redirect("members")
+
+
+class ApiKeysView(WorkspaceView):
+    read_role = Role.OWNER
+    write_role = Role.OWNER
+
+    def _render(self, request: HttpRequest, form: ApiKeyForm | None = None, created: services.CreatedApiKey | None = None, status: int = 200) -> HttpResponse:
+        return render(request, "esp/api_keys.html", {
+            "api_keys": selectors.api_keys(workspace=self.workspace),
+            "form": form or ApiKeyForm(),
+            "created": created,
+        }, status=status)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        """Create a key and show its secret on this one response, never again."""
+        form = ApiKeyForm(request.POST)
+        if not form.is_valid():
+            return self._render(request, form, status=400)
+        created = services.api_key_create(
+            workspace=self.workspace, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
+            created_by=request.user,  # type: ignore[arg-type]
+        )
+        response = self._render(request, created=created)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class ApiKeyRevokeView(WorkspaceView):
+    read_role = Role.OWNER
+    write_role = Role.OWNER
+
+    def post(self, request: HttpRequest, api_key_id: int) -> HttpResponse:
+        api_key = services.api_key_revoke(workspace=self.workspace, api_key_id=api_key_id)
+        messages.success(request, _("API key %(name)s revoked.") % {"name": api_key.name})
+        return redirect("api-keys")
+
+
+class OutboxView(WorkspaceView):
+    page_size = 50
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        # Keyset pagination: "older than id X", so a page costs the same on message one million.
+        queryset = selectors.outbox_messages(workspace=self.workspace, user=request.user)  # type: ignore[arg-type]
+        before = request.GET.get("before", "")
+        if before.isdigit():
+            queryset = queryset.filter(id__lt=int(before))
+        page = list(queryset[: self.page_size + 1])
+        return render(request, "esp/outbox.html", {
+            "outbox": page[: self.page_size],
+            "next_before": page[self.page_size - 1].pk if len(page) > self.page_size else None,
+        })
+
+
+class OutboxMessageView(WorkspaceView):
+    def get(self, request: HttpRequest, message_id: int) -> HttpResponse:
+        message = selectors.outbox_message_get(
+            workspace=self.workspace, message_id=message_id, user=request.user,  # type: ignore[arg-type]
+        )
+        return render(request, "esp/outbox_message.html", {"message": message})
+
+
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's language switch, remembered on the account of a logged-in user."""
+    from django.conf import settings
+    from django.views.i18n import set_language as django_set_language
+
+    response = django_set_language(request)
+    language = request.POST.get("language", "")
+    if request.method == "POST" and request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        request.user.language = language  # type: ignore[union-attr]
+        request.user.save(update_fields=["language"])  # type: ignore[union-attr]
+    return response
