@@ -1,5 +1,4 @@
-"""The project package: settings, Celery app, URLs, tenancy (workspaces, members, API keys)."""
+"""The project package: settings, Celery app, URLs, tenancy (workspaces, members, API keys).
 
-from esp.celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app (esp.celery) is loaded by EspConfig.ready(), not here: importing this package
+(as the launcher does) must not choose a settings module for the processes it starts."""

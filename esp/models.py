@@ -37,7 +37,10 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]
     email = models.EmailField(_("email address"), unique=True)
     language = models.CharField(
-        _("language"), max_length=8, choices=settings.LANGUAGES, blank=True,
+        _("language"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        blank=True,
         help_text=_("Language of the interface. Empty: the browser's preference."),
     )
 
@@ -59,7 +62,8 @@ class Workspace(models.Model):
     default_from_name = models.CharField(_("default sender name"), max_length=120, blank=True)
     default_from_email = models.EmailField(_("default sender address"), blank=True)
     postal_address = models.TextField(
-        _("postal address"), blank=True,
+        _("postal address"),
+        blank=True,
         help_text=_("Printed in every marketing email; required before any marketing send."),
     )
     created_at = models.DateTimeField(default=timezone.now)
@@ -143,6 +147,9 @@ class Invitation(WorkspaceOwned):
     class Meta:
         ordering = ["-id"]
 
+    def __str__(self) -> str:
+        return f"{self.email} to {self.workspace} as {self.role}"
+
     @property
     def is_open(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
@@ -177,9 +184,19 @@ class ApiKey(WorkspaceOwned):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The id of the form that created the key: a re-submitted form (reload, double click)
+    # must not create a second key whose secret nobody saw.
+    form_token = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "form_token"],
+                condition=~models.Q(form_token=""),
+                name="api_key_unique_form_token",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -33,9 +33,15 @@ def workspace_owner_count(*, workspace: Workspace) -> int:
 def open_invitations(*, workspace: Workspace) -> QuerySet[Invitation]:
     from django.utils import timezone
 
-    return Invitation.objects.in_workspace(workspace).filter(
-        accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now(),
-    ).select_related("invited_by")
+    return (
+        Invitation.objects.in_workspace(workspace)
+        .filter(
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("invited_by")
+    )
 
 
 def api_keys(*, workspace: Workspace) -> QuerySet[ApiKey]:

@@ -24,6 +24,7 @@ _INVITATION_SALT = "esp.invitation"
 
 # --- workspaces and sign-up -----------------------------------------------------------------
 
+
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:50] or "workspace"
     slug, n = base, 1
@@ -36,8 +37,11 @@ def _unique_slug(name: str) -> str:
 @transaction.atomic
 def workspace_create(*, name: str, owner: User, time_zone: str = "UTC") -> Workspace:
     workspace = Workspace.objects.create(
-        name=name.strip(), slug=_unique_slug(name), time_zone=time_zone,
-        default_from_email=owner.email, default_from_name=name.strip(),
+        name=name.strip(),
+        slug=_unique_slug(name),
+        time_zone=time_zone,
+        default_from_email=owner.email,
+        default_from_name=name.strip(),
     )
     Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     return workspace
@@ -51,8 +55,13 @@ def user_sign_up(*, email: str, password: str, workspace_name: str, language: st
 
 @transaction.atomic
 def workspace_update(
-    *, workspace: Workspace, name: str, time_zone: str, default_from_name: str,
-    default_from_email: str, postal_address: str,
+    *,
+    workspace: Workspace,
+    name: str,
+    time_zone: str,
+    default_from_name: str,
+    default_from_email: str,
+    postal_address: str,
 ) -> Workspace:
     workspace.name = name.strip()
     workspace.time_zone = time_zone
@@ -64,6 +73,7 @@ def workspace_update(
 
 
 # --- members and roles ----------------------------------------------------------------------
+
 
 def _lock_owners(workspace: Workspace) -> int:
     """Count owners under a row lock so two concurrent demotions cannot both pass the
@@ -94,6 +104,7 @@ def membership_remove(*, workspace: Workspace, membership_id: int) -> None:
 
 # --- invitations ----------------------------------------------------------------------------
 
+
 def invitation_token(invitation: Invitation) -> str:
     return signing.dumps({"id": invitation.pk, "ws": invitation.workspace_id}, salt=_INVITATION_SALT)
 
@@ -111,8 +122,7 @@ def invitation_from_token(token: str) -> Invitation | None:
     except signing.BadSignature:
         return None
     invitation = (
-        Invitation.objects.select_related("workspace")
-        .filter(pk=data.get("id"), workspace_id=data.get("ws")).first()
+        Invitation.objects.select_related("workspace").filter(pk=data.get("id"), workspace_id=data.get("ws")).first()
     )
     return invitation if invitation and invitation.is_open else None
 
@@ -126,13 +136,18 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, invited_by
         raise ValidationError({"email": _("%(email)s is already a member.") % {"email": email}})
     # A new invitation replaces an open one for the same address.
     Invitation.objects.in_workspace(workspace).filter(
-        email=email, accepted_at__isnull=True, revoked_at__isnull=True,
+        email=email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
     ).update(revoked_at=timezone.now())
     invitation = Invitation.objects.create(
-        workspace=workspace, email=email, role=role, invited_by=invited_by,
+        workspace=workspace,
+        email=email,
+        role=role,
+        invited_by=invited_by,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
     )
-    send_invitation_email.delay_on_commit(invitation.pk)
+    send_invitation_email.delay_on_commit(invitation.pk)  # type: ignore[attr-defined]  # celery-types lags
     return invitation
 
 
@@ -151,18 +166,28 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
         raise ValidationError(_("This invitation is no longer valid."))
     if invitation.email != user.email:
         raise ValidationError(
-            _("This invitation is for %(email)s. Log in with that address to accept it.")
-            % {"email": invitation.email}
+            _("This invitation is for %(email)s. Log in with that address to accept it.") % {"email": invitation.email}
         )
-    membership, created = Membership.objects.get_or_create(
-        workspace=invitation.workspace, user=user, defaults={"role": invitation.role},
+    membership, _created = Membership.objects.get_or_create(
+        workspace=invitation.workspace,
+        user=user,
+        defaults={"role": invitation.role},
     )
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     return membership
 
 
+@transaction.atomic
+def invitation_accept_as_new_user(*, invitation: Invitation, password: str) -> Membership:
+    """A person without an account follows the link: the account is made for the invited
+    address (so no address check is needed) and joins in the same transaction."""
+    user = User.objects.create_user(email=invitation.email, password=password)
+    return invitation_accept(invitation=invitation, user=user)
+
+
 # --- API keys -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CreatedApiKey:
@@ -171,7 +196,16 @@ class CreatedApiKey:
 
 
 @transaction.atomic
-def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], created_by: User | None) -> CreatedApiKey:
+def api_key_create(
+    *,
+    workspace: Workspace,
+    name: str,
+    scopes: list[str],
+    created_by: User | None,
+    form_token: str = "",
+) -> CreatedApiKey:
+    if form_token and ApiKey.objects.in_workspace(workspace).filter(form_token=form_token).exists():
+        raise ValidationError(_("This form was submitted already: the key exists and its secret was shown then."))
     unknown = set(scopes) - set(ApiScope.values)
     if unknown:
         raise ValidationError({"scopes": _("Unknown scopes: %(scopes)s") % {"scopes": ", ".join(sorted(unknown))}})
@@ -183,11 +217,20 @@ def api_key_create(*, workspace: Workspace, name: str, scopes: list[str], create
         try:
             with transaction.atomic():
                 api_key = ApiKey.objects.create(
-                    workspace=workspace, name=name.strip(), prefix=prefix, key_hash=hash_secret(secret),
-                    scopes=sorted(set(scopes)), created_by=created_by,
+                    workspace=workspace,
+                    name=name.strip(),
+                    prefix=prefix,
+                    key_hash=hash_secret(secret),
+                    scopes=sorted(set(scopes)),
+                    created_by=created_by,
+                    form_token=form_token,
                 )
             return CreatedApiKey(api_key=api_key, secret=secret)
-        except IntegrityError:
+        except IntegrityError as error:
+            if form_token and "api_key_unique_form_token" in str(error):
+                raise ValidationError(
+                    _("This form was submitted already: the key exists and its secret was shown then.")
+                ) from None
             continue  # a prefix collision (1 in 4 billion): draw again
     raise RuntimeError("Could not draw a unique API key prefix.")
 
@@ -211,8 +254,7 @@ def api_key_authenticate(secret: str) -> ApiKey | None:
     if not secret.startswith(API_KEY_PREFIX):
         return None
     api_key = (
-        ApiKey.objects.select_related("workspace")
-        .filter(key_hash=hash_secret(secret), revoked_at__isnull=True).first()
+        ApiKey.objects.select_related("workspace").filter(key_hash=hash_secret(secret), revoked_at__isnull=True).first()
     )
     if api_key is None:
         return None

@@ -12,29 +12,62 @@ from esp.forms import EmailAuthenticationForm
 
 accounts = [
     path("signup/", views.SignUpView.as_view(), name="signup"),
-    path("login/", auth_views.LoginView.as_view(
-        template_name="esp/login.html", authentication_form=EmailAuthenticationForm, redirect_authenticated_user=True,
-    ), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="esp/login.html",
+            authentication_form=EmailAuthenticationForm,
+            redirect_authenticated_user=True,
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password/change/", auth_views.PasswordChangeView.as_view(
-        template_name="esp/password_change.html", success_url="/accounts/password/change/done/",
-    ), name="password_change"),
-    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(
-        template_name="esp/password_change_done.html",
-    ), name="password_change_done"),
-    path("password/reset/", auth_views.PasswordResetView.as_view(
-        template_name="esp/password_reset.html", email_template_name="mail/password_reset.txt",
-        html_email_template_name="mail/password_reset.html", subject_template_name="mail/password_reset_subject.txt",
-    ), name="password_reset"),
-    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(
-        template_name="esp/password_reset_done.html",
-    ), name="password_reset_done"),
-    path("password/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
-        template_name="esp/password_reset_confirm.html",
-    ), name="password_reset_confirm"),
-    path("password/reset/complete/", auth_views.PasswordResetCompleteView.as_view(
-        template_name="esp/password_reset_complete.html",
-    ), name="password_reset_complete"),
+    path(
+        "password/change/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="esp/password_change.html",
+            success_url="/accounts/password/change/done/",
+        ),
+        name="password_change",
+    ),
+    path(
+        "password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(
+            template_name="esp/password_change_done.html",
+        ),
+        name="password_change_done",
+    ),
+    path(
+        "password/reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name="esp/password_reset.html",
+            email_template_name="mail/password_reset.txt",
+            html_email_template_name="mail/password_reset.html",
+            subject_template_name="mail/password_reset_subject.txt",
+        ),
+        name="password_reset",
+    ),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(
+            template_name="esp/password_reset_done.html",
+        ),
+        name="password_reset_done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="esp/password_reset_confirm.html",
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="esp/password_reset_complete.html",
+        ),
+        name="password_reset_complete",
+    ),
     path("", views.AccountView.as_view(), name="account"),
 ]
 

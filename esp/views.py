@@ -21,14 +21,20 @@ from esp.forms import (
     AccountForm,
     ApiKeyForm,
     InvitationForm,
-    MemberRoleForm,
     SignUpForm,
     WorkspaceCreateForm,
     WorkspaceForm,
 )
 from esp.middleware import SESSION_WORKSPACE_KEY
-from esp.models import ROLE_HELP, Role
-from esp.web import WorkspaceView
+from esp.models import ROLE_HELP, Invitation, Role, User
+from esp.web import WorkspaceView, request_user
+
+
+def chosen_language(request: HttpRequest) -> str:
+    from django.conf import settings
+
+    language = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+    return language if language in dict(settings.LANGUAGES) else ""
 
 
 def _form_errors(request: HttpRequest, error: ValidationError) -> None:
@@ -37,6 +43,7 @@ def _form_errors(request: HttpRequest, error: ValidationError) -> None:
 
 
 # --- public and personal pages --------------------------------------------------------------
+
 
 class SignUpView(View):
     def get(self, request: HttpRequest) -> HttpResponse:
@@ -49,9 +56,11 @@ class SignUpView(View):
         if not form.is_valid():
             return render(request, "esp/signup.html", {"form": form}, status=400)
         user, workspace = services.user_sign_up(
-            email=form.cleaned_data["email"], password=form.cleaned_data["password"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password"],
             workspace_name=form.cleaned_data["workspace_name"],
-            language=getattr(request, "LANGUAGE_CODE", ""),
+            # Keep a language picked with the switcher before signing up; else follow the browser.
+            language=chosen_language(request),
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_WORKSPACE_KEY] = workspace.pk
@@ -63,41 +72,43 @@ class InvitationAcceptView(View):
     """The link from an invitation mail. A logged-in invitee joins with one click; a new person
     sets a password first; someone logged in with another address is told so."""
 
+    invitation: Invitation
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        self.invitation = services.invitation_from_token(kwargs["token"])
-        if self.invitation is None:
+        invitation = services.invitation_from_token(kwargs["token"])
+        if invitation is None:
             return render(request, "esp/invitation_invalid.html", status=404)
+        self.invitation = invitation
         return super().dispatch(request, *args, **kwargs)
 
-    def _context(self, form: SignUpForm | None = None) -> dict[str, Any]:
-        from esp.models import User
-
+    def _render(self, request: HttpRequest, form: SignUpForm | None = None, status: int = 200) -> HttpResponse:
         has_account = User.objects.filter(email=self.invitation.email).exists()
         if form is None and not has_account:
             form = SignUpForm(fixed_email=self.invitation.email, ask_workspace=False)
-        return {"invitation": self.invitation, "form": form, "has_account": has_account}
+        context = {"invitation": self.invitation, "form": form, "has_account": has_account}
+        return render(request, "esp/invitation_accept.html", context, status=status)
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
-        return render(request, "esp/invitation_accept.html", self._context())
+        return self._render(request)
 
     def post(self, request: HttpRequest, token: str) -> HttpResponse:
-        from esp.models import User
-
-        if request.user.is_authenticated:
-            user = request.user
-        else:
-            data = request.POST.copy()
-            data["email"] = self.invitation.email
-            form = SignUpForm(data, fixed_email=self.invitation.email, ask_workspace=False)
-            if not form.is_valid():
-                return render(request, "esp/invitation_accept.html", self._context(form), status=400)
-            user = User.objects.create_user(email=self.invitation.email, password=form.cleaned_data["password"])
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         try:
-            membership = services.invitation_accept(invitation=self.invitation, user=user)  # type: ignore[arg-type]
+            if request.user.is_authenticated:
+                membership = services.invitation_accept(invitation=self.invitation, user=request_user(request))
+            else:
+                data = request.POST.copy()
+                data["email"] = self.invitation.email
+                form = SignUpForm(data, fixed_email=self.invitation.email, ask_workspace=False)
+                if not form.is_valid():
+                    return self._render(request, form, status=400)
+                membership = services.invitation_accept_as_new_user(
+                    invitation=self.invitation,
+                    password=form.cleaned_data["password"],
+                )
+                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
         except ValidationError as error:
             _form_errors(request, error)
-            return render(request, "esp/invitation_accept.html", self._context(), status=400)
+            return self._render(request, status=400)
         request.session[SESSION_WORKSPACE_KEY] = membership.workspace_id
         messages.success(request, _("You joined %(name)s.") % {"name": membership.workspace.name})
         return redirect("home")
@@ -133,7 +144,7 @@ class WorkspaceCreateView(LoginRequiredMixin, View):
         form = WorkspaceCreateForm(request.POST)
         if not form.is_valid():
             return render(request, "esp/workspace_create.html", {"form": form}, status=400)
-        workspace = services.workspace_create(name=form.cleaned_data["name"], owner=request.user)  # type: ignore[arg-type]
+        workspace = services.workspace_create(name=form.cleaned_data["name"], owner=request_user(request))
         request.session[SESSION_WORKSPACE_KEY] = workspace.pk
         messages.success(request, _("Workspace %(name)s created.") % {"name": workspace.name})
         return redirect("home")
@@ -141,9 +152,13 @@ class WorkspaceCreateView(LoginRequiredMixin, View):
 
 class WorkspaceSwitchView(LoginRequiredMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
-        membership = selectors.memberships_of_user(request.user).filter(  # type: ignore[arg-type]
-            workspace_id=request.POST.get("workspace_id") or 0,
-        ).first()
+        membership = (
+            selectors.memberships_of_user(request_user(request))
+            .filter(  # type: ignore[arg-type]
+                workspace_id=request.POST.get("workspace_id") or 0,
+            )
+            .first()
+        )
         if membership is None:
             messages.error(request, _("You are not a member of that workspace."))
         else:
@@ -175,21 +190,43 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 # --- workspace pages ------------------------------------------------------------------------
 
+
 class HomeView(WorkspaceView):
     def get(self, request: HttpRequest) -> HttpResponse:
         workspace = self.workspace
         members = selectors.workspace_members(workspace=workspace).count()
         keys = selectors.api_keys(workspace=workspace).filter(revoked_at__isnull=True).count()
+        # Only the steps this person may take; all of them are an owner's today.
         checklist = [
-            (_("Add the postal address printed in every marketing email"), bool(workspace.postal_address), "workspace-settings"),
-            (_("Set the default sender address"), bool(workspace.default_from_email), "workspace-settings"),
-            (_("Create an API key for your shop backend"), keys > 0, "api-keys"),
-            (_("Invite a teammate"), members > 1, "members"),
+            (label, done, url_name)
+            for label, done, url_name, role in [
+                (
+                    _("Add the postal address printed in every marketing email"),
+                    bool(workspace.postal_address),
+                    "workspace-settings",
+                    Role.OWNER,
+                ),
+                (
+                    _("Set the default sender address"),
+                    bool(workspace.default_from_email),
+                    "workspace-settings",
+                    Role.OWNER,
+                ),
+                (_("Create an API key for your shop backend"), keys > 0, "api-keys", Role.OWNER),
+                (_("Invite a teammate"), members > 1, "members", Role.OWNER),
+            ]
+            if self.can(role)
         ]
-        return render(request, "esp/home.html", {
-            "checklist": checklist, "members": members, "active_keys": keys,
-            "outbox_count": selectors.outbox_messages(workspace=workspace).count(),
-        })
+        return render(
+            request,
+            "esp/home.html",
+            {
+                "checklist": checklist,
+                "members": members,
+                "active_keys": keys,
+                "outbox_count": selectors.outbox_messages(workspace=workspace).count(),
+            },
+        )
 
 
 class WorkspaceSettingsView(WorkspaceView):
@@ -206,9 +243,9 @@ class WorkspaceSettingsView(WorkspaceView):
         form = WorkspaceForm(request.POST, instance=self.workspace)
         if not form.is_valid():
             return render(request, "esp/workspace_settings.html", {"form": form}, status=400)
-        services.workspace_update(workspace=self.workspace, **{
-            name: form.cleaned_data[name] for name in WorkspaceForm.Meta.fields
-        })
+        services.workspace_update(
+            workspace=self.workspace, **{name: form.cleaned_data[name] for name in WorkspaceForm.Meta.fields}
+        )
         messages.success(request, _("Workspace settings saved."))
         return redirect("workspace-settings")
 
@@ -217,13 +254,17 @@ class MembersView(WorkspaceView):
     write_role = Role.OWNER
 
     def _render(self, request: HttpRequest, form: InvitationForm | None = None, status: int = 200) -> HttpResponse:
-        return render(request, "esp/members.html", {
-            "members": selectors.workspace_members(workspace=self.workspace),
-            "invitations": selectors.open_invitations(workspace=self.workspace),
-            "form": form or InvitationForm(),
-            "roles": [(role, label, ROLE_HELP[role]) for role, label in Role.choices],
-            "role_form": MemberRoleForm(),
-        }, status=status)
+        return render(
+            request,
+            "esp/members.html",
+            {
+                "members": selectors.workspace_members(workspace=self.workspace),
+                "invitations": selectors.open_invitations(workspace=self.workspace),
+                "form": form or InvitationForm(),
+                "roles": [(role, label, ROLE_HELP[Role(role)]) for role, label in Role.choices],
+            },
+            status=status,
+        )
 
     def get(self, request: HttpRequest) -> HttpResponse:
         return self._render(request)
@@ -234,8 +275,10 @@ class MembersView(WorkspaceView):
         if form.is_valid():
             try:
                 invitation = services.invitation_create(
-                    workspace=self.workspace, email=form.cleaned_data["email"],
-                    role=form.cleaned_data["role"], invited_by=request.user,  # type: ignore[arg-type]
+                    workspace=self.workspace,
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    invited_by=request_user(request),
                 )
             except ValidationError as error:
                 form.add_error(None, error)
@@ -249,20 +292,23 @@ class MemberRoleView(WorkspaceView):
     write_role = Role.OWNER
 
     def post(self, request: HttpRequest, member_id: int) -> HttpResponse:
-        form = MemberRoleForm(request.POST)
-        if not form.is_valid():
-            messages.error(request, _("Choose a valid role."))
-            return redirect("members")
         try:
             membership = services.membership_set_role(
-                workspace=self.workspace, membership_id=member_id, role=form.cleaned_data["role"],
+                workspace=self.workspace,
+                membership_id=member_id,
+                role=request.POST.get("role", ""),
             )
         except ValidationError as error:
             _form_errors(request, error)
         else:
-            messages.success(request, _("%(email)s is now %(role)s.") % {
-                "email": membership.user.email, "role": membership.get_role_display(),
-            })
+            messages.success(
+                request,
+                _("%(email)s is now %(role)s.")
+                % {
+                    "email": membership.user.email,
+                    "role": membership.get_role_display(),
+                },
+            )
         return redirect("members")
 
 
@@ -292,12 +338,23 @@ class ApiKeysView(WorkspaceView):
     read_role = Role.OWNER
     write_role = Role.OWNER
 
-    def _render(self, request: HttpRequest, form: ApiKeyForm | None = None, created: services.CreatedApiKey | None = None, status: int = 200) -> HttpResponse:
-        return render(request, "esp/api_keys.html", {
-            "api_keys": selectors.api_keys(workspace=self.workspace),
-            "form": form or ApiKeyForm(),
-            "created": created,
-        }, status=status)
+    def _render(
+        self,
+        request: HttpRequest,
+        form: ApiKeyForm | None = None,
+        created: services.CreatedApiKey | None = None,
+        status: int = 200,
+    ) -> HttpResponse:
+        return render(
+            request,
+            "esp/api_keys.html",
+            {
+                "api_keys": selectors.api_keys(workspace=self.workspace),
+                "form": form or ApiKeyForm(),
+                "created": created,
+            },
+            status=status,
+        )
 
     def get(self, request: HttpRequest) -> HttpResponse:
         return self._render(request)
@@ -307,10 +364,17 @@ class ApiKeysView(WorkspaceView):
         form = ApiKeyForm(request.POST)
         if not form.is_valid():
             return self._render(request, form, status=400)
-        created = services.api_key_create(
-            workspace=self.workspace, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
-            created_by=request.user,  # type: ignore[arg-type]
-        )
+        try:
+            created = services.api_key_create(
+                workspace=self.workspace,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                created_by=request_user(request),
+                form_token=form.cleaned_data["form_token"],  # type: ignore[arg-type]
+            )
+        except ValidationError as error:
+            _form_errors(request, error)
+            return redirect("api-keys")
         response = self._render(request, created=created)
         response["Cache-Control"] = "no-store"
         return response
@@ -331,21 +395,27 @@ class OutboxView(WorkspaceView):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         # Keyset pagination: "older than id X", so a page costs the same on message one million.
-        queryset = selectors.outbox_messages(workspace=self.workspace, user=request.user)  # type: ignore[arg-type]
+        queryset = selectors.outbox_messages(workspace=self.workspace, user=request_user(request))
         before = request.GET.get("before", "")
         if before.isdigit():
             queryset = queryset.filter(id__lt=int(before))
         page = list(queryset[: self.page_size + 1])
-        return render(request, "esp/outbox.html", {
-            "outbox": page[: self.page_size],
-            "next_before": page[self.page_size - 1].pk if len(page) > self.page_size else None,
-        })
+        return render(
+            request,
+            "esp/outbox.html",
+            {
+                "outbox": page[: self.page_size],
+                "next_before": page[self.page_size - 1].pk if len(page) > self.page_size else None,
+            },
+        )
 
 
 class OutboxMessageView(WorkspaceView):
     def get(self, request: HttpRequest, message_id: int) -> HttpResponse:
         message = selectors.outbox_message_get(
-            workspace=self.workspace, message_id=message_id, user=request.user,  # type: ignore[arg-type]
+            workspace=self.workspace,
+            message_id=message_id,
+            user=request_user(request),
         )
         return render(request, "esp/outbox_message.html", {"message": message})
 
@@ -358,6 +428,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
     response = django_set_language(request)
     language = request.POST.get("language", "")
     if request.method == "POST" and request.user.is_authenticated and language in dict(settings.LANGUAGES):
-        request.user.language = language  # type: ignore[union-attr]
-        request.user.save(update_fields=["language"])  # type: ignore[union-attr]
+        user = request_user(request)
+        user.language = language
+        user.save(update_fields=["language"])
     return response

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import redirect
 from django.views import View
 
-from esp.models import Membership, Role, Workspace
+from esp.models import Membership, Role, User, Workspace
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -44,3 +44,9 @@ class WorkspaceView(LoginRequiredMixin, View):
 
     def can(self, role: str) -> bool:
         return Role.at_least(self.membership.role, role)
+
+
+def request_user(request: HttpRequest) -> User:
+    """The logged-in user of a view that required login (narrows the type for services)."""
+    assert isinstance(request.user, User)
+    return request.user

@@ -52,7 +52,9 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         secret = key_from_header(header)
         if secret is None:
-            raise exceptions.AuthenticationFailed(_("Use 'Authorization: Bearer <API key>' or HTTP Basic with the key as user name."))
+            raise exceptions.AuthenticationFailed(
+                _("Use 'Authorization: Bearer <API key>' or HTTP Basic with the key as user name.")
+            )
         api_key = api_key_authenticate(secret)
         if api_key is None:
             raise exceptions.AuthenticationFailed(_("This API key is unknown or has been revoked."))

@@ -19,7 +19,7 @@ class ApiKeyInfoSerializer(serializers.ModelSerializer[ApiKey]):
 
 class WhoAmISerializer(serializers.Serializer[dict[str, object]]):
     workspace = WorkspaceSerializer()
-    api_key = ApiKeyInfoSerializer()
+    api_key = ApiKeyInfoSerializer(allow_null=True, help_text="Empty when called with a browser session.")
 
 
 class OutboxMessageSerializer(serializers.ModelSerializer[OutboxMessage]):

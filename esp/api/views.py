@@ -12,6 +12,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from esp import selectors
+from esp.api.permissions import request_membership
 from esp.api.serializers import OutboxMessageSerializer, WhoAmISerializer
 from esp.models import ApiKey, ApiScope, OutboxMessage, Workspace
 
@@ -21,13 +22,13 @@ class WorkspaceAPIView(APIView):
     write_scope: str | None = None
 
     @property
-    def api_key(self) -> ApiKey:
-        assert isinstance(self.request.auth, ApiKey)
-        return self.request.auth
-
-    @property
     def workspace(self) -> Workspace:
-        return self.api_key.workspace
+        """The key's workspace, or the session member's current one; never a request field."""
+        if isinstance(self.request.auth, ApiKey):
+            return self.request.auth.workspace
+        membership = request_membership(self.request)
+        assert membership is not None  # HasApiKeyScope refused the request otherwise
+        return membership.workspace
 
 
 class ApiRootView(WorkspaceAPIView):
@@ -35,12 +36,14 @@ class ApiRootView(WorkspaceAPIView):
 
     @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
-        return Response({
-            "me": reverse("api-me", request=request),
-            "outbox_messages": reverse("api-outbox-list", request=request),
-            "schema": reverse("api-schema", request=request),
-            "docs": reverse("api-docs", request=request),
-        })
+        return Response(
+            {
+                "me": reverse("api-me", request=request),
+                "outbox_messages": reverse("api-outbox-list", request=request),
+                "schema": reverse("api-schema", request=request),
+                "docs": reverse("api-docs", request=request),
+            }
+        )
 
 
 class WhoAmIView(WorkspaceAPIView):
@@ -50,7 +53,8 @@ class WhoAmIView(WorkspaceAPIView):
 
     @extend_schema(responses=WhoAmISerializer, operation_id="me")
     def get(self, request: Request) -> Response:
-        return Response(WhoAmISerializer({"workspace": self.workspace, "api_key": self.api_key}).data)
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        return Response(WhoAmISerializer({"workspace": self.workspace, "api_key": api_key}).data)
 
 
 class OutboxMessageListView(WorkspaceAPIView, generics.ListAPIView[OutboxMessage]):

@@ -41,7 +41,15 @@ def _secret_key() -> str:
     value = env.raw("SECRET_KEY")
     if value:
         return value
-    # Local runs keep a generated key in var/ so sessions survive a restart.
+    # A local run: started by the launcher, or a manage.py next to it using var/embedded.env.
+    local_run = env.boolean("ESP_LAUNCHER", False) or (not env.raw("DATABASE_URL") and bool(embedded))
+    if not local_run:
+        raise EnvError(
+            "SECRET_KEY is not set. Set it to a long random value shared by web, worker and beat "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    # Local runs through the launcher keep a generated key in var/, so sessions and signed
+    # links survive a restart.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
         VAR_DIR.mkdir(exist_ok=True)
@@ -50,12 +58,12 @@ def _secret_key() -> str:
     return key_file.read_text().strip()
 
 
-DEBUG = env.bool("DEBUG", False)
+DEBUG = env.boolean("DEBUG", False)
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.strings("CSRF_TRUSTED_ORIGINS", [])
 # Absolute base URL for links in emails (password reset, invitations, later unsubscribe links).
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -132,12 +140,12 @@ def _redis_client_url(broker_url: str, db: int) -> str:
     return f"{base}/{db}"
 
 
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_RESULT_BACKEND = env.string("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env.str("CACHE_URL", _redis_client_url(CELERY_BROKER_URL, 1)),
-        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", "esp"),
+        "LOCATION": env.string("CACHE_URL", _redis_client_url(CELERY_BROKER_URL, 1)),
+        "KEY_PREFIX": env.string("CACHE_KEY_PREFIX", "esp"),
     }
 }
 
@@ -156,7 +164,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # nothing may be scheduled with an ETA/countdown longer than this: delays and schedules are
 # rows with a `due_at` claimed by beat ticks. One hour is far above any task's run time and any
 # retry backoff we use, so a healthy long task is never delivered twice.
-CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+CELERY_VISIBILITY_TIMEOUT_SECONDS = env.integer("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -171,15 +179,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", False)
+SESSION_COOKIE_SECURE = env.boolean("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=300)
+SESSION_COOKIE_AGE = env.integer("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=300)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env.bool("BEHIND_HTTPS_PROXY", False):
+if env.boolean("BEHIND_HTTPS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
+INVITATION_MAX_AGE_DAYS = env.integer("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 
 # --- Languages: every UI string is translatable; English and Russian catalogues ship ---
 LANGUAGE_CODE = "en"
@@ -197,7 +205,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_ROOT = Path(env.string("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # --- Mail: the outbox stores every message in the database; SMTP for a real server ---
 MAIL_TRANSPORT = env.choice("MAIL_TRANSPORT", "outbox", ["outbox", "smtp"])
@@ -205,18 +213,22 @@ EMAIL_BACKEND = {
     "outbox": "esp.mail.OutboxBackend",
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
 }[MAIL_TRANSPORT]
-EMAIL_HOST = env.str("SMTP_HOST", "localhost")
-EMAIL_PORT = env.int("SMTP_PORT", 25, minimum=1)
-EMAIL_HOST_USER = env.str("SMTP_USER", "")
-EMAIL_HOST_PASSWORD = env.str("SMTP_PASSWORD", "")
-EMAIL_USE_TLS = env.bool("SMTP_STARTTLS", False)
+EMAIL_HOST = env.string("SMTP_HOST", "localhost")
+EMAIL_PORT = env.integer("SMTP_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env.string("SMTP_USER", "")
+EMAIL_HOST_PASSWORD = env.string("SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env.boolean("SMTP_STARTTLS", False)
 EMAIL_TIMEOUT = 30
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Mini ESP <no-reply@localhost>")
+DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Mini ESP <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API ---
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["esp.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "esp.api.auth.ApiKeyAuthentication",
+        # A logged-in member can use the API from the browser (interactive docs); CSRF applies.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["esp.api.permissions.HasApiKeyScope"],
     "DEFAULT_THROTTLE_CLASSES": ["esp.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env.rate("API_RATE_LIMIT", "1200/min")},

@@ -40,11 +40,11 @@ class Env:
             return None
         return value.strip()
 
-    def str(self, name: str, default: str) -> str:
+    def string(self, name: str, default: str) -> str:
         value = self.raw(name)
         return default if value is None else value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool) -> bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -54,7 +54,7 @@ class Env:
             return False
         raise _bad(name, value, "one of " + ", ".join(sorted(TRUE_WORDS | FALSE_WORDS)))
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
         value = self.raw(name)
         if value is None:
             return default
@@ -66,21 +66,21 @@ class Env:
             raise _bad(name, value, f"a whole number of at least {minimum}")
         return number
 
-    def list(self, name: str, default: list[str]) -> list[str]:
+    def strings(self, name: str, default: list[str]) -> list[str]:
         value = self.raw(name)
         if value is None:
             return default
         return [item.strip() for item in value.split(",") if item.strip()]
 
     def choice(self, name: str, default: str, choices: list[str]) -> str:
-        value = self.str(name, default)
+        value = self.string(name, default)
         if value not in choices:
             raise _bad(name, value, "one of " + ", ".join(choices))
         return value
 
     def rate(self, name: str, default: str) -> str:
         """A DRF throttle rate such as '600/min'."""
-        value = self.str(name, default)
+        value = self.string(name, default)
         count, _, period = value.partition("/")
         if not count.isdigit() or period not in {"s", "sec", "m", "min", "h", "hour", "d", "day"}:
             raise _bad(name, value, "a rate like 600/min (periods: s, min, hour, day)")

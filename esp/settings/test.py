@@ -17,3 +17,8 @@ CACHES = {
         "KEY_PREFIX": "esp-test",
     }
 }
+LOGGING = {**LOGGING, "root": {"handlers": ["stdout"], "level": "WARNING"}}
+# A `make run` worker on the same Redis must not take the test suite's tasks.
+CELERY_TASK_DEFAULT_QUEUE = "esp-test"
+# Lets two suites run side by side on one server (e.g. a browser run next to the unit tests).
+DATABASES["default"]["TEST"] = {"NAME": env.string("TEST_DATABASE_NAME", "test_" + DATABASES["default"]["NAME"])}

@@ -47,7 +47,10 @@ class Command(BaseCommand):
         owner_email = DEMO_PEOPLE[0][0]
         if workspace is None:
             owner = User.objects.filter(email=owner_email).first() or User.objects.create_user(
-                email=owner_email, password=password, is_staff=True, is_superuser=True,
+                email=owner_email,
+                password=password,
+                is_staff=True,
+                is_superuser=True,
             )
             workspace = services.workspace_create(name="Demo Shop", owner=owner, time_zone="Europe/Sofia")
             workspace.slug = DEMO_SLUG
@@ -57,13 +60,17 @@ class Command(BaseCommand):
         for email, role, first, last, language in DEMO_PEOPLE:
             user = User.objects.filter(email=email).first()
             if user is None:
-                user = User.objects.create_user(email=email, password=password, first_name=first,
-                                                last_name=last, language=language)
+                user = User.objects.create_user(
+                    email=email, password=password, first_name=first, last_name=last, language=language
+                )
             Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
         api_key = saved.get("api_key")
         if not api_key or not ApiKey.objects.filter(workspace=workspace, prefix=api_key.split("_")[1]).exists():
             api_key = services.api_key_create(
-                workspace=workspace, name="Demo shop backend", scopes=list(ApiScope.values), created_by=None,
+                workspace=workspace,
+                name="Demo shop backend",
+                scopes=list(ApiScope.values),
+                created_by=None,
             ).secret
         return {"password": password, "api_key": api_key}
 

@@ -1,0 +1,204 @@
+"""Tenant isolation, walked over every URL of the site and the API.
+
+For every URL pattern that takes an object id, the id of a `globex` object is requested as an
+`acme` member (browser) and with an `acme` API key: each method the view answers must be a 404,
+never a 403 that would confirm the object exists. Every list page is checked for `globex`'s
+marker text. A new URL pattern is covered automatically; a new kind of object id must be
+registered in OBJECT_IDS below, or the walk fails and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+from rest_framework.views import APIView
+
+from esp import services
+from esp.models import Invitation, Role, Workspace
+from tests.conftest import key_client, logged_in
+from tests.factories import OutboxMessageFactory, api_key, member
+
+MARKER = "globexsecretmarker"
+
+# Platform-operator pages (superusers only) and public pages that hold no workspace data.
+NOT_WORKSPACE_PAGES = ("admin/", "accounts/", "i18n/", "healthz", "api/schema/", "api/docs/", "invite/", "workspaces/")
+
+
+def _invitation(workspace: Workspace) -> int:
+    inviter = member(workspace, Role.OWNER, email=f"inviter-{workspace.slug}@{MARKER}.test")
+    return services.invitation_create(
+        workspace=workspace,
+        email=f"invitee-{workspace.slug}@{MARKER}.test",
+        role=Role.VIEWER,
+        invited_by=inviter,
+    ).pk
+
+
+def _membership(workspace: Workspace) -> int:
+    user = member(workspace, Role.MARKETER, email=f"member-{workspace.slug}@{MARKER}.test")
+    return user.memberships.get(workspace=workspace).pk
+
+
+def _api_key(workspace: Workspace) -> int:
+    return services.api_key_create(
+        workspace=workspace, name=f"{MARKER} key", scopes=["contacts:read"], created_by=None
+    ).api_key.pk
+
+
+def _message(workspace: Workspace) -> int:
+    return OutboxMessageFactory(workspace=workspace, subject=f"{MARKER} subject", to=[f"to@{MARKER}.test"]).pk
+
+
+# URL keyword -> how to make one such object in a workspace, returning its id.
+OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
+    "member_id": _membership,
+    "invitation_id": _invitation,
+    "api_key_id": _api_key,
+    "message_id": _message,
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # with <kwarg> placeholders
+    callback: Any
+    kwargs: tuple[str, ...]
+
+    @property
+    def is_api(self) -> bool:
+        return self.path.startswith("api/")
+
+    def methods(self) -> list[str]:
+        view_class = getattr(self.callback, "view_class", None) or getattr(self.callback, "cls", None)
+        if view_class is None:
+            return ["get", "post"]
+        names = [m for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m)]
+        if issubclass(view_class, APIView) and hasattr(view_class, "retrieve"):
+            names = [m for m in names if m != "post"]
+        return names
+
+    def url(self, ids: dict[str, int]) -> str:
+        url = "/" + self.path
+        for kwarg in self.kwargs:
+            url = url.replace(f"<{kwarg}>", str(ids[kwarg]))
+        return url
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[Route]:
+    for entry in patterns:
+        route = str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + route)
+        elif isinstance(entry, URLPattern):
+            full = prefix + route
+            kwargs = tuple(entry.pattern.converters) if hasattr(entry.pattern, "converters") else ()
+            # Normalise "<int:member_id>" into "<member_id>" for substitution.
+            for kwarg in kwargs:
+                for converter in ("int:", "str:", "slug:", "uuid:", "path:"):
+                    full = full.replace(f"<{converter}{kwarg}>", f"<{kwarg}>")
+            yield Route(full, entry.callback, kwargs)
+
+
+def workspace_routes() -> list[Route]:
+    return [r for r in _walk(get_resolver().url_patterns) if not r.path.startswith(NOT_WORKSPACE_PAGES)]
+
+
+def test_every_object_id_in_a_url_is_registered() -> None:
+    unknown = {k for r in workspace_routes() for k in r.kwargs} - set(OBJECT_IDS)
+    assert not unknown, f"Register a factory in OBJECT_IDS for these URL keywords: {sorted(unknown)}"
+
+
+def test_the_walk_covers_pages_and_api() -> None:
+    routes = workspace_routes()
+    assert any(r.is_api and r.kwargs for r in routes)
+    assert any(not r.is_api and r.kwargs for r in routes)
+
+
+@pytest.fixture
+def globex_ids(globex: Workspace) -> dict[str, int]:
+    return {kwarg: make(globex) for kwarg, make in OBJECT_IDS.items()}
+
+
+@pytest.fixture
+def acme_ids(acme: Workspace) -> dict[str, int]:
+    return {kwarg: make(acme) for kwarg, make in OBJECT_IDS.items()}
+
+
+def _request(client: Client | APIClient, method: str, url: str) -> int:
+    return getattr(client, method)(url).status_code
+
+
+@pytest.mark.django_db
+def test_objects_of_another_workspace_are_404_everywhere(
+    acme: Workspace, acme_client: Client, globex_ids: dict[str, int]
+) -> None:
+    api = key_client(api_key(acme))
+    failures = []
+    for route in workspace_routes():
+        if not route.kwargs:
+            continue
+        url = route.url(globex_ids)
+        for client_name, client in (("browser", acme_client), ("api key", api)):
+            if route.is_api != (client_name == "api key") and client_name == "api key":
+                continue
+            for method in route.methods():
+                status = _request(client, method, url)
+                if status != 404:
+                    failures.append(f"{client_name} {method.upper()} {url} -> {status}")
+        if route.is_api:
+            for method in route.methods():
+                status = _request(acme_client, method, url)
+                if status != 404:
+                    failures.append(f"session {method.upper()} {url} -> {status}")
+    assert not failures, "Another workspace's object was not a 404:\n" + "\n".join(failures)
+
+
+@pytest.mark.django_db
+def test_own_objects_are_reachable(acme: Workspace, acme_client: Client, acme_ids: dict[str, int]) -> None:
+    """The other half: the same walk on acme's own ids answers, so the 404s above are earned."""
+    api = key_client(api_key(acme))
+    for route in workspace_routes():
+        if route.kwargs and "get" in route.methods():
+            client = api if route.is_api else acme_client
+            assert client.get(route.url(acme_ids)).status_code == 200, route.path
+
+
+@pytest.mark.django_db
+def test_list_pages_show_nothing_of_another_workspace(
+    acme: Workspace, acme_client: Client, globex_ids: dict[str, int]
+) -> None:
+    api = key_client(api_key(acme))
+    for route in workspace_routes():
+        if route.kwargs or "get" not in route.methods():
+            continue
+        for client in (api, acme_client) if route.is_api else (acme_client,):
+            response = client.get("/" + route.path)
+            assert response.status_code == 200, route.path
+            assert MARKER not in response.content.decode(), f"globex data shown on /{route.path}"
+
+
+@pytest.mark.django_db
+def test_session_cannot_select_a_workspace_it_is_not_member_of(
+    acme: Workspace, acme_client: Client, globex: Workspace
+) -> None:
+    acme_client.post("/workspaces/switch/", {"workspace_id": globex.pk})
+    session = acme_client.session
+    session["workspace_id"] = globex.pk  # even a forged session value is ignored
+    session.save()
+    response = acme_client.get("/")
+    assert b"Acme" in response.content and b"Globex" not in response.content
+
+
+@pytest.mark.django_db
+def test_invitation_links_do_not_cross_workspaces(acme: Workspace, globex: Workspace) -> None:
+    invitation = Invitation.objects.get(pk=_invitation(globex))
+    user = member(acme, Role.OWNER, email=invitation.email)
+    membership = services.invitation_accept(invitation=invitation, user=user)
+    assert membership.workspace == globex
+    assert logged_in(user).get("/").status_code == 200

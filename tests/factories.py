@@ -1,0 +1,73 @@
+"""Factories for the test suite. Personas: two workspaces, `acme` and `globex` (conftest)."""
+
+from __future__ import annotations
+
+import factory
+from factory.django import DjangoModelFactory
+
+from esp import services
+from esp.models import ApiScope, Membership, OutboxMessage, Role, User, Workspace
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"person{n}@example.com")
+    first_name = factory.Faker("first_name")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def saved(obj: User, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            obj.save()
+
+
+class WorkspaceFactory(DjangoModelFactory[Workspace]):
+    class Meta:
+        model = Workspace
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Shop {n}")
+    slug = factory.Sequence(lambda n: f"shop-{n}")
+    default_from_email = factory.LazyAttribute(lambda o: f"hello@{o.slug}.example")
+    postal_address = "1 Market Street, Springfield"
+
+
+class MembershipFactory(DjangoModelFactory[Membership]):
+    class Meta:
+        model = Membership
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.OWNER
+
+
+class OutboxMessageFactory(DjangoModelFactory[OutboxMessage]):
+    class Meta:
+        model = OutboxMessage
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    from_email = "shop@example.com"
+    to = factory.LazyFunction(lambda: ["customer@example.com"])
+    subject = factory.Sequence(lambda n: f"Message {n}")
+    text_body = "Hello"
+
+
+def member(workspace: Workspace, role: str = Role.OWNER, **user_fields: object) -> User:
+    user = UserFactory(**user_fields)
+    MembershipFactory(workspace=workspace, user=user, role=role)
+    return user
+
+
+def api_key(workspace: Workspace, scopes: list[str] | None = None, name: str = "test key") -> str:
+    """A new key's secret, with all scopes unless told otherwise."""
+    return services.api_key_create(
+        workspace=workspace,
+        name=name,
+        scopes=list(ApiScope.values) if scopes is None else scopes,
+        created_by=None,
+    ).secret
