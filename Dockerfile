@@ -61,4 +61,4 @@ EXPOSE 8000
 # --no-control-socket: gunicorn would otherwise try to create $HOME/.gunicorn/gunicorn.ctl, and
 # the app user's home (/app) is read-only to it (a non-fatal ERROR line at every start).
 CMD ["gunicorn", "esp.wsgi", "--bind", "0.0.0.0:8000", "--threads", "4", \
-     "--access-logfile", "-", "--graceful-timeout", "10", "--no-control-socket"]
+     "--graceful-timeout", "10", "--no-control-socket"]

@@ -198,22 +198,10 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
 
 
 def web_command(host: str, port: int) -> list[str]:
-    return [
-        PYTHON,
-        "-m",
-        "gunicorn",
-        "esp.wsgi",
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        os.environ.get("WEB_CONCURRENCY", "2"),
-        "--threads",
-        "4",
-        "--access-logfile",
-        "-",
-        "--graceful-timeout",
-        "10",
-    ]
+    # No gunicorn access log: RequestLogMiddleware already writes one line per request.
+    options = "--threads 4 --graceful-timeout 10 --no-control-socket".split()
+    workers = os.environ.get("WEB_CONCURRENCY", "2")
+    return [PYTHON, "-m", "gunicorn", "esp.wsgi", "--bind", f"{host}:{port}", "--workers", workers, *options]
 
 
 def run(args: argparse.Namespace) -> int:
