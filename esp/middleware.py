@@ -26,14 +26,20 @@ class RequestLogMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         workspace = getattr(request, "workspace", None)
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
         request_logger.info(
-            "request",
+            # Readable as text (make run); the same values are JSON fields in production logs.
+            "%s %s %s %sms",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
             extra={
                 "request_id": request_id,
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "duration_ms": duration_ms,
                 "workspace_id": workspace.pk if workspace else None,
             },
         )

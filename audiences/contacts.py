@@ -1,0 +1,314 @@
+"""Reading contact rows from the outside (API items, CSV lines, event traits) and writing them
+in bulk: one COPY into a temporary table, then one set-based INSERT … ON CONFLICT. The API's
+bulk upsert and the CSV import both come through here, so a row is judged the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
+
+from audiences.fields import clean_attributes
+from audiences.models import CustomField, Gender, MailingList, normalise_email
+from esp.models import Workspace
+
+# Pragmatic address check: one @, a dot in the domain, no spaces; length limits of RFC 5321.
+EMAIL_RE = re.compile(
+    r"^[^@\s\"(),:;<>\[\\\]]{1,64}@(?=.{1,253}$)([A-Za-z0-9\u00a1-\uffff-]{1,63}\.)+[A-Za-z\u00a1-\uffff]{2,63}$"
+)
+TEXT_FIELDS = ("first_name", "last_name", "phone", "city", "locale")
+MAX_TEXT = {"first_name": 150, "last_name": 150, "phone": 40, "city": 120, "locale": 16}
+STANDARD_FIELDS = ("email", "external_id", *TEXT_FIELDS, "gender", "birth_date", "country", "time_zone", "tags")
+TIME_ZONES = frozenset(zoneinfo.available_timezones())
+
+
+@dataclass
+class ContactInput:
+    email: str
+    external_id: str = ""
+    values: dict[str, Any] = field(default_factory=dict)  # standard fields that were given
+    attributes: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+
+def custom_fields_of(workspace: Workspace) -> dict[str, CustomField]:
+    return {f.key: f for f in CustomField.objects.in_workspace(workspace)}
+
+
+def parse_contact(
+    data: Mapping[str, Any], fields: dict[str, CustomField], *, keep_unknown: bool = False
+) -> ContactInput:
+    """Validate one contact given as a flat mapping: standard fields by name, custom fields
+    under `attributes` or by their key. Raises ValidationError naming each bad field."""
+    errors: dict[str, str] = {}
+    email = normalise_email(str(data.get("email") or ""))
+    if not email:
+        errors["email"] = _("An email address is required.")
+    elif not EMAIL_RE.match(email):
+        errors["email"] = _("%(value)r is not a valid email address.") % {"value": email}
+    values: dict[str, Any] = {}
+    for name in TEXT_FIELDS:
+        if name in data and data[name] is not None:
+            text = str(data[name]).strip()
+            if len(text) > MAX_TEXT[name]:
+                errors[name] = _("At most %(n)d characters.") % {"n": MAX_TEXT[name]}
+            values[name] = text
+    if data.get("gender") not in (None, ""):
+        gender = str(data["gender"]).strip().lower()
+        if gender not in Gender.values:
+            errors["gender"] = _("One of: %(choices)s.") % {"choices": ", ".join(Gender.values)}
+        values["gender"] = gender
+    if data.get("birth_date") not in (None, ""):
+        raw = data["birth_date"]
+        birth = raw if isinstance(raw, dt.date) else _parse_date(str(raw))
+        if birth is None:
+            errors["birth_date"] = _("Expected a date (YYYY-MM-DD), got %(value)r.") % {"value": raw}
+        values["birth_date"] = birth
+    if data.get("country") not in (None, ""):
+        country = str(data["country"]).strip().upper()
+        if not re.fullmatch(r"[A-Z]{2}", country):
+            errors["country"] = _("Expected a two-letter ISO country code.")
+        values["country"] = country
+    if data.get("time_zone") not in (None, ""):
+        if str(data["time_zone"]) not in TIME_ZONES:
+            errors["time_zone"] = _("Unknown time zone %(value)r.") % {"value": data["time_zone"]}
+        values["time_zone"] = str(data["time_zone"])
+    raw_attributes = dict(data.get("attributes") or {})
+    for key in fields:
+        if key in data and key not in STANDARD_FIELDS:
+            raw_attributes.setdefault(key, data[key])
+    try:
+        attributes = clean_attributes(fields, raw_attributes, keep_unknown=keep_unknown)
+    except ValidationError as error:
+        errors.update({key: " ".join(messages) for key, messages in error.message_dict.items()})
+        attributes = {}
+    tags = data.get("tags") or []
+    if isinstance(tags, str):
+        tags = [tag for tag in (t.strip() for t in tags.split(",")) if tag]
+    if not isinstance(tags, list) or any(len(str(tag)) > 64 for tag in tags):
+        errors["tags"] = _("Tags are a list of words of at most 64 characters.")
+        tags = []
+    if errors:
+        raise ValidationError(errors)
+    return ContactInput(
+        email=email,
+        external_id=str(data.get("external_id") or "").strip()[:255],
+        values=values,
+        attributes=attributes,
+        tags=sorted({str(tag).strip() for tag in tags if str(tag).strip()}),
+    )
+
+
+def _parse_date(text: str) -> dt.date | None:
+    text = text.strip()
+    try:
+        return parse_date(text) or dt.datetime.strptime(text, "%d.%m.%Y").date()
+    except ValueError:
+        return None
+
+
+# --- bulk writing ---------------------------------------------------------------------------
+
+CREATED, UPDATED, UNCHANGED, REJECTED = "created", "updated", "unchanged", "rejected"
+
+
+@dataclass
+class RowOutcome:
+    status: str  # created | updated | unchanged (existing, skipped) | rejected
+    contact_id: int | None = None
+    error: str = ""
+
+
+# Columns copied into the staging table, in order. `given` lists the standard fields the row
+# set, so an update changes only those and never blanks a value the row did not mention.
+_STAGE_COLUMNS = (
+    "row_no", "email", "external_id", "first_name", "last_name", "gender", "birth_date", "phone", "city",
+    "country", "time_zone", "locale", "attributes", "tags", "given",
+)  # fmt: skip
+_UPDATABLE = ("first_name", "last_name", "gender", "birth_date", "phone", "city", "country", "time_zone", "locale")
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return r"\N"
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _pg_array(items: Iterable[str]) -> str:
+    return "{" + ",".join('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items) + "}"
+
+
+def _stage_line(row_no: int, item: ContactInput) -> str:
+    v = item.values
+    cells = [
+        row_no, item.email, item.external_id, v.get("first_name", ""), v.get("last_name", ""), v.get("gender", ""),
+        v.get("birth_date"), v.get("phone", ""), v.get("city", ""), v.get("country", ""), v.get("time_zone", ""),
+        v.get("locale", ""), json.dumps(item.attributes, ensure_ascii=False, default=str), _pg_array(item.tags),
+        _pg_array(v),
+    ]  # fmt: skip
+    return "\t".join(_copy_value(cell) for cell in cells) + "\n"
+
+
+def contacts_upsert(
+    *,
+    workspace: Workspace,
+    rows: list[ContactInput],
+    update_existing: bool = True,
+    source: str = "",
+    mailing_list: MailingList | None = None,
+    consent_source: str = "",
+    consent_text: str = "",
+) -> list[RowOutcome]:
+    """Insert or update contacts by email in one set-based pass and, with `mailing_list`,
+    subscribe the new or updated ones (never re-subscribing anyone who unsubscribed).
+
+    Rows are judged together: a suppressed address, an external_id that belongs to another
+    contact, or a second row for the same address (the last one wins) is rejected with its
+    reason; every other row is written. Returns one outcome per input row, in order."""
+    outcomes: list[RowOutcome | None] = [None] * len(rows)
+    last_by_email: dict[str, int] = {}
+    last_by_external: dict[str, int] = {}
+    for index, item in enumerate(rows):
+        key = item.email.lower()
+        if key in last_by_email:
+            outcomes[last_by_email[key]] = RowOutcome(REJECTED, error=_("The same address appears again later."))
+        last_by_email[key] = index
+        if item.external_id:
+            if item.external_id in last_by_external and last_by_external[item.external_id] != index:
+                earlier = last_by_external[item.external_id]
+                if outcomes[earlier] is None:
+                    outcomes[earlier] = RowOutcome(REJECTED, error=_("The same external_id appears again later."))
+            last_by_external[item.external_id] = index
+    staged = [(index, item) for index, item in enumerate(rows) if outcomes[index] is None]
+    if not staged:
+        return [outcome or RowOutcome(REJECTED) for outcome in outcomes]
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Session-local; dropped first in case an outer transaction (a test, a caller's
+        # atomic block) still holds the one of a previous call, since ON COMMIT has not come.
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.contact_stage")
+        cursor.execute(
+            """
+            CREATE TEMPORARY TABLE contact_stage (
+                row_no integer PRIMARY KEY, email text, external_id text, first_name text, last_name text,
+                gender text, birth_date date, phone text, city text, country text, time_zone text, locale text,
+                attributes jsonb, tags text[], given text[], error text,
+                contact_id bigint, inserted boolean NOT NULL DEFAULT false
+            ) ON COMMIT DROP
+            """
+        )
+        buffer = io.StringIO("".join(_stage_line(index, item) for index, item in staged))
+        cursor.cursor.copy_expert(f"COPY contact_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN", buffer)
+        cursor.execute(
+            """
+            UPDATE contact_stage s SET error = 'suppressed' FROM audiences_suppression sp
+            WHERE sp.workspace_id = %(ws)s
+              AND sp.email_hash = encode(sha256(convert_to(lower(s.email), 'UTF8')), 'hex');
+            UPDATE contact_stage s SET error = 'external_id' FROM audiences_contact c
+            WHERE s.error IS NULL AND s.external_id <> '' AND c.workspace_id = %(ws)s
+              AND c.external_id = s.external_id AND lower(c.email) <> lower(s.email);
+            """,
+            {"ws": workspace.pk},
+        )
+        now = timezone.now()
+        params = {"ws": workspace.pk, "source": source, "now": now}
+        # New addresses first; ON CONFLICT DO NOTHING leaves existing (or concurrently
+        # inserted) ones to the UPDATE below, which can see which fields each row gave.
+        cursor.execute(
+            """
+            WITH inserted AS (
+                INSERT INTO audiences_contact (
+                    workspace_id, email, external_id, first_name, last_name, gender, birth_date, phone, city,
+                    country, time_zone, locale, attributes, tags, source, created_at, updated_at
+                )
+                SELECT %(ws)s, email, external_id, first_name, last_name, gender, birth_date, phone, city,
+                       country, time_zone, locale, attributes, tags, %(source)s, %(now)s, %(now)s
+                FROM contact_stage WHERE error IS NULL ORDER BY row_no
+                ON CONFLICT (workspace_id, lower(email)) DO NOTHING
+                RETURNING id, lower(email) AS email_key
+            )
+            UPDATE contact_stage s SET contact_id = i.id, inserted = true
+            FROM inserted i WHERE lower(s.email) = i.email_key
+            """,
+            params,
+        )
+        if update_existing:
+            updates = ", ".join(
+                f"{name} = CASE WHEN '{name}' = ANY(s.given) THEN s.{name} ELSE c.{name} END" for name in _UPDATABLE
+            )
+            cursor.execute(
+                f"""
+                WITH updated AS (
+                    UPDATE audiences_contact c SET {updates},
+                        external_id = CASE WHEN s.external_id <> '' THEN s.external_id ELSE c.external_id END,
+                        attributes = c.attributes || s.attributes,
+                        tags = ARRAY(SELECT DISTINCT unnest(c.tags || s.tags) ORDER BY 1),
+                        updated_at = %(now)s
+                    FROM contact_stage s
+                    WHERE c.workspace_id = %(ws)s AND lower(c.email) = lower(s.email)
+                      AND s.error IS NULL AND NOT s.inserted
+                    RETURNING c.id, lower(c.email) AS email_key
+                )
+                UPDATE contact_stage s SET contact_id = u.id FROM updated u WHERE lower(s.email) = u.email_key
+                """,  # noqa: S608 — only constant column names are formatted in; values are parameters
+                params,
+            )
+        else:
+            cursor.execute(
+                """
+                UPDATE contact_stage s SET contact_id = c.id FROM audiences_contact c
+                WHERE c.workspace_id = %(ws)s AND lower(c.email) = lower(s.email) AND s.error IS NULL
+                  AND NOT s.inserted
+                """,
+                params,
+            )
+        cursor.execute("SELECT row_no, contact_id, inserted, error FROM contact_stage")
+        written = cursor.fetchall()
+        if mailing_list is not None:
+            _subscribe_written(cursor, workspace, mailing_list, now, consent_source or source, consent_text)
+
+    for row_no, contact_id, inserted, error in written:
+        if error == "suppressed":
+            outcomes[row_no] = RowOutcome(REJECTED, error=_("The address is on the suppression list."))
+        elif error == "external_id":
+            outcomes[row_no] = RowOutcome(REJECTED, error=_("The external_id belongs to another contact."))
+        elif inserted:
+            outcomes[row_no] = RowOutcome(CREATED, contact_id)
+        else:
+            outcomes[row_no] = RowOutcome(UPDATED if update_existing else UNCHANGED, contact_id)
+    return [outcome or RowOutcome(REJECTED) for outcome in outcomes]
+
+
+def _subscribe_written(
+    cursor: Any, workspace: Workspace, mailing_list: MailingList, now: dt.datetime, source: str, text: str
+) -> None:
+    """Subscribe the staged contacts that exist now; keep every existing subscription as it is
+    (an unsubscribe is never undone by an import) and record consent for the new ones."""
+    cursor.execute(
+        """
+        WITH new_subscriptions AS (
+            INSERT INTO audiences_subscription
+                (workspace_id, contact_id, mailing_list_id, status, created_at, confirmed_at, updated_at)
+            SELECT %(ws)s, s.contact_id, %(list)s, 'subscribed', %(now)s, %(now)s, %(now)s
+            FROM contact_stage s WHERE s.error IS NULL AND s.contact_id IS NOT NULL
+            ON CONFLICT (mailing_list_id, contact_id) DO NOTHING
+            RETURNING contact_id
+        )
+        INSERT INTO audiences_consentrecord
+            (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
+        SELECT %(ws)s, contact_id, %(list)s, 'subscribed', %(source)s, %(now)s, '', %(text)s FROM new_subscriptions
+        """,
+        {"ws": workspace.pk, "list": mailing_list.pk, "now": now, "source": source, "text": text},
+    )

@@ -1,0 +1,102 @@
+"""Typed custom fields: a value is checked and converted to its JSON form by its declared type."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+
+from audiences.models import CustomField, FieldType
+
+TRUE_WORDS = {"1", "true", "yes", "y", "on", "да"}
+FALSE_WORDS = {"0", "false", "no", "n", "off", "нет"}
+
+
+def _convert(field: CustomField, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if field.type == FieldType.TEXT:
+        return str(value)[:2000]
+    if field.type == FieldType.NUMBER:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return int(str(value).strip()) if not isinstance(value, int | float) else int(value)
+    if field.type == FieldType.DECIMAL:
+        if isinstance(value, bool):
+            raise ValueError
+        number = Decimal(str(value).strip().replace(",", "."))
+        if not number.is_finite():
+            raise ValueError
+        return str(number)
+    if field.type == FieldType.BOOLEAN:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError
+    if field.type == FieldType.DATE:
+        date = value if isinstance(value, dt.date) else parse_date(str(value).strip())
+        if date is None:
+            raise ValueError
+        return date.isoformat()
+    if field.type == FieldType.DATETIME:
+        moment = value if isinstance(value, dt.datetime) else parse_datetime(str(value).strip())
+        if moment is None:
+            raise ValueError
+        return moment.isoformat()
+    if field.type == FieldType.CHOICE:
+        values = value if isinstance(value, list) else [value]
+        unknown = [str(v) for v in values if str(v) not in field.choices]
+        if unknown:
+            raise ValueError
+        return [str(v) for v in values] if isinstance(value, list) else str(value)
+    raise ValueError
+
+
+EXPECTED = {
+    FieldType.TEXT: "text",
+    FieldType.NUMBER: "a whole number",
+    FieldType.DECIMAL: "a decimal number",
+    FieldType.BOOLEAN: "yes or no",
+    FieldType.DATE: "a date (YYYY-MM-DD)",
+    FieldType.DATETIME: "a date and time (ISO 8601)",
+    FieldType.CHOICE: "one of the field's choices",
+}
+
+
+def clean_attributes(
+    fields: dict[str, CustomField], values: dict[str, Any], *, keep_unknown: bool = False, prefix: str = "attributes"
+) -> dict[str, Any]:
+    """Typed values of the declared fields. Raises ValidationError naming each bad field as
+    `attributes.<key>`; unknown keys are an error unless `keep_unknown` (event traits)."""
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for key, value in values.items():
+        field = fields.get(key)
+        if field is None:
+            if keep_unknown:
+                cleaned[key] = value
+            else:
+                errors[f"{prefix}.{key}"] = _("Unknown custom field %(key)s.") % {"key": key}
+            continue
+        try:
+            cleaned[key] = _convert(field, value)
+        except (ValueError, TypeError, InvalidOperation, OverflowError):
+            errors[f"{prefix}.{key}"] = _("Expected %(type)s, got %(value)r.") % {
+                "type": EXPECTED[FieldType(field.type)],
+                "value": value,
+            }
+            if field.type == FieldType.CHOICE:
+                errors[f"{prefix}.{key}"] += " " + _("Choices: %(choices)s.") % {"choices": ", ".join(field.choices)}
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
