@@ -87,6 +87,9 @@ urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("accounts/", include(accounts)),
     path("settings/", include(settings_pages)),
+    # Apps are included by dotted name, so the project package imports none of them.
+    path("audience/", include("audiences.urls")),
+    path("subscribe/", include("audiences.public_urls")),
     path("workspaces/new/", views.WorkspaceCreateView.as_view(), name="workspace-create"),
     path("workspaces/switch/", views.WorkspaceSwitchView.as_view(), name="workspace-switch"),
     path("invite/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),

@@ -27,7 +27,9 @@ from tests.factories import OutboxMessageFactory, api_key, member
 MARKER = "globexsecretmarker"
 
 # Platform-operator pages (superusers only) and public pages that hold no workspace data.
-NOT_WORKSPACE_PAGES = ("admin/", "accounts/", "i18n/", "healthz", "api/schema/", "api/docs/", "invite/", "workspaces/")
+NOT_WORKSPACE_PAGES = (
+    "admin/", "accounts/", "i18n/", "healthz", "api/schema/", "api/docs/", "invite/", "workspaces/", "subscribe/",
+)  # fmt: skip
 
 
 def _invitation(workspace: Workspace) -> int:
@@ -55,12 +57,40 @@ def _message(workspace: Workspace) -> int:
     return OutboxMessageFactory(workspace=workspace, subject=f"{MARKER} subject", to=[f"to@{MARKER}.test"]).pk
 
 
+def _contact(workspace: Workspace) -> int:
+    from audiences.services import contact_save
+
+    return contact_save(workspace=workspace, data={"email": f"contact@{MARKER}.test", "first_name": MARKER})[0].pk
+
+
+def _list(workspace: Workspace) -> int:
+    from audiences.services import list_save
+
+    return list_save(workspace=workspace, data={"name": f"{MARKER} list {workspace.slug}"}).pk
+
+
+def _custom_field(workspace: Workspace) -> int:
+    from audiences.models import CustomField
+
+    return CustomField.objects.create(workspace=workspace, key=f"{MARKER}_{workspace.slug}", label=MARKER).pk
+
+
+def _suppression(workspace: Workspace) -> int:
+    from audiences.services import suppression_add
+
+    return suppression_add(workspace=workspace, email=f"suppressed@{MARKER}.test", reason="manual").pk
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id.
 OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "member_id": _membership,
     "invitation_id": _invitation,
     "api_key_id": _api_key,
     "message_id": _message,
+    "contact_id": _contact,
+    "list_id": _list,
+    "field_id": _custom_field,
+    "suppression_id": _suppression,
 }
 
 
