@@ -8,15 +8,6 @@ from django.utils.translation import gettext_lazy as _
 from audiences.models import Contact, CustomField, FieldType, Gender, MailingList, SubscriptionStatus, SuppressionReason
 from esp.forms import TIME_ZONE_CHOICES
 
-FIELD_WIDGETS: dict[str, type[forms.Field]] = {
-    FieldType.TEXT: forms.CharField,
-    FieldType.NUMBER: forms.IntegerField,
-    FieldType.DECIMAL: forms.DecimalField,
-    FieldType.DATE: forms.DateField,
-    FieldType.DATETIME: forms.DateTimeField,
-    FieldType.BOOLEAN: forms.NullBooleanField,
-}
-
 
 class ContactForm(forms.Form):
     """Standard fields plus one input per declared custom field. Validation of values happens
@@ -40,7 +31,11 @@ class ContactForm(forms.Form):
         self.custom_fields = custom_fields
         for field in custom_fields:
             name = f"attr__{field.key}"
-            if field.type == FieldType.CHOICE:
+            if field.type == FieldType.BOOLEAN:
+                self.fields[name] = forms.ChoiceField(
+                    label=field.label, required=False, choices=[("", "—"), ("true", _("Yes")), ("false", _("No"))]
+                )
+            elif field.type == FieldType.CHOICE:
                 self.fields[name] = forms.ChoiceField(
                     label=field.label, required=False, choices=[("", "—"), *((c, c) for c in field.choices)]
                 )
@@ -57,7 +52,12 @@ class ContactForm(forms.Form):
     def initial_for(cls, contact: Contact) -> dict[str, Any]:
         initial = {name: getattr(contact, name) for name in ContactForm.base_fields if name != "tags"}
         initial["tags"] = ", ".join(contact.tags)
-        initial.update({f"attr__{key}": value for key, value in contact.attributes.items()})
+        initial.update(
+            {
+                f"attr__{key}": str(value).lower() if isinstance(value, bool) else value
+                for key, value in contact.attributes.items()
+            }
+        )
         return initial
 
     def data_for_service(self) -> dict[str, Any]:
