@@ -223,7 +223,7 @@ def contacts_upsert(
             {"ws": workspace.pk},
         )
         now = timezone.now()
-        params = {"ws": workspace.pk, "source": source, "now": now}
+        params: dict[str, Any] = {"ws": workspace.pk, "source": source, "now": now}
         # New addresses first; ON CONFLICT DO NOTHING leaves existing (or concurrently
         # inserted) ones to the UPDATE below, which can see which fields each row gave.
         cursor.execute(

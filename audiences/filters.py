@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
@@ -18,7 +19,7 @@ class ContactFilter:
     tag: str = ""
 
     @classmethod
-    def from_data(cls, data: dict[str, object]) -> ContactFilter:
+    def from_data(cls, data: Mapping[str, object]) -> ContactFilter:
         list_id = data.get("list")
         return cls(
             q=str(data.get("q") or "").strip(),

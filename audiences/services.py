@@ -3,11 +3,12 @@ Every function takes the workspace it acts in; other workspaces' rows are never 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,6 +19,8 @@ from audiences.models import (
     ConsentRecord,
     ConsentSource,
     Contact,
+    CustomField,
+    FieldType,
     MailingList,
     Subscription,
     SubscriptionStatus,
@@ -53,8 +56,8 @@ def contact_update(*, workspace: Workspace, contact_id: int, data: dict[str, Any
         if clash:
             raise ValidationError({"email": _("Another contact has this address.")})
     if item.external_id and item.external_id != contact.external_id:
-        clash = Contact.objects.in_workspace(workspace).filter(external_id=item.external_id).exclude(pk=contact.pk)
-        if clash.exists():
+        others = Contact.objects.in_workspace(workspace).filter(external_id=item.external_id).exclude(pk=contact.pk)
+        if others.exists():
             raise ValidationError({"external_id": _("Another contact has this external_id.")})
     contact.email = item.email
     if "external_id" in data:
@@ -265,7 +268,6 @@ def contacts_bulk_action(
 def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, contacts: Any, *, subscribe: bool) -> int:
     """Admin subscribe adds contacts as subscribed (suppressed addresses and earlier
     unsubscribes are left out); unsubscribe flips subscribed/pending ones. Both record consent."""
-    from django.db import connection
 
     contact_sql, contact_params = contacts.values("pk").query.sql_with_params()
     now = timezone.now()
@@ -305,13 +307,6 @@ def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, contacts
 
 
 # --- custom fields --------------------------------------------------------------------------
-
-# Appended below the original imports to keep this addition self-contained; fold into the top block.
-import re  # noqa: E402
-
-from django.db import connection  # noqa: E402
-
-from audiences.models import CustomField, FieldType  # noqa: E402
 
 # Custom field keys are template variables (`contact.key`) and top-level names in contact
 # payloads, so they are identifiers and must not shadow a standard field.
@@ -364,14 +359,16 @@ def custom_field_save(*, workspace: Workspace, data: dict[str, Any], field_id: i
 
 
 @transaction.atomic
-def custom_field_delete(*, workspace: Workspace, field_id: int) -> None:
-    """Remove the field and its values from every contact of the workspace, in one statement."""
+def custom_field_delete(*, workspace: Workspace, field_id: int, purge_values: bool = False) -> None:
+    """Remove the field. Its values stay on the contacts (declaring the key again brings them
+    back), unless `purge_values`: then they are removed from every contact in one statement."""
     field = get_object_or_404(CustomField.objects.in_workspace(workspace), pk=field_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE audiences_contact SET attributes = attributes - %s WHERE workspace_id = %s AND attributes ? %s",
-            [field.key, workspace.pk, field.key],
-        )
+    if purge_values:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE audiences_contact SET attributes = attributes - %s WHERE workspace_id = %s AND attributes ? %s",
+                [field.key, workspace.pk, field.key],
+            )
     field.delete()
 
 

@@ -254,12 +254,12 @@ class CustomFieldsView(WorkspaceView):
     def post(self, request: HttpRequest) -> HttpResponse:
         form = CustomFieldForm(request.POST)
         if form.is_valid():
-            if CustomField.objects.in_workspace(self.workspace).filter(key=form.cleaned_data["key"]).exists():
-                form.add_error("key", _("A field with this key exists already."))
+            try:
+                field = services.custom_field_save(workspace=self.workspace, data=form.cleaned_data)
+            except ValidationError as error:
+                for name, field_errors in error.message_dict.items():
+                    form.add_error(name if name in form.fields else None, field_errors)
             else:
-                field = form.save(commit=False)
-                field.workspace = self.workspace
-                field.save()
                 messages.success(request, _("Field %(key)s added.") % {"key": field.key})
                 return redirect("custom-fields")
         return self._render(request, form, status=400)
@@ -267,7 +267,7 @@ class CustomFieldsView(WorkspaceView):
 
 class CustomFieldDeleteView(WorkspaceView):
     def post(self, request: HttpRequest, field_id: int) -> HttpResponse:
-        get_object_or_404(CustomField.objects.in_workspace(self.workspace), pk=field_id).delete()
+        services.custom_field_delete(workspace=self.workspace, field_id=field_id)
         messages.success(request, _("Field removed. Values stored on contacts are kept."))
         return redirect("custom-fields")
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from esp.api import views
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("me", views.WhoAmIView.as_view(), name="api-me"),
     path("outbox/messages", views.OutboxMessageListView.as_view(), name="api-outbox-list"),
     path("outbox/messages/<int:message_id>", views.OutboxMessageDetailView.as_view(), name="api-outbox-detail"),
+    # By name, so that esp does not import the apps above it (see the import-linter layers).
+    path("", include("audiences.api.urls")),
 ]

@@ -40,6 +40,10 @@ class ApiRootView(WorkspaceAPIView):
             {
                 "me": reverse("api-me", request=request),
                 "outbox_messages": reverse("api-outbox-list", request=request),
+                "contacts": reverse("api-contacts", request=request),
+                "lists": reverse("api-lists", request=request),
+                "custom_fields": reverse("api-custom-fields", request=request),
+                "suppressions": reverse("api-suppressions", request=request),
                 "schema": reverse("api-schema", request=request),
                 "docs": reverse("api-docs", request=request),
             }

@@ -1,0 +1,111 @@
+"""Reads for the audience: contacts, lists, custom fields, suppressions. Every function takes the
+workspace and filters by it, so another workspace's rows are never found (a 404, not a 403)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from audiences.filters import ContactFilter, contacts_matching
+from audiences.models import (
+    Contact,
+    CustomField,
+    MailingList,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    email_hash,
+    normalise_email,
+)
+from esp.models import Workspace
+
+# --- contacts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactFilters:
+    """The API's contact filters: the contacts page's filter (search, list and status, tag;
+    audiences.filters, so both mean the same) plus exact email and external id."""
+
+    email: str = ""
+    external_id: str = ""
+    list_id: int | None = None
+    status: str = ""
+    tag: str = ""
+    q: str = ""
+
+
+def contacts(*, workspace: Workspace, filters: ContactFilters | None = None) -> QuerySet[Contact]:
+    if filters is None:
+        return Contact.objects.in_workspace(workspace)
+    page_filter = ContactFilter(q=filters.q.strip(), list_id=filters.list_id, status=filters.status, tag=filters.tag)
+    queryset = contacts_matching(workspace=workspace, contact_filter=page_filter)
+    if filters.email:
+        queryset = queryset.filter(email__lower=normalise_email(filters.email).lower())
+    if filters.external_id:
+        queryset = queryset.filter(external_id=filters.external_id)
+    return queryset
+
+
+def contact_get(*, workspace: Workspace, contact_id: int) -> Contact:
+    return get_object_or_404(Contact.objects.in_workspace(workspace), pk=contact_id)
+
+
+def contact_find(*, workspace: Workspace, email: str = "", external_id: str = "") -> Contact | None:
+    """The one contact with this address (compared case-insensitively) and/or external id."""
+    if not email and not external_id:
+        return None
+    return contacts(workspace=workspace, filters=ContactFilters(email=email, external_id=external_id)).first()
+
+
+# --- lists ----------------------------------------------------------------------------------
+
+
+def lists(*, workspace: Workspace) -> QuerySet[MailingList]:
+    return MailingList.objects.in_workspace(workspace)
+
+
+def list_get(*, workspace: Workspace, list_id: int) -> MailingList:
+    return get_object_or_404(lists(workspace=workspace), pk=list_id)
+
+
+def list_get_with_counts(*, workspace: Workspace, list_id: int) -> MailingList:
+    """The list with `pending`, `subscribed` and `unsubscribed` counted in the same query."""
+    counts = {
+        status: Count("subscriptions", filter=Q(subscriptions__status=status)) for status in SubscriptionStatus.values
+    }
+    return get_object_or_404(lists(workspace=workspace).annotate(**counts), pk=list_id)
+
+
+def subscription_find(*, workspace: Workspace, mailing_list: MailingList, contact: Contact) -> Subscription | None:
+    return Subscription.objects.in_workspace(workspace).filter(mailing_list=mailing_list, contact=contact).first()
+
+
+# --- custom fields --------------------------------------------------------------------------
+
+
+def custom_fields(*, workspace: Workspace) -> QuerySet[CustomField]:
+    return CustomField.objects.in_workspace(workspace)
+
+
+def custom_field_get(*, workspace: Workspace, field_id: int) -> CustomField:
+    return get_object_or_404(custom_fields(workspace=workspace), pk=field_id)
+
+
+# --- suppressions ---------------------------------------------------------------------------
+
+
+def suppressions(*, workspace: Workspace, email: str = "", reason: str = "") -> QuerySet[Suppression]:
+    """By hash, so an erased address (whose email is blanked) is still found by its address."""
+    queryset = Suppression.objects.in_workspace(workspace)
+    if email:
+        queryset = queryset.filter(email_hash=email_hash(email))
+    if reason:
+        queryset = queryset.filter(reason=reason)
+    return queryset
+
+
+def suppression_get(*, workspace: Workspace, suppression_id: int) -> Suppression:
+    return get_object_or_404(suppressions(workspace=workspace), pk=suppression_id)
