@@ -197,3 +197,6 @@ class Suppression(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.email or self.email_hash[:12]
+
+
+from audiences.jobs import ExportJob, ImportJob  # noqa: E402,F401

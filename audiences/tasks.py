@@ -35,3 +35,35 @@ def send_confirmation_email(subscription_id: int) -> None:
             context={"subscription": subscription, "url": confirmation_url(subscription)},
             workspace=subscription.workspace,
         )
+
+
+# --- imports and exports: thin entry points; the job rows hold the state (audiences/jobs.py) ---
+
+
+@shared_task(name="audiences.run_import")
+def run_import(job_id: int) -> None:
+    from audiences.imports import import_run
+
+    import_run(job_id)
+
+
+@shared_task(name="audiences.run_export")
+def run_export(job_id: int) -> None:
+    from audiences.exports import export_run
+
+    export_run(job_id)
+
+
+@shared_task(name="audiences.resume_stalled_imports")
+def resume_stalled_imports() -> None:
+    """For beat, every minute or so: imports whose worker died are queued again."""
+    from audiences.imports import imports_resume_stalled
+
+    imports_resume_stalled()
+
+
+@shared_task(name="audiences.resume_stalled_exports")
+def resume_stalled_exports() -> None:
+    from audiences.exports import exports_resume_stalled
+
+    exports_resume_stalled()

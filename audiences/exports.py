@@ -1,0 +1,220 @@
+"""CSV exports of contacts:
+
+    job = export_create(workspace=ws, user=user, filter={"list_id": 3, "status": "subscribed"})
+    export_get(workspace=ws, job_id=job.pk)     # progress: status, processed_rows/total_rows
+    export_file(job)                            # the finished file, for download
+
+The worker (task `audiences.run_export`) calls `export_run`: it walks the matching contacts by
+keyset pagination on id, 5,000 at a time, and appends them to the file; each batch commits its
+position and the file's length with the job, so a run that died resumes where it left off.
+Cells that a spreadsheet would run as a formula are made plain text (CSV injection)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import os
+import uuid
+from typing import IO, Any
+
+from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audiences.jobs import ExportJob, JobFile, JobStatus, job_claim, jobs_stalled_requeue, media_path, safe_cell
+from audiences.models import Contact, CustomField, MailingList, SubscriptionStatus
+from esp.models import User, Workspace
+
+logger = logging.getLogger(__name__)
+
+EXPORT_BATCH = 5_000
+STANDARD_COLUMNS = (
+    "email", "external_id", "first_name", "last_name", "gender", "birth_date", "phone", "city", "country",
+    "time_zone", "locale", "tags",
+)  # fmt: skip
+
+
+# --- selectors ------------------------------------------------------------------------------
+
+
+def export_list(*, workspace: Workspace) -> QuerySet[ExportJob]:
+    return ExportJob.objects.in_workspace(workspace).select_related("created_by")
+
+
+def export_get(*, workspace: Workspace, job_id: int) -> ExportJob:
+    """The job, or 404 when it is not this workspace's."""
+    return get_object_or_404(export_list(workspace=workspace), pk=job_id)  # type: ignore[no-any-return]
+
+
+def export_file(job: ExportJob) -> JobFile:
+    """The finished file; 404 while the export runs or when it failed."""
+    path = media_path(job.file_path) if job.file_path else None
+    if job.status != JobStatus.DONE or path is None or not path.exists():
+        raise Http404(_("This export has no file yet."))
+    return JobFile(path, f"contacts-{job.created_at:%Y-%m-%d}-{job.pk}.csv")
+
+
+def export_contacts(*, workspace: Workspace, contact_filter: dict[str, Any]) -> QuerySet[Contact]:
+    """The contacts a (cleaned) export filter means."""
+    contacts = Contact.objects.in_workspace(workspace)
+    if contact_filter.get("list_id"):
+        membership = Q(subscriptions__mailing_list_id=contact_filter["list_id"])
+        if contact_filter.get("status"):
+            membership &= Q(subscriptions__status=contact_filter["status"])
+        contacts = contacts.filter(membership)  # one subscription per list and contact: no duplicates
+    if contact_filter.get("tag"):
+        contacts = contacts.filter(tags__contains=[contact_filter["tag"]])
+    if contact_filter.get("q"):
+        q = contact_filter["q"]
+        contacts = contacts.filter(Q(email__icontains=q) | Q(first_name__icontains=q) | Q(last_name__icontains=q))
+    return contacts
+
+
+def _clean_filter(workspace: Workspace, data: dict[str, Any]) -> dict[str, Any]:
+    """{"list_id": int, "status": one of SubscriptionStatus (with a list only), "tag": str,
+    "q": search in email and names}; all optional, empty means every contact."""
+    cleaned: dict[str, Any] = {}
+    if data.get("list_id"):
+        try:
+            list_id = int(data["list_id"])
+        except (TypeError, ValueError) as error:
+            raise ValidationError({"list_id": _("Choose a list.")}) from error
+        cleaned["list_id"] = get_object_or_404(MailingList.objects.in_workspace(workspace), pk=list_id).pk
+    if data.get("status"):
+        if "list_id" not in cleaned:
+            raise ValidationError({"status": _("A subscription status needs a list.")})
+        if data["status"] not in SubscriptionStatus.values:
+            raise ValidationError({"status": _("Unknown status.")})
+        cleaned["status"] = data["status"]
+    for key in ("tag", "q"):
+        value = str(data.get(key) or "").strip()
+        if value:
+            cleaned[key] = value[:200]
+    return cleaned
+
+
+# --- create and run -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def export_create(*, workspace: Workspace, user: User | None, filter: dict[str, Any]) -> ExportJob:
+    """Queue an export of the contacts matching `filter` (see _clean_filter). Raises
+    ValidationError by field, Http404 for another workspace's list."""
+    cleaned = _clean_filter(workspace, filter)
+    job = ExportJob.objects.create(
+        workspace=workspace,
+        created_by=user,
+        filter=cleaned,
+        status=JobStatus.QUEUED,
+        heartbeat_at=timezone.now(),
+        file_path=f"exports/{workspace.pk}/{uuid.uuid4().hex}.csv",
+    )
+    from audiences.tasks import run_export
+
+    run_export.delay_on_commit(job.pk)  # type: ignore[attr-defined]
+    return job
+
+
+def exports_resume_stalled() -> int:
+    """Queue again the exports whose worker died or whose task was lost (see job_claim)."""
+    from audiences.tasks import run_export
+
+    ids = jobs_stalled_requeue(ExportJob)
+    for job_id in ids:
+        run_export.delay(job_id)  # type: ignore[attr-defined]
+    return len(ids)
+
+
+class _LostClaim(Exception):
+    pass
+
+
+def export_run(job_id: int) -> ExportJob | None:
+    """Run (or resume) the export; what task `audiences.run_export` calls. Returns the job as
+    it ended, or None when there was nothing for this worker to do."""
+    job = job_claim(ExportJob, job_id)
+    if job is None:
+        return None
+    try:
+        _export_rows(job)
+    except _LostClaim:
+        logger.warning("export %s was taken over by another worker", job_id)
+        return None
+    except (OperationalError, InterfaceError):
+        raise  # left running; exports_resume_stalled queues it again once its heartbeat is stale
+    except Exception:
+        logger.exception("export %s failed", job_id)
+        ExportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
+            status=JobStatus.FAILED,
+            error_message=_("The export stopped on an unexpected error."),
+            finished_at=timezone.now(),
+        )
+    return ExportJob.objects.get(pk=job_id)
+
+
+def _columns(workspace: Workspace) -> tuple[list[str], list[str]]:
+    """File columns and the custom field keys behind the trailing ones. A key that clashes with
+    a standard column is written as attributes.<key> (which the import maps back)."""
+    keys = list(CustomField.objects.in_workspace(workspace).order_by("key").values_list("key", flat=True))
+    names = [f"attributes.{key}" if key in STANDARD_COLUMNS else key for key in keys]
+    return [*STANDARD_COLUMNS, *names], keys
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _update(job: ExportJob, **values: Any) -> None:
+    if not ExportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(heartbeat_at=timezone.now(), **values):
+        raise _LostClaim
+
+
+def _export_rows(job: ExportJob) -> None:
+    if not job.columns:
+        columns, keys = _columns(job.workspace)
+        job.columns = columns
+        job.total_rows = export_contacts(workspace=job.workspace, contact_filter=job.filter).count()
+        _update(job, columns=columns, total_rows=job.total_rows)
+    else:
+        keys = [name.removeprefix("attributes.") for name in job.columns[len(STANDARD_COLUMNS) :]]
+    contacts = export_contacts(workspace=job.workspace, contact_filter=job.filter).order_by("pk")
+    fields = ("pk", *STANDARD_COLUMNS[:-1], "tags", "attributes")
+    path = media_path(job.file_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = job.file_size == 0 or not path.exists()
+    raw: IO[bytes] = path.open("w+b" if fresh else "r+b")
+    raw.truncate(job.file_size)  # what a dead worker wrote after its last commit
+    raw.seek(job.file_size)
+    with io.TextIOWrapper(raw, encoding="utf-8-sig" if fresh else "utf-8", newline="") as text:
+        writer = csv.writer(text)
+        if fresh:
+            writer.writerow(job.columns)
+        last_id = job.last_contact_id
+        while True:
+            # Keyset pagination: each batch is an index range scan from the last id.
+            rows = list(contacts.filter(pk__gt=last_id).values_list(*fields)[:EXPORT_BATCH])
+            if not rows:
+                break
+            writer.writerows(
+                [safe_cell(_text(value)) for value in row[1:-1]] + [safe_cell(_text(row[-1].get(key))) for key in keys]
+                for row in rows
+            )
+            text.flush()
+            os.fsync(raw.fileno())
+            last_id = rows[-1][0]
+            _update(job, last_contact_id=last_id, processed_rows=F("processed_rows") + len(rows), file_size=raw.tell())
+    _update(job, status=JobStatus.DONE, total_rows=F("processed_rows"), finished_at=timezone.now())

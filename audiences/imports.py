@@ -1,0 +1,640 @@
+"""CSV imports of contacts, in four steps a page can take one by one:
+
+    job = import_create(workspace=ws, user=user, uploaded_file=request.FILES["file"])
+    preview = import_preview(job)              # header, first rows, suggested mapping
+    import_start(workspace=ws, job_id=job.pk, mapping=..., list_id=..., mode=..., ...)
+    import_get(workspace=ws, job_id=...)       # progress: status, processed_rows/total_rows, counts
+
+The worker (task `audiences.run_import`) calls `import_run`: it streams the file with the csv
+module in batches, judges each row with `parse_contact` and writes each batch with
+`contacts_upsert` (COPY + set-based upsert). Each batch commits together with the job's counts
+and its resume offset, so the page sees progress and a run that died resumes where the last
+commit left off (the upsert is idempotent by email). Memory stays flat in the file's size:
+one batch of rows is in memory at a time, and rejected rows go straight to the error report
+on disk."""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import csv
+import io
+import itertools
+import logging
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, QuerySet
+from django.db.models.functions import Greatest
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audiences.contacts import (
+    CREATED,
+    REJECTED,
+    UNCHANGED,
+    UPDATED,
+    ContactInput,
+    contacts_upsert,
+    custom_fields_of,
+    parse_contact,
+)
+from audiences.jobs import (
+    ImportJob,
+    ImportMode,
+    JobFile,
+    JobStatus,
+    job_claim,
+    jobs_stalled_requeue,
+    media_path,
+    safe_cell,
+)
+from audiences.models import ConsentSource, Contact, CustomField, MailingList
+from esp.models import User, Workspace
+
+logger = logging.getLogger(__name__)
+
+# Rows per batch: one COPY + upsert + progress commit each. Large enough that the per-batch
+# SQL is cheap per row, small enough that progress moves every second or so (bench/README.md).
+BATCH_ROWS = 10_000
+SAMPLE_BYTES = 64 * 1024
+READ_CHUNK = 1024 * 1024
+MAX_COLUMNS = 500
+DELIMITERS = ",;\t|"
+
+# Where a CSV column can go. Custom fields are "attributes.<key>".
+CONTACT_TARGETS = (
+    "email", "external_id", "first_name", "last_name", "gender", "birth_date", "phone", "city", "country",
+    "time_zone", "locale", "tags",
+)  # fmt: skip
+ATTRIBUTE_PREFIX = "attributes."
+IGNORE = ("", "ignore")
+
+
+class ImportPreview(NamedTuple):
+    header: list[str]
+    rows: list[list[str]]
+    mapping: dict[str, str]  # the job's mapping once started, else one suggested by column names
+
+
+# --- selectors ------------------------------------------------------------------------------
+
+
+def import_list(*, workspace: Workspace) -> QuerySet[ImportJob]:
+    return ImportJob.objects.in_workspace(workspace).select_related("mailing_list", "created_by")
+
+
+def import_get(*, workspace: Workspace, job_id: int) -> ImportJob:
+    """The job, or 404 when it is not this workspace's."""
+    return get_object_or_404(import_list(workspace=workspace), pk=job_id)  # type: ignore[no-any-return]
+
+
+def import_targets(*, workspace: Workspace) -> list[tuple[str, str]]:
+    """(value, label) of every field a column can be mapped to, for the mapping form; the
+    empty value means "ignore this column"."""
+    targets = [("", _("— ignore —"))]
+    targets += [
+        (name, str(getattr(Contact._meta.get_field(name), "verbose_name", name)).capitalize())
+        for name in CONTACT_TARGETS
+    ]
+    targets += [(ATTRIBUTE_PREFIX + f.key, f.label) for f in CustomField.objects.in_workspace(workspace)]
+    return targets
+
+
+def import_error_report(job: ImportJob) -> JobFile:
+    """The CSV of rejected rows: line, email, reason, then the row's original columns."""
+    path = media_path(job.error_report) if job.error_report else None
+    if path is None or not path.exists():
+        raise Http404(_("This import has no error report."))
+    return JobFile(path, f"{Path(job.original_filename).stem}-errors.csv")
+
+
+# --- 1. upload ------------------------------------------------------------------------------
+
+
+def import_create(*, workspace: Workspace, user: User | None, uploaded_file: File[Any]) -> ImportJob:
+    """Store the upload under MEDIA_ROOT/imports/<workspace>/ (streamed in chunks, never read
+    whole), detect its encoding and delimiter, read its header. Raises ValidationError
+    ({"file": ...}) for a file that is not a readable CSV."""
+    relative = f"imports/{workspace.pk}/{uuid.uuid4().hex}.csv"
+    path = media_path(relative)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    limit = int(getattr(settings, "IMPORT_MAX_BYTES", 1024**3))
+    try:
+        size = 0
+        with path.open("wb") as out:
+            for chunk in uploaded_file.chunks():
+                size += len(chunk)
+                if size > limit:
+                    raise ValidationError({"file": _("The file is larger than %(n)d MB.") % {"n": limit // 1024**2}})
+                out.write(chunk)
+        encoding = _detect_encoding(path)
+        delimiter, header, estimate = _read_format(path, encoding, size)
+        return ImportJob.objects.create(
+            workspace=workspace,
+            created_by=user,
+            file_path=relative,
+            original_filename=Path(uploaded_file.name or "contacts.csv").name[:255],
+            file_size=size,
+            encoding=encoding,
+            delimiter=delimiter,
+            header=header,
+            total_rows=estimate,
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) when the whole file decodes as such; UTF-16 when it says so
+    by its BOM; else Windows-1251 (Russian and Bulgarian Excel exports) or Latin-1."""
+    with path.open("rb") as stream:
+        head = stream.read(4)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        stream.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        utf8 = True
+        sample = b""
+        for chunk in iter(lambda: stream.read(READ_CHUNK), b""):
+            if b"\x00" in chunk:
+                raise ValidationError(
+                    {"file": _("This is not a text CSV file (is it an Excel workbook? Save it as CSV first).")}
+                )
+            if len(sample) < READ_CHUNK:
+                sample += chunk[: READ_CHUNK - len(sample)]
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    if utf8:
+        return "utf-8-sig"
+    return "cp1251" if _looks_cyrillic(sample) else "latin-1"
+
+
+_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
+
+
+def _looks_cyrillic(data: bytes) -> bool:
+    """In Windows-1251 text every letter of a Cyrillic word is a high byte, so high bytes come
+    in runs; accented letters of Latin-1 text mostly stand alone between ASCII letters."""
+    runs = [len(run) for run in _HIGH_RUN.findall(data)]
+    if not runs:
+        return True
+    try:
+        data.decode("cp1251")
+    except UnicodeDecodeError:  # 0x98 is the one byte Windows-1251 leaves undefined
+        return False
+    return sum(n for n in runs if n > 1) >= sum(runs) / 2
+
+
+def _read_format(path: Path, encoding: str, size: int) -> tuple[str, list[str], int]:
+    """Delimiter (csv.Sniffer over the first 64 KB), header, and a first estimate of the row
+    count from the sample's average line length (exact when the file fits the sample)."""
+    with path.open("rb") as stream:
+        raw = stream.read(SAMPLE_BYTES)
+    whole = len(raw) >= size
+    if not whole and b"\n" in raw:
+        raw = raw[: raw.rindex(b"\n") + 1]  # whole lines only
+    text = raw.decode(encoding, errors="replace")
+    if not text.strip():
+        raise ValidationError({"file": _("The file is empty.")})
+    delimiter = _sniff_delimiter(text)
+    records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    records = [r for r in records if any(cell.strip() for cell in r)]
+    if not records:
+        raise ValidationError({"file": _("The file is empty.")})
+    header = _clean_header(records[0])
+    if len(header) > MAX_COLUMNS:
+        raise ValidationError({"file": _("The file has more than %(n)d columns.") % {"n": MAX_COLUMNS}})
+    data_rows = len(records) - 1
+    if whole or data_rows == 0:
+        return delimiter, header, data_rows
+    header_bytes = len(raw.split(b"\n", 1)[0]) + 1
+    per_row = max(1.0, (len(raw) - header_bytes) / data_rows)
+    return delimiter, header, int((size - header_bytes) / per_row)
+
+
+def _sniff_delimiter(text: str) -> str:
+    first_line = text.lstrip("\ufeff").split("\n", 1)[0]
+    try:
+        delimiter = csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ""
+    if delimiter in first_line and delimiter:
+        return delimiter
+    # The sniffer gives up on one-column files and is sometimes fooled by quoted text; the
+    # header line then decides by the candidate it contains most often.
+    counts = {candidate: first_line.count(candidate) for candidate in DELIMITERS}
+    best = max(counts, key=lambda candidate: counts[candidate])
+    return best if counts[best] else ","
+
+
+def _clean_header(cells: list[str]) -> list[str]:
+    """Column names that a mapping can name unambiguously: trimmed, none empty, none twice."""
+    header: list[str] = []
+    seen: set[str] = set()
+    for index, cell in enumerate(cells, start=1):
+        name = cell.strip().lstrip("\ufeff").strip()[:200] or _("Column %(n)d") % {"n": index}
+        unique, n = name, 1
+        while unique in seen:
+            n += 1
+            unique = f"{name} ({n})"
+        seen.add(unique)
+        header.append(unique)
+    return header
+
+
+# --- 2. preview and mapping -----------------------------------------------------------------
+
+
+def import_preview(job: ImportJob, rows: int = 5) -> ImportPreview:
+    """The header and the first `rows` data rows as the import will read them, with the
+    mapping to show in the form."""
+    first: list[list[str]] = []
+    with media_path(job.file_path).open(encoding=job.encoding, errors="replace", newline="") as stream:
+        reader = csv.reader(stream, delimiter=job.delimiter)
+        next(reader, None)
+        for record in reader:
+            if len(first) >= rows:
+                break
+            if any(cell.strip() for cell in record):
+                first.append((record + [""] * len(job.header))[: len(job.header)])
+    fields = CustomField.objects.in_workspace(job.workspace)
+    return ImportPreview(list(job.header), first, dict(job.mapping) or suggest_mapping(job.header, list(fields)))
+
+
+def _norm(name: str) -> str:
+    """ "E-mail Address" -> "emailaddress", "Prénom" -> "prenom", "Имейл" -> "имеил"."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return re.sub(r"[\W_]+", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+_SYNONYMS = {
+    "email": "email emailaddress mail emails emailadresse correo correoelectronico courriel adresseemail почта "
+    "электроннаяпочта адресэлектроннойпочты emailадрес емейл емэйл имейл имейладрес епоща електроннапоща "
+    "мейл",
+    "first_name": "firstname first givenname name forename fname vorname prenom nombre имя име собственоиме",
+    "last_name": "lastname last surname familyname lname nachname nom apellido фамилия фамилно фамилноиме",
+    "phone": "phone phonenumber mobile mobilephone tel telephone cell cellphone телефон мобильный номертелефона "
+    "мобилен",
+    "city": "city town ort ville ciudad город град населенныйпункт населеномясто",
+    "country": "country countrycode land pays pais страна държава",
+    "gender": "gender sex geschlecht пол",
+    "birth_date": "birthdate birthday dateofbirth dob geburtsdatum датарождения деньрождения рождение "
+    "датанараждане рожденден",
+    "external_id": "externalid customerid userid clientid id customernumber номерклиента",
+    "time_zone": "timezone tz часовойпояс часовапояс",
+    "locale": "locale language lang sprache язык език",
+    "tags": "tags tag labels теги метки тагове етикети",
+}
+SYNONYMS = {_norm(word): target for target, words in _SYNONYMS.items() for word in words.split()}
+
+
+def suggest_mapping(header: list[str], fields: list[CustomField]) -> dict[str, str]:
+    """Column -> field by the column's name: a field's own name, a common synonym in English,
+    Russian or Bulgarian, or a custom field's key or label. Each field is suggested once."""
+    by_name = dict(SYNONYMS)
+    for field in fields:
+        for name in (field.key, field.label, ATTRIBUTE_PREFIX + field.key):
+            by_name.setdefault(_norm(name), ATTRIBUTE_PREFIX + field.key)
+    for name in CONTACT_TARGETS:
+        by_name[_norm(name)] = name
+    mapping: dict[str, str] = {}
+    for column in header:
+        target = by_name.get(_norm(column), "")
+        if target and target not in mapping.values():
+            mapping[column] = target
+    return mapping
+
+
+def _check_mapping(job: ImportJob, mapping: dict[str, Any], fields: dict[str, CustomField]) -> dict[str, str]:
+    cleaned: dict[str, str] = {}
+    problems: list[str] = []
+    allowed = set(CONTACT_TARGETS) | {ATTRIBUTE_PREFIX + key for key in fields}
+    for column, target in mapping.items():
+        target = str(target or "").strip()
+        if target in IGNORE:
+            continue
+        if column not in job.header:
+            problems.append(_("The file has no column %(column)r.") % {"column": column})
+        elif target not in allowed:
+            problems.append(_("Unknown field %(field)r for column %(column)r.") % {"field": target, "column": column})
+        elif target in cleaned.values():
+            problems.append(_("Two columns are mapped to %(field)s.") % {"field": target})
+        else:
+            cleaned[column] = target
+    if "email" not in cleaned.values():
+        problems.append(_("Choose the column that holds the email address."))
+    if problems:
+        raise ValidationError({"mapping": problems})
+    return cleaned
+
+
+# --- 3. start -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_start(
+    *,
+    workspace: Workspace,
+    job_id: int,
+    mapping: dict[str, Any],
+    list_id: int | None = None,
+    mode: str = ImportMode.UPDATE_EXISTING,
+    consent_source: str = ConsentSource.IMPORT,
+    consent_text: str = "",
+) -> ImportJob:
+    """Save the mapping and options and queue the job. `mapping` is {column: field} with the
+    fields of `import_targets` (unmapped or "" columns are ignored); one column must be the
+    email. With `list_id` every imported contact is subscribed to that list (never one who
+    unsubscribed from it) and consent is recorded with `consent_source` and `consent_text`,
+    which is then required. Raises ValidationError by field, Http404 for another workspace's
+    job or list."""
+    job = get_object_or_404(ImportJob.objects.in_workspace(workspace).select_for_update(), pk=job_id)
+    if job.status != JobStatus.UPLOADED:
+        raise ValidationError(_("This import has already been started."))
+    errors: dict[str, str] = {}
+    if mode not in ImportMode.values:
+        errors["mode"] = _("Unknown mode.")
+    if consent_source not in ConsentSource.values:
+        errors["consent_source"] = _("Unknown consent source.")
+    mailing_list = None
+    if list_id:
+        mailing_list = get_object_or_404(MailingList.objects.in_workspace(workspace), pk=list_id)
+        if not consent_text.strip():
+            errors["consent_text"] = _("Describe how these people agreed to receive this list's emails.")
+    try:
+        job.mapping = _check_mapping(job, mapping, custom_fields_of(workspace))
+    except ValidationError as error:
+        errors.update({key: " ".join(messages) for key, messages in error.message_dict.items()})
+    if errors:
+        raise ValidationError(errors)
+    now = timezone.now()
+    job.mailing_list = mailing_list
+    job.mode = mode
+    job.consent_source = consent_source
+    job.consent_text = consent_text.strip()
+    job.status = JobStatus.QUEUED
+    job.queued_at = job.heartbeat_at = now
+    job.save()
+    from audiences.tasks import run_import
+
+    run_import.delay_on_commit(job.pk)  # type: ignore[attr-defined]
+    return job
+
+
+def imports_resume_stalled() -> int:
+    """Queue again the imports whose worker died or whose task was lost (see job_claim)."""
+    from audiences.tasks import run_import
+
+    ids = jobs_stalled_requeue(ImportJob)
+    for job_id in ids:
+        run_import.delay(job_id)  # type: ignore[attr-defined]
+    return len(ids)
+
+
+# --- 4. run (the worker) --------------------------------------------------------------------
+
+
+class _LostClaim(Exception):
+    """Another worker took the job over (this one was presumed dead): stop without writing."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The mapping as column indexes, to turn one CSV record into parse_contact's input."""
+
+    email: int
+    standard: tuple[tuple[int, str], ...]  # besides the email
+    attributes: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def of(cls, job: ImportJob) -> _Plan:
+        index = {name: i for i, name in enumerate(job.header)}
+        standard = [(index[column], target) for column, target in job.mapping.items() if target in CONTACT_TARGETS]
+        attributes = [
+            (index[column], target.removeprefix(ATTRIBUTE_PREFIX))
+            for column, target in job.mapping.items()
+            if target.startswith(ATTRIBUTE_PREFIX)
+        ]
+        (email,) = (i for i, target in standard if target == "email")
+        return cls(email, tuple(s for s in standard if s[1] != "email"), tuple(attributes))
+
+    def data(self, record: list[str]) -> dict[str, Any] | None:
+        """The row's given values (an empty cell gives nothing: it never blanks a stored
+        value), or None for a blank line."""
+        n = len(record)
+        email = record[self.email].strip() if self.email < n else ""
+        if not email and not any(cell.strip() for cell in record):
+            return None
+        data: dict[str, Any] = {"email": email}
+        for i, name in self.standard:
+            if i < n:
+                value = record[i].strip()
+                if value:
+                    data[name] = value
+        if self.attributes:
+            attributes = {}
+            for i, key in self.attributes:
+                if i < n:
+                    value = record[i].strip()
+                    if value:
+                        attributes[key] = value
+            data["attributes"] = attributes
+        return data
+
+
+def _reason(error: ValidationError) -> str:
+    return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+
+
+class _ErrorReport:
+    """The rejected rows, appended batch by batch. Opened at the length the job committed, so
+    lines a dead worker wrote after its last commit are cut off and written again."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.relative = job.error_report or job.file_path.removesuffix(".csv") + ".errors.csv"
+        self.committed = job.error_report_size
+        self.header = ["line", "email", "reason", *job.header]
+        self._raw: IO[bytes] | None = None
+        self._text: io.TextIOWrapper | None = None
+
+    def write(self, errors: list[tuple[int, str, str, list[str]]]) -> int:
+        """Append the rows (line, email, reason, original cells); returns the file's length."""
+        if not errors:
+            return self.committed
+        if self._text is None:
+            path = media_path(self.relative)
+            fresh = self.committed == 0 or not path.exists()
+            self._raw = path.open("w+b" if fresh else "r+b")
+            self._raw.truncate(self.committed)
+            self._raw.seek(self.committed)
+            # UTF-8 with a BOM: Excel opens it with the right (Cyrillic) letters.
+            self._text = io.TextIOWrapper(self._raw, encoding="utf-8-sig" if fresh else "utf-8", newline="")
+            self._writer = csv.writer(self._text)
+            if fresh:
+                self._writer.writerow(self.header)
+        self._writer.writerows(
+            [str(line), safe_cell(email), reason, *[safe_cell(cell) for cell in cells]]
+            for line, email, reason, cells in errors
+        )
+        self._text.flush()
+        assert self._raw is not None
+        os.fsync(self._raw.fileno())
+        return self._raw.tell()
+
+    def close(self) -> None:
+        if self._text is not None:
+            self._text.close()
+
+
+def _batches(reader: Iterator[list[str]], line_of: Any, size: int) -> Iterator[list[tuple[int, list[str]]]]:
+    """Records with the file line each starts on (a quoted cell may span lines)."""
+    batch: list[tuple[int, list[str]]] = []
+    line = line_of()
+    for record in reader:
+        batch.append((line + 1, record))
+        line = line_of()
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def import_run(job_id: int) -> ImportJob | None:
+    """Run (or resume) the import; what task `audiences.run_import` calls. Returns the job as
+    it ended, or None when there was nothing for this worker to do (another one has it, or
+    it is finished)."""
+    job = job_claim(ImportJob, job_id)
+    if job is None:
+        return None
+    try:
+        _import_rows(job)
+    except _LostClaim:
+        logger.warning("import %s was taken over by another worker", job_id)
+        return None
+    except (OperationalError, InterfaceError):
+        # The database went away: nothing more can be recorded now. The job stays running
+        # until its heartbeat goes stale; then imports_resume_stalled queues it again and it
+        # resumes from its last committed batch.
+        raise
+    except Exception as error:
+        logger.exception("import %s failed", job_id)
+        ImportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
+            status=JobStatus.FAILED, error_message=_failure_message(error), finished_at=timezone.now()
+        )
+    return ImportJob.objects.get(pk=job_id)
+
+
+def _failure_message(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return _("The file is not valid %(encoding)s text.") % {"encoding": error.encoding}
+    if isinstance(error, csv.Error):
+        return _("The file is not a valid CSV file: %(error)s") % {"error": error}
+    if isinstance(error, FileNotFoundError):
+        return _("The uploaded file is gone; upload it again.")
+    return _("The import stopped on an unexpected error; the rows counted so far were imported.")
+
+
+def _import_rows(job: ImportJob) -> None:
+    fields = custom_fields_of(job.workspace)
+    plan = _Plan.of(job)
+    mailing_list = MailingList.objects.filter(pk=job.mailing_list_id).first() if job.mailing_list_id else None
+    report = _ErrorReport(job)
+    offset = job.resume_offset
+    try:
+        with media_path(job.file_path).open(encoding=job.encoding, newline="") as stream:
+            reader = csv.reader(stream, delimiter=job.delimiter)
+            next(reader, None)  # the header
+            # Resuming: skip what is committed (its line numbers still count).
+            collections.deque(itertools.islice(reader, offset), maxlen=0)
+            for batch in _batches(reader, lambda: reader.line_num, BATCH_ROWS):
+                _import_batch(job, batch, plan, fields, mailing_list, report)
+    finally:
+        report.close()
+    ImportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
+        status=JobStatus.DONE, total_rows=F("processed_rows"), finished_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+
+
+def _import_batch(
+    job: ImportJob,
+    batch: list[tuple[int, list[str]]],
+    plan: _Plan,
+    fields: dict[str, CustomField],
+    mailing_list: MailingList | None,
+    report: _ErrorReport,
+) -> None:
+    items: list[ContactInput] = []
+    item_rows: list[tuple[int, list[str]]] = []
+    errors: list[tuple[int, str, str, list[str]]] = []
+    blank = 0
+    for line, record in batch:
+        data = plan.data(record)
+        if data is None:
+            blank += 1
+            continue
+        if len(data["email"]) > 254:
+            errors.append((line, data["email"], "email: " + _("At most %(n)d characters.") % {"n": 254}, record))
+            continue
+        try:
+            items.append(parse_contact(data, fields))
+        except ValidationError as error:
+            errors.append((line, data["email"], _reason(error), record))
+            continue
+        item_rows.append((line, record))
+    counts = dict.fromkeys((CREATED, UPDATED, UNCHANGED, REJECTED), 0)
+    with transaction.atomic():
+        if items:
+            outcomes = contacts_upsert(
+                workspace=job.workspace,
+                rows=items,
+                update_existing=job.mode == ImportMode.UPDATE_EXISTING,
+                source="import",
+                mailing_list=mailing_list,
+                consent_source=job.consent_source,
+                consent_text=job.consent_text,
+            )
+            for outcome, (line, record), item in zip(outcomes, item_rows, items, strict=True):
+                counts[outcome.status] += 1
+                if outcome.status == REJECTED:
+                    errors.append((line, item.email, outcome.error, record))
+        errors.sort(key=lambda error: error[0])
+        size = report.write(errors)
+        handled = len(batch) - blank
+        written = ImportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
+            resume_offset=F("resume_offset") + len(batch),
+            processed_rows=F("processed_rows") + handled,
+            total_rows=Greatest(F("total_rows"), F("processed_rows") + handled),
+            created_count=F("created_count") + counts[CREATED],
+            updated_count=F("updated_count") + counts[UPDATED],
+            unchanged_count=F("unchanged_count") + counts[UNCHANGED],
+            rejected_count=F("rejected_count") + len(errors),
+            error_report=report.relative if size else "",
+            error_report_size=size,
+            heartbeat_at=timezone.now(),
+        )
+        if not written:
+            raise _LostClaim
+    report.committed = size
