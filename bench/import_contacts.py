@@ -126,8 +126,8 @@ def copy_baseline(path: Path) -> tuple[float, int]:
             args += [flag, str(db[key])]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TABLE {table} (customer_id text, email text, first_name text, last_name text, city text, country text, "
-            "orders text, plan text)"
+            f"CREATE TABLE {table} (customer_id text, email text, first_name text, last_name text, city text, "
+            "country text, orders text, plan text)"
         )
     try:
         started = time.perf_counter()
