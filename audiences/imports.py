@@ -22,13 +22,15 @@ import io
 import itertools
 import logging
 import os
+import queue
 import re
+import threading
 import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -557,20 +559,103 @@ def _failure_message(error: Exception) -> str:
     return _("The import stopped on an unexpected error; the rows counted so far were imported.")
 
 
+@dataclass
+class _Parsed:
+    """One batch after parse_contact: the valid rows for the upsert, the rejected ones for the
+    report, and how many records of the file it covers."""
+
+    records: int
+    blank: int
+    items: list[ContactInput]
+    item_rows: list[tuple[int, list[str]]]
+    errors: list[tuple[int, str, str, list[str]]]
+
+
+def _parsed_batches(job: ImportJob, plan: _Plan, fields: dict[str, CustomField]) -> Iterator[_Parsed]:
+    with media_path(job.file_path).open(encoding=job.encoding, newline="") as stream:
+        reader = csv.reader(stream, delimiter=job.delimiter)
+        next(reader, None)  # the header
+        # Resuming: skip what is committed (its line numbers still count).
+        collections.deque(itertools.islice(reader, job.resume_offset), maxlen=0)
+        for batch in _batches(reader, lambda: reader.line_num, BATCH_ROWS):
+            yield _parse_batch(batch, plan, fields)
+
+
+def _parse_batch(batch: list[tuple[int, list[str]]], plan: _Plan, fields: dict[str, CustomField]) -> _Parsed:
+    parsed = _Parsed(len(batch), 0, [], [], [])
+    for line, record in batch:
+        data = plan.data(record)
+        if data is None:
+            parsed.blank += 1
+            continue
+        if len(data["email"]) > 254:
+            reason = "email: " + _("At most %(n)d characters.") % {"n": 254}
+            parsed.errors.append((line, data["email"], reason, record))
+            continue
+        try:
+            parsed.items.append(parse_contact(data, fields))
+        except ValidationError as error:
+            parsed.errors.append((line, data["email"], _reason(error), record))
+            continue
+        parsed.item_rows.append((line, record))
+    return parsed
+
+
+_T = TypeVar("_T")
+
+
+def _read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """`items`, produced by a thread of their own up to `depth` ahead. Reading and judging the
+    next batch (Python) then overlaps with writing this one (PostgreSQL; psycopg2 releases the
+    GIL while it waits), and memory stays bounded by the depth."""
+    channel: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def send(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put((kind, value), timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not send("item", item):
+                    return
+            send("end", None)
+        except BaseException as error:  # noqa: BLE001 — handed to the consumer, which raises it
+            send("error", error)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = channel.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 def _import_rows(job: ImportJob) -> None:
     fields = custom_fields_of(job.workspace)
     plan = _Plan.of(job)
     mailing_list = MailingList.objects.filter(pk=job.mailing_list_id).first() if job.mailing_list_id else None
     report = _ErrorReport(job)
-    offset = job.resume_offset
     try:
-        with media_path(job.file_path).open(encoding=job.encoding, newline="") as stream:
-            reader = csv.reader(stream, delimiter=job.delimiter)
-            next(reader, None)  # the header
-            # Resuming: skip what is committed (its line numbers still count).
-            collections.deque(itertools.islice(reader, offset), maxlen=0)
-            for batch in _batches(reader, lambda: reader.line_num, BATCH_ROWS):
-                _import_batch(job, batch, plan, fields, mailing_list, report)
+        for parsed in _read_ahead(_parsed_batches(job, plan, fields)):
+            _write_batch(job, parsed, mailing_list, report)
     finally:
         report.close()
     ImportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
@@ -578,53 +663,31 @@ def _import_rows(job: ImportJob) -> None:
     )
 
 
-def _import_batch(
-    job: ImportJob,
-    batch: list[tuple[int, list[str]]],
-    plan: _Plan,
-    fields: dict[str, CustomField],
-    mailing_list: MailingList | None,
-    report: _ErrorReport,
-) -> None:
-    items: list[ContactInput] = []
-    item_rows: list[tuple[int, list[str]]] = []
-    errors: list[tuple[int, str, str, list[str]]] = []
-    blank = 0
-    for line, record in batch:
-        data = plan.data(record)
-        if data is None:
-            blank += 1
-            continue
-        if len(data["email"]) > 254:
-            errors.append((line, data["email"], "email: " + _("At most %(n)d characters.") % {"n": 254}, record))
-            continue
-        try:
-            items.append(parse_contact(data, fields))
-        except ValidationError as error:
-            errors.append((line, data["email"], _reason(error), record))
-            continue
-        item_rows.append((line, record))
+def _write_batch(job: ImportJob, parsed: _Parsed, mailing_list: MailingList | None, report: _ErrorReport) -> None:
+    """Upsert the batch, report its rejected rows and record its counts and the new resume
+    offset: all in one transaction, so a crash leaves either all of it or none."""
     counts = dict.fromkeys((CREATED, UPDATED, UNCHANGED, REJECTED), 0)
+    errors = parsed.errors
     with transaction.atomic():
-        if items:
+        if parsed.items:
             outcomes = contacts_upsert(
                 workspace=job.workspace,
-                rows=items,
+                rows=parsed.items,
                 update_existing=job.mode == ImportMode.UPDATE_EXISTING,
                 source="import",
                 mailing_list=mailing_list,
                 consent_source=job.consent_source,
                 consent_text=job.consent_text,
             )
-            for outcome, (line, record), item in zip(outcomes, item_rows, items, strict=True):
+            for outcome, (line, record), item in zip(outcomes, parsed.item_rows, parsed.items, strict=True):
                 counts[outcome.status] += 1
                 if outcome.status == REJECTED:
                     errors.append((line, item.email, outcome.error, record))
         errors.sort(key=lambda error: error[0])
         size = report.write(errors)
-        handled = len(batch) - blank
+        handled = parsed.records - parsed.blank
         written = ImportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
-            resume_offset=F("resume_offset") + len(batch),
+            resume_offset=F("resume_offset") + parsed.records,
             processed_rows=F("processed_rows") + handled,
             total_rows=Greatest(F("total_rows"), F("processed_rows") + handled),
             created_count=F("created_count") + counts[CREATED],
