@@ -53,6 +53,9 @@ class Command(BaseCommand):
             owner = User.objects.filter(email=owner_email).first() or User.objects.create_user(
                 email=owner_email,
                 password=password,
+                first_name=DEMO_PEOPLE[0][2],
+                last_name=DEMO_PEOPLE[0][3],
+                language=DEMO_PEOPLE[0][4],
                 is_staff=True,
                 is_superuser=True,
             )
