@@ -127,7 +127,7 @@ def exports_resume_stalled() -> int:
 
     ids = jobs_stalled_requeue(ExportJob)
     for job_id in ids:
-        run_export.delay(job_id)  # type: ignore[attr-defined]
+        run_export.delay_on_commit(job_id)  # type: ignore[attr-defined]
     return len(ids)
 
 
@@ -195,7 +195,10 @@ def _export_rows(job: ExportJob) -> None:
     fields = ("pk", *STANDARD_COLUMNS[:-1], "tags", "attributes")
     path = media_path(job.file_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = job.file_size == 0 or not path.exists()
+    if job.file_size and not path.exists():  # the partial file is gone: start over
+        job.file_size = job.last_contact_id = job.processed_rows = 0
+        _update(job, file_size=0, last_contact_id=0, processed_rows=0)
+    fresh = job.file_size == 0
     raw: IO[bytes] = path.open("w+b" if fresh else "r+b")
     raw.truncate(job.file_size)  # what a dead worker wrote after its last commit
     raw.seek(job.file_size)

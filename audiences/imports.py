@@ -7,11 +7,12 @@
 
 The worker (task `audiences.run_import`) calls `import_run`: it streams the file with the csv
 module in batches, judges each row with `parse_contact` and writes each batch with
-`contacts_upsert` (COPY + set-based upsert). Each batch commits together with the job's counts
-and its resume offset, so the page sees progress and a run that died resumes where the last
-commit left off (the upsert is idempotent by email). Memory stays flat in the file's size:
-one batch of rows is in memory at a time, and rejected rows go straight to the error report
-on disk."""
+`contacts_upsert` (COPY + set-based upsert); a reader thread prepares the next batches while
+the database writes the current one. Each batch commits together with the job's counts and
+its resume offset, so the page sees progress and a run that died resumes where the last commit
+left off (the upsert is idempotent by email). Memory stays flat in the file's size: at most
+four batches are in memory (one read, two waiting, one written), and rejected rows go
+straight to the error report on disk."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import logging
 import os
 import queue
 import re
+import sys
 import threading
 import unicodedata
 import uuid
@@ -49,6 +51,8 @@ from audiences.contacts import (
     UNCHANGED,
     UPDATED,
     ContactInput,
+    StagedRows,
+    contacts_stage,
     contacts_upsert,
     custom_fields_of,
     parse_contact,
@@ -211,13 +215,14 @@ def _looks_cyrillic(data: bytes) -> bool:
 
 def _read_format(path: Path, encoding: str, size: int) -> tuple[str, list[str], int]:
     """Delimiter (csv.Sniffer over the first 64 KB), header, and a first estimate of the row
-    count from the sample's average line length (exact when the file fits the sample)."""
+    count from the sample (exact when the whole file fits in it)."""
     with path.open("rb") as stream:
         raw = stream.read(SAMPLE_BYTES)
     whole = len(raw) >= size
-    if not whole and b"\n" in raw:
-        raw = raw[: raw.rindex(b"\n") + 1]  # whole lines only
-    text = raw.decode(encoding, errors="replace")
+    # A sample may end inside a character or a line: both are cut off.
+    text = raw.decode(encoding, errors="replace" if whole else "ignore")
+    if not whole and "\n" in text:
+        text = text[: text.rindex("\n") + 1]
     if not text.strip():
         raise ValidationError({"file": _("The file is empty.")})
     delimiter = _sniff_delimiter(text)
@@ -231,9 +236,7 @@ def _read_format(path: Path, encoding: str, size: int) -> tuple[str, list[str], 
     data_rows = len(records) - 1
     if whole or data_rows == 0:
         return delimiter, header, data_rows
-    header_bytes = len(raw.split(b"\n", 1)[0]) + 1
-    per_row = max(1.0, (len(raw) - header_bytes) / data_rows)
-    return delimiter, header, int((size - header_bytes) / per_row)
+    return delimiter, header, int(data_rows * size / len(raw))
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -286,7 +289,7 @@ def import_preview(job: ImportJob, rows: int = 5) -> ImportPreview:
 
 
 def _norm(name: str) -> str:
-    """ "E-mail Address" -> "emailaddress", "Prénom" -> "prenom", "Имейл" -> "имеил"."""
+    """A column name reduced for matching: "E-mail Address" -> "emailaddress", "Prénom" -> "prenom"."""
     decomposed = unicodedata.normalize("NFKD", name.casefold())
     return re.sub(r"[\W_]+", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
@@ -411,7 +414,7 @@ def imports_resume_stalled() -> int:
 
     ids = jobs_stalled_requeue(ImportJob)
     for job_id in ids:
-        run_import.delay(job_id)  # type: ignore[attr-defined]
+        run_import.delay_on_commit(job_id)  # type: ignore[attr-defined]
     return len(ids)
 
 
@@ -561,14 +564,15 @@ def _failure_message(error: Exception) -> str:
 
 @dataclass
 class _Parsed:
-    """One batch after parse_contact: the valid rows for the upsert, the rejected ones for the
-    report, and how many records of the file it covers."""
+    """One batch after parse_contact: the valid rows, staged for the upsert, the rejected ones
+    for the report, and how many records of the file it covers."""
 
     records: int
     blank: int
     items: list[ContactInput]
     item_rows: list[tuple[int, list[str]]]
     errors: list[tuple[int, str, str, list[str]]]
+    staged: StagedRows | None = None
 
 
 def _parsed_batches(job: ImportJob, plan: _Plan, fields: dict[str, CustomField]) -> Iterator[_Parsed]:
@@ -598,6 +602,8 @@ def _parse_batch(batch: list[tuple[int, list[str]]], plan: _Plan, fields: dict[s
             parsed.errors.append((line, data["email"], _reason(error), record))
             continue
         parsed.item_rows.append((line, record))
+    if parsed.items:
+        parsed.staged = contacts_stage(parsed.items)
     return parsed
 
 
@@ -634,6 +640,11 @@ def _read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
                 close()
 
     thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    # The writer gives up the GIL for each statement and needs it back as soon as the database
+    # answers; with the default 5 ms switch interval it waits that long behind the reader at
+    # every statement. (A worker process runs one task at a time, so this is ours to tune.)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
     thread.start()
     try:
         while True:
@@ -646,6 +657,7 @@ def _read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
     finally:
         stop.set()
         thread.join(timeout=10)
+        sys.setswitchinterval(switch_interval)
 
 
 def _import_rows(job: ImportJob) -> None:
@@ -674,10 +686,10 @@ def _write_batch(job: ImportJob, parsed: _Parsed, mailing_list: MailingList | No
         # the WAL flush of every batch.
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
-        if parsed.items:
+        if parsed.staged is not None:
             outcomes = contacts_upsert(
                 workspace=job.workspace,
-                rows=parsed.items,
+                rows=parsed.staged,
                 update_existing=job.mode == ImportMode.UPDATE_EXISTING,
                 source="import",
                 mailing_list=mailing_list,

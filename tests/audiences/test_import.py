@@ -149,6 +149,15 @@ def test_utf8_with_bom_and_latin1_files(acme: Workspace) -> None:
 
 
 @pytest.mark.django_db
+def test_utf16_tab_separated_file(acme: Workspace) -> None:
+    # What Excel writes as "Unicode text".
+    job = upload(acme, "Email\tИмя\r\nolga@example.com\tОльга\r\n", encoding="utf-16")
+    assert (job.encoding, job.delimiter, job.header) == ("utf-16", "\t", ["Email", "Имя"])
+    job = run(job)
+    assert Contact.objects.get(workspace=acme).first_name == "Ольга" and job.created_count == 1
+
+
+@pytest.mark.django_db
 def test_semicolon_delimited_file_with_quoted_cells(acme: Workspace) -> None:
     text = 'E-mail;First Name;Tags;Phone\n"a@example.com";"Smith, John";"vip, b2b";+359 88 123\nb@example.com;Bo;;\n'
     job = upload(acme, text)
@@ -291,7 +300,7 @@ def _crash_on(call: int, original: Callable[..., Any]) -> Callable[..., Any]:
 
 @pytest.mark.django_db
 def test_resumes_after_a_crash_from_the_last_committed_batch(
-    acme: Workspace, monkeypatch: pytest.MonkeyPatch, run_tasks_now: None
+    acme: Workspace, monkeypatch: pytest.MonkeyPatch, run_tasks_now: None, django_capture_on_commit_callbacks: Any
 ) -> None:
     monkeypatch.setattr(imports, "BATCH_ROWS", 2)
     rows = ["email,first_name"]
@@ -312,7 +321,8 @@ def test_resumes_after_a_crash_from_the_last_committed_batch(
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=job.heartbeat_at - dt.timedelta(hours=1))
     assert job.percent < 100 and ImportJob.objects.get(pk=job.pk).is_stalled
 
-    assert imports_resume_stalled() == 1  # beat's sweep: queued again, run here inline
+    with django_capture_on_commit_callbacks(execute=True):
+        assert imports_resume_stalled() == 1  # beat's sweep: queued again, run here inline
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.attempts == 2 and job.percent == 100
     assert (job.created_count, job.rejected_count, job.processed_rows, job.total_rows) == (8, 8, 16, 16)
@@ -331,6 +341,15 @@ def test_a_failed_run_says_why(acme: Workspace, tmp_path: Path) -> None:
     assert import_run(job.pk) is None  # failed jobs are not picked up again
     with pytest.raises(Http404):
         import_error_report(job)
+
+
+@pytest.mark.django_db
+def test_a_file_that_is_not_its_encoding_fails_with_a_reason(acme: Workspace) -> None:
+    job = upload(acme, "email,first_name\nivan@example.com,Иван\n", encoding="cp1251")
+    ImportJob.objects.filter(pk=job.pk).update(encoding="utf-8")  # as if detected wrongly
+    job = run(import_get(workspace=acme, job_id=job.pk), mapping={"email": "email", "first_name": "first_name"})
+    assert job.status == JobStatus.FAILED and "not valid utf-8" in job.error_message
+    assert not Contact.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
