@@ -60,7 +60,7 @@ def parse_contact(
     email = normalise_email(str(data.get("email") or ""))
     if not email:
         errors["email"] = _("An email address is required.")
-    elif not EMAIL_RE.match(email):
+    elif len(email) > 254 or not EMAIL_RE.match(email):
         errors["email"] = _("%(value)r is not a valid email address.") % {"value": email}
     values: dict[str, Any] = {}
     for name in TEXT_FIELDS:

@@ -21,12 +21,13 @@ from typing import IO, Any
 
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audiences.filters import ContactFilter, contacts_matching
 from audiences.jobs import ExportJob, JobFile, JobStatus, job_claim, jobs_stalled_requeue, media_path, safe_cell
 from audiences.models import Contact, CustomField, MailingList, SubscriptionStatus
 from esp.models import User, Workspace
@@ -61,19 +62,16 @@ def export_file(job: ExportJob) -> JobFile:
 
 
 def export_contacts(*, workspace: Workspace, contact_filter: dict[str, Any]) -> QuerySet[Contact]:
-    """The contacts a (cleaned) export filter means."""
-    contacts = Contact.objects.in_workspace(workspace)
-    if contact_filter.get("list_id"):
-        membership = Q(subscriptions__mailing_list_id=contact_filter["list_id"])
-        if contact_filter.get("status"):
-            membership &= Q(subscriptions__status=contact_filter["status"])
-        contacts = contacts.filter(membership)  # one subscription per list and contact: no duplicates
-    if contact_filter.get("tag"):
-        contacts = contacts.filter(tags__contains=[contact_filter["tag"]])
-    if contact_filter.get("q"):
-        q = contact_filter["q"]
-        contacts = contacts.filter(Q(email__icontains=q) | Q(first_name__icontains=q) | Q(last_name__icontains=q))
-    return contacts
+    """The contacts a (cleaned) export filter means: the same rules as the contacts page."""
+    return contacts_matching(
+        workspace=workspace,
+        contact_filter=ContactFilter(
+            q=contact_filter.get("q") or "",
+            list_id=contact_filter.get("list_id"),
+            status=contact_filter.get("status") or "",
+            tag=contact_filter.get("tag") or "",
+        ),
+    )
 
 
 def _clean_filter(workspace: Workspace, data: dict[str, Any]) -> dict[str, Any]:

@@ -592,10 +592,6 @@ def _parse_batch(batch: list[tuple[int, list[str]]], plan: _Plan, fields: dict[s
         if data is None:
             parsed.blank += 1
             continue
-        if len(data["email"]) > 254:
-            reason = "email: " + _("At most %(n)d characters.") % {"n": 254}
-            parsed.errors.append((line, data["email"], reason, record))
-            continue
         try:
             parsed.items.append(parse_contact(data, fields))
         except ValidationError as error:

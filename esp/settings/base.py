@@ -170,6 +170,12 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILI
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Written into django-celery-beat's tables at beat start, then editable in the admin.
+CELERY_BEAT_SCHEDULE = {
+    # A job whose worker died (kill -9, lost host) is requeued from its last committed batch.
+    "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 60.0},
+    "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 60.0},
+}
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Auth, sessions, security ---
