@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from audiences import views
+from audiences import job_views, views
 
 urlpatterns = [
     path("contacts/", views.ContactsView.as_view(), name="contacts"),
@@ -18,4 +18,9 @@ urlpatterns = [
     path("fields/<int:field_id>/delete/", views.CustomFieldDeleteView.as_view(), name="custom-field-delete"),
     path("suppressions/", views.SuppressionsView.as_view(), name="suppressions"),
     path("suppressions/<int:suppression_id>/lift/", views.SuppressionLiftView.as_view(), name="suppression-lift"),
+    path("imports/", job_views.ImportsView.as_view(), name="imports"),
+    path("imports/<int:import_id>/", job_views.ImportView.as_view(), name="import"),
+    path("imports/<int:import_id>/errors.csv", job_views.ImportErrorsView.as_view(), name="import-errors"),
+    path("exports/", job_views.ExportsView.as_view(), name="exports"),
+    path("exports/<int:export_id>/download/", job_views.ExportDownloadView.as_view(), name="export-download"),
 ]

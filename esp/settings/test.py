@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from esp.settings.base import *  # noqa: F403
 from esp.settings.base import STORAGES
 
@@ -22,3 +25,5 @@ LOGGING = {**LOGGING, "root": {"handlers": ["stdout"], "level": "WARNING"}}
 CELERY_TASK_DEFAULT_QUEUE = "esp-test"
 # Lets two suites run side by side on one server (e.g. a browser run next to the unit tests).
 DATABASES["default"]["TEST"] = {"NAME": env.string("TEST_DATABASE_NAME", "test_" + DATABASES["default"]["NAME"])}
+# Uploaded imports and built exports of the tests stay out of the local run's var/media.
+MEDIA_ROOT = Path(tempfile.gettempdir()) / "esp-test-media"

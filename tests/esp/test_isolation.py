@@ -81,6 +81,27 @@ def _suppression(workspace: Workspace) -> int:
     return suppression_add(workspace=workspace, email=f"suppressed@{MARKER}.test", reason="manual").pk
 
 
+def _import(workspace: Workspace) -> int:
+    """A finished import with an error report (one bad row), so every import URL answers."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from audiences.imports import import_create, import_run, import_start
+
+    csv = f"email,first_name\nok@{MARKER}.test,{MARKER}\nnot-an-address,{MARKER}\n".encode()
+    job = import_create(workspace=workspace, user=None, uploaded_file=SimpleUploadedFile(f"{MARKER}.csv", csv))
+    import_start(workspace=workspace, job_id=job.pk, mapping={"email": "email", "first_name": "first_name"})
+    import_run(job.pk)
+    return job.pk
+
+
+def _export(workspace: Workspace) -> int:
+    from audiences.exports import export_create, export_run
+
+    job = export_create(workspace=workspace, user=None, filter={"q": MARKER})
+    export_run(job.pk)
+    return job.pk
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id.
 OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "member_id": _membership,
@@ -91,6 +112,8 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "list_id": _list,
     "field_id": _custom_field,
     "suppression_id": _suppression,
+    "import_id": _import,
+    "export_id": _export,
 }
 
 # API endpoints that answer only a query (without one, a 400 by design), so the walk cannot call
