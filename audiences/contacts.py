@@ -257,9 +257,13 @@ def contacts_upsert(
     mailing_list: MailingList | None = None,
     consent_source: str = "",
     consent_text: str = "",
+    confirm_by_mail: bool = False,
 ) -> list[RowOutcome]:
     """Insert or update contacts by email in one set-based pass and, with `mailing_list`,
     subscribe the new or updated ones (never re-subscribing anyone who unsubscribed).
+    With `confirm_by_mail` new subscriptions start `pending` and each gets a double opt-in
+    mail after commit; otherwise the caller vouches for consent (an import) and they start
+    `subscribed`.
 
     Rows are judged together: a suppressed address, an external_id that belongs to another
     contact, or a second row for the same address (the last one wins) is rejected with its
@@ -362,7 +366,14 @@ def contacts_upsert(
         cursor.execute("SELECT row_no, contact_id, inserted, error FROM contact_stage")
         written = cursor.fetchall()
         if mailing_list is not None:
-            _subscribe_written(cursor, workspace, mailing_list, now, consent_source or source, consent_text)
+            pending = _subscribe_written(
+                cursor, workspace, mailing_list, now, consent_source or source, consent_text, confirm_by_mail
+            )
+            if pending:
+                from audiences.tasks import send_confirmation_email
+
+                for subscription_id in pending:
+                    send_confirmation_email.delay_on_commit(subscription_id)  # type: ignore[attr-defined]
 
     for row_no, contact_id, inserted, error in written:
         if error == "suppressed":
@@ -377,23 +388,41 @@ def contacts_upsert(
 
 
 def _subscribe_written(
-    cursor: Any, workspace: Workspace, mailing_list: MailingList, now: dt.datetime, source: str, text: str
-) -> None:
+    cursor: Any,
+    workspace: Workspace,
+    mailing_list: MailingList,
+    now: dt.datetime,
+    source: str,
+    text: str,
+    confirm_by_mail: bool,
+) -> list[int]:
     """Subscribe the staged contacts that exist now; keep every existing subscription as it is
-    (an unsubscribe is never undone by an import) and record consent for the new ones."""
+    (an unsubscribe is never undone by an import) and record consent for the new ones.
+    Returns the ids of new `pending` subscriptions (with `confirm_by_mail`)."""
     cursor.execute(
         """
         WITH new_subscriptions AS (
             INSERT INTO audiences_subscription
                 (workspace_id, contact_id, mailing_list_id, status, created_at, confirmed_at, updated_at)
-            SELECT %(ws)s, s.contact_id, %(list)s, 'subscribed', %(now)s, %(now)s, %(now)s
+            SELECT %(ws)s, s.contact_id, %(list)s, %(status)s, %(now)s, %(confirmed)s, %(now)s
             FROM contact_stage s WHERE s.error IS NULL AND s.contact_id IS NOT NULL
             ON CONFLICT (mailing_list_id, contact_id) DO NOTHING
-            RETURNING contact_id
+            RETURNING id, contact_id
+        ), consent AS (
+            INSERT INTO audiences_consentrecord
+                (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
+            SELECT %(ws)s, contact_id, %(list)s, 'subscribed', %(source)s, %(now)s, '', %(text)s FROM new_subscriptions
         )
-        INSERT INTO audiences_consentrecord
-            (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
-        SELECT %(ws)s, contact_id, %(list)s, 'subscribed', %(source)s, %(now)s, '', %(text)s FROM new_subscriptions
+        SELECT id FROM new_subscriptions
         """,
-        {"ws": workspace.pk, "list": mailing_list.pk, "now": now, "source": source, "text": text},
+        {
+            "ws": workspace.pk,
+            "list": mailing_list.pk,
+            "now": now,
+            "source": source,
+            "text": text,
+            "status": "pending" if confirm_by_mail else "subscribed",
+            "confirmed": None if confirm_by_mail else now,
+        },
     )
+    return [row[0] for row in cursor.fetchall()] if confirm_by_mail else []

@@ -263,6 +263,8 @@ class ContactBulkView(AudiencesAPIView):
                 mailing_list=mailing_list,
                 consent_source=ConsentSource.API,
                 consent_text=body["consent_text"],
+                # A shop backend cannot vouch for consent the way a marketer's import does.
+                confirm_by_mail=mailing_list is not None and mailing_list.double_opt_in,
             )
             for (index, _row), outcome in zip(valid, outcomes, strict=True):
                 results[index]["status"] = outcome.status

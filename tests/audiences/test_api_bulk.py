@@ -128,3 +128,22 @@ def test_a_missing_envelope_is_400(acme_api: APIClient) -> None:
     assert response.status_code == 400
     response = acme_api.post("/api/v1/contacts/bulk", {}, format="json")
     assert response.status_code == 400 and "contacts" in response.json()["error"]["fields"]
+
+
+@pytest.mark.django_db
+def test_bulk_into_a_double_opt_in_list_asks_each_new_subscriber_to_confirm(
+    acme_api: APIClient, acme: Workspace, run_tasks_now: None, django_capture_on_commit_callbacks
+) -> None:
+    from esp.models import OutboxMessage
+
+    weekly = list_save(workspace=acme, data={"name": "Weekly", "double_opt_in": True})
+    shop = list_save(workspace=acme, data={"name": "Orders", "double_opt_in": False})
+    items = [{"email": "a@example.com"}, {"email": "b@example.com"}]
+    with django_capture_on_commit_callbacks(execute=True):
+        acme_api.post("/api/v1/contacts/bulk", {"contacts": items, "list": weekly.pk}, format="json")
+        acme_api.post("/api/v1/contacts/bulk", {"contacts": items, "list": shop.pk}, format="json")
+    statuses = dict(Subscription.objects.values_list("mailing_list__name", "status").distinct())
+    assert statuses == {"Weekly": "pending", "Orders": "subscribed"}
+    confirmations = OutboxMessage.objects.filter(workspace=acme, subject__contains="Weekly")
+    assert sorted(m.to[0] for m in confirmations) == ["a@example.com", "b@example.com"]
+    assert not OutboxMessage.objects.filter(subject__contains="Orders").exists()
