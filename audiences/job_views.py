@@ -3,6 +3,8 @@ and of exports. The work runs in Celery; the pages poll a small progress fragmen
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpRequest, HttpResponse
@@ -61,7 +63,7 @@ class ImportView(WorkspaceView):
 
     def _render(self, request: HttpRequest, import_id: int, errors: dict[str, str] | None = None) -> HttpResponse:
         job = import_get(workspace=self.workspace, job_id=import_id)
-        context = {"job": job}
+        context: dict[str, Any] = {"job": job}
         if job.status == JobStatus.UPLOADED:
             preview = import_preview(job)
             mapping = {**preview.mapping, **{k: v for k, v in request.POST.items() if k in preview.header}}
@@ -78,7 +80,7 @@ class ImportView(WorkspaceView):
         return render(request, "audiences/import.html", context, status=400 if errors else 200)
 
     def get(self, request: HttpRequest, import_id: int) -> HttpResponse:
-        if request.htmx:  # the progress fragment, polled while the job runs
+        if request.headers.get("HX-Request") == "true":  # the progress fragment, polled while the job runs
             job = import_get(workspace=self.workspace, job_id=import_id)
             return render(request, "audiences/partials/import_progress.html", {"job": job})
         return self._render(request, import_id)
@@ -109,7 +111,7 @@ class ImportErrorsView(WorkspaceView):
 class ExportsView(WorkspaceView):
     def get(self, request: HttpRequest) -> HttpResponse:
         jobs = export_list(workspace=self.workspace)[:RECENT_JOBS]
-        if request.htmx:
+        if request.headers.get("HX-Request") == "true":
             return render(request, "audiences/partials/export_rows.html", {"jobs": jobs})
         return render(
             request,
