@@ -52,6 +52,7 @@ class EmbeddedServers:
 
     def start(self) -> dict[str, str]:
         VAR_DIR.mkdir(exist_ok=True)
+        _launchers(add=os.getpid())
         if not os.environ.get("DATABASE_URL"):
             self.env["DATABASE_URL"] = self._start_postgres()
         if not os.environ.get("CELERY_BROKER_URL"):
@@ -61,19 +62,25 @@ class EmbeddedServers:
         return self.env
 
     def stop(self) -> None:
-        if self._redis is not None:
+        # Another launcher (a second `make run`, a `make test` next to it) may share the
+        # servers; only the last one out stops Redis and removes the URL file. pgserver keeps
+        # its own count for PostgreSQL.
+        others = _launchers(remove=os.getpid())
+        if "CELERY_BROKER_URL" in self.env and not others:
             log("stopping the embedded Redis")
-            self._redis.terminate()
+            _shutdown_redis(self.env["CELERY_BROKER_URL"])
+        if self._redis is not None:
             try:
-                self._redis.wait(10)
+                self._redis.wait(10)  # ours: reap it if it stopped, or leave it to the others
             except subprocess.TimeoutExpired:
-                self._redis.kill()
+                if not others:
+                    self._redis.kill()
             self._redis = None
         if self._postgres is not None:
             log("stopping the embedded PostgreSQL (unless another launcher still uses it)")
             self._postgres.cleanup()  # type: ignore[attr-defined]
             self._postgres = None
-        if self.env and ENV_FILE.exists():
+        if self.env and not others and ENV_FILE.exists():
             ENV_FILE.unlink()
 
     def _start_postgres(self) -> str:
@@ -141,6 +148,40 @@ class EmbeddedServers:
                 break
             time.sleep(0.05)
         raise SystemExit(f"The embedded Redis did not start; see {data_dir / 'redis.log'}")
+
+
+def _launchers(*, add: int | None = None, remove: int | None = None) -> list[int]:
+    """The live launcher processes sharing var/ (a file of pids, under a lock)."""
+    import fcntl
+    import json
+
+    path = VAR_DIR / "launchers.json"
+    with (VAR_DIR / "launchers.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pids = json.loads(path.read_text()) if path.exists() else []
+        pids = [pid for pid in pids if pid != remove and _alive(pid)]
+        if add is not None and add not in pids:
+            pids.append(add)
+        path.write_text(json.dumps(pids))
+        return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _shutdown_redis(url: str) -> None:
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        # SHUTDOWN flushes the append-only file first; the connection then drops.
+        redis.Redis(unix_socket_path=url.removeprefix("redis+socket://")).shutdown()
 
 
 @contextlib.contextmanager
