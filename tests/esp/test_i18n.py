@@ -12,9 +12,10 @@ from pathlib import Path
 
 import polib
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.utils.html import escape
-from django.utils.translation import gettext, override
+from django.utils.translation import gettext, ngettext, override
+from django.views.defaults import server_error
 
 from esp import i18n
 from esp.models import Role, User, Workspace
@@ -72,6 +73,17 @@ def test_translations_keep_their_placeholders(po_path: Path) -> None:
     assert broken == []
 
 
+@pytest.mark.skipif(
+    bool(i18n.gettext_tools_missing()),
+    reason=f"GNU gettext's {', '.join(i18n.gettext_tools_missing())} not on PATH: makemessages cannot run",
+)
+def test_catalogues_have_every_msgid_of_the_code() -> None:
+    """A string marked for translation but never extracted would stay English: run
+    makemessages (see esp/i18n.py), translate the new entries, compile."""
+    stale = i18n.stale_entries()
+    assert stale == {}, {path: ids[: i18n.STALE_LIMIT] for path, ids in stale.items()}
+
+
 def test_russian_catalogue_has_russian_plural_forms() -> None:
     (po_path,) = [path for path in i18n.catalogues() if _language(path) == "ru"]
     metadata = polib.pofile(str(po_path)).metadata
@@ -96,6 +108,26 @@ def test_pages_are_in_the_users_language(russian_owner: User, url: str) -> None:
             russian = gettext(english)
             assert russian != english, f"{english!r} has no Russian translation"
             assert _on_page(russian, html), f"{russian!r} (for {english!r}) is not on {url}"
+
+
+@pytest.mark.django_db
+def test_overview_counters_agree_with_their_number(russian_owner: User) -> None:
+    html = logged_in(russian_owner).get("/").content.decode()
+    with override("ru"):
+        one, many = ngettext("member", "members", 1), ngettext("member", "members", 5)
+        no_messages = ngettext("message in the outbox", "messages in the outbox", 0)
+    assert one != many
+    assert f"<strong>1</strong>{one}</article>" in html
+    assert f"<strong>0</strong>{no_messages}</article>" in html
+
+
+def test_server_error_page_is_translated_and_standalone() -> None:
+    with override("ru"):
+        html = server_error(RequestFactory().get("/")).content.decode()
+        title = gettext("Server error")
+    assert title != "Server error"
+    assert f"<title>{title}</title>" in html
+    assert '<html lang="ru">' in html
 
 
 @pytest.mark.django_db
