@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from audiences.fields import clean_attributes
 from audiences.models import CustomField, Gender, MailingList, normalise_email
 from esp.models import Workspace
+from esp.queue import enqueue_after_commit
 
 # Pragmatic address check: one @, a dot in the domain, no spaces; length limits of RFC 5321.
 EMAIL_RE = re.compile(
@@ -373,7 +374,7 @@ def contacts_upsert(
                 from audiences.tasks import send_confirmation_email
 
                 for subscription_id in pending:
-                    send_confirmation_email.delay_on_commit(subscription_id)  # type: ignore[attr-defined]
+                    enqueue_after_commit(send_confirmation_email, subscription_id)
 
     for row_no, contact_id, inserted, error in written:
         if error == "suppressed":

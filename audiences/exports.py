@@ -31,6 +31,7 @@ from audiences.filters import ContactFilter, contacts_matching
 from audiences.jobs import ExportJob, JobFile, JobStatus, job_claim, jobs_stalled_requeue, media_path, safe_cell
 from audiences.models import Contact, CustomField, MailingList, SubscriptionStatus
 from esp.models import User, Workspace
+from esp.queue import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def export_create(*, workspace: Workspace, user: User | None, filter: dict[str, 
     )
     from audiences.tasks import run_export
 
-    run_export.delay_on_commit(job.pk)  # type: ignore[attr-defined]
+    enqueue_after_commit(run_export, job.pk)
     return job
 
 
@@ -125,7 +126,7 @@ def exports_resume_stalled() -> int:
 
     ids = jobs_stalled_requeue(ExportJob)
     for job_id in ids:
-        run_export.delay_on_commit(job_id)  # type: ignore[attr-defined]
+        enqueue_after_commit(run_export, job_id)
     return len(ids)
 
 

@@ -69,6 +69,7 @@ from audiences.jobs import (
 )
 from audiences.models import ConsentSource, Contact, CustomField, MailingList
 from esp.models import User, Workspace
+from esp.queue import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -404,7 +405,7 @@ def import_start(
     job.save()
     from audiences.tasks import run_import
 
-    run_import.delay_on_commit(job.pk)  # type: ignore[attr-defined]
+    enqueue_after_commit(run_import, job.pk)
     return job
 
 
@@ -414,7 +415,7 @@ def imports_resume_stalled() -> int:
 
     ids = jobs_stalled_requeue(ImportJob)
     for job_id in ids:
-        run_import.delay_on_commit(job_id)  # type: ignore[attr-defined]
+        enqueue_after_commit(run_import, job_id)
     return len(ids)
 
 

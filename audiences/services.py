@@ -29,6 +29,7 @@ from audiences.models import (
     email_hash,
 )
 from esp.models import Workspace
+from esp.queue import enqueue_after_commit
 
 # --- contacts -------------------------------------------------------------------------------
 
@@ -160,7 +161,7 @@ def subscription_subscribe(
     subscription.save()
     _record(contact, mailing_list, ConsentAction.SUBSCRIBED, context)
     if mailing_list.double_opt_in:
-        send_confirmation_email.delay_on_commit(subscription.pk)  # type: ignore[attr-defined]
+        enqueue_after_commit(send_confirmation_email, subscription.pk)
     return subscription
 
 

@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from esp.models import ApiKey, ApiScope, Invitation, Membership, Role, User, Workspace, hash_secret
+from esp.queue import enqueue_after_commit
 
 API_KEY_PREFIX = "esk_"
 _INVITATION_SALT = "esp.invitation"
@@ -147,7 +148,7 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, invited_by
         invited_by=invited_by,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
     )
-    send_invitation_email.delay_on_commit(invitation.pk)  # type: ignore[attr-defined]  # celery-types lags
+    enqueue_after_commit(send_invitation_email, invitation.pk)
     return invitation
 
 
