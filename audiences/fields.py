@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from audiences.models import CustomField, FieldType
 
@@ -63,13 +64,13 @@ def _convert(field: CustomField, value: Any) -> Any:
 
 
 EXPECTED = {
-    FieldType.TEXT: "text",
-    FieldType.NUMBER: "a whole number",
-    FieldType.DECIMAL: "a decimal number",
-    FieldType.BOOLEAN: "yes or no",
-    FieldType.DATE: "a date (YYYY-MM-DD)",
-    FieldType.DATETIME: "a date and time (ISO 8601)",
-    FieldType.CHOICE: "one of the field's choices",
+    FieldType.TEXT: _lazy("text"),
+    FieldType.NUMBER: _lazy("a whole number"),
+    FieldType.DECIMAL: _lazy("a decimal number"),
+    FieldType.BOOLEAN: _lazy("yes or no"),
+    FieldType.DATE: _lazy("a date (YYYY-MM-DD)"),
+    FieldType.DATETIME: _lazy("a date and time (ISO 8601)"),
+    FieldType.CHOICE: _lazy("one of the field's choices"),
 }
 
 
