@@ -144,11 +144,11 @@ def test_invited_viewer_can_look_but_not_touch(
 ) -> None:
     # Links in mail point at the live server, and mail goes to the OutboxMessage table as in
     # production (Django's test set-up swaps in its locmem backend). The mail task is not put on
-    # the shared Redis broker (a worker of `make run` could pick it up); the test runs it below.
+    # the broker (the test suite's queue has no worker here); the test runs it below.
     settings.PUBLIC_BASE_URL = live_server.url
     settings.EMAIL_BACKEND = "esp.mail.OutboxBackend"
     queued: list[int] = []
-    monkeypatch.setattr(tasks.send_invitation_email, "delay_on_commit", queued.append)
+    monkeypatch.setattr(tasks.send_invitation_email, "apply_async", lambda args: queued.append(*args))
 
     owner = new_context().new_page()
     log_in(owner, acme_owner.email)
