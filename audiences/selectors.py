@@ -71,12 +71,16 @@ def list_get(*, workspace: Workspace, list_id: int) -> MailingList:
     return get_object_or_404(lists(workspace=workspace), pk=list_id)
 
 
-def list_get_with_counts(*, workspace: Workspace, list_id: int) -> MailingList:
-    """The list with `pending`, `subscribed` and `unsubscribed` counted in the same query."""
+def lists_with_counts(*, workspace: Workspace) -> QuerySet[MailingList]:
+    """Lists with `pending`, `subscribed` and `unsubscribed` counted in the same query."""
     counts = {
         status: Count("subscriptions", filter=Q(subscriptions__status=status)) for status in SubscriptionStatus.values
     }
-    return get_object_or_404(lists(workspace=workspace).annotate(**counts), pk=list_id)
+    return lists(workspace=workspace).annotate(**counts)
+
+
+def list_get_with_counts(*, workspace: Workspace, list_id: int) -> MailingList:
+    return get_object_or_404(lists_with_counts(workspace=workspace), pk=list_id)
 
 
 def subscription_find(*, workspace: Workspace, mailing_list: MailingList, contact: Contact) -> Subscription | None:

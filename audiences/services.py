@@ -3,7 +3,9 @@ Every function takes the workspace it acts in; other workspaces' rows are never 
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audiences.contacts import REJECTED, ContactInput, contacts_upsert, custom_fields_of, parse_contact
+from audiences.contacts import REJECTED, contacts_upsert, custom_fields_of, parse_contact
 from audiences.models import (
     ConsentAction,
     ConsentRecord,
@@ -114,6 +116,15 @@ class ConsentContext:
     ip_address: str | None = None
     user_agent: str = ""
     text_shown: str = ""
+
+    @classmethod
+    def from_request(cls, meta: Mapping[str, Any], source: str, text: str = "") -> ConsentContext:
+        """From a request's META: the client's address (if it is one) and user agent."""
+        try:
+            ip_address: str | None = str(ipaddress.ip_address(meta.get("REMOTE_ADDR") or ""))
+        except ValueError:
+            ip_address = None
+        return cls(source, ip_address, str(meta.get("HTTP_USER_AGENT", ""))[:400], text)
 
 
 def _record(contact: Contact, mailing_list: MailingList | None, action: str, context: ConsentContext) -> None:
@@ -216,10 +227,6 @@ def suppression_add(*, workspace: Workspace, email: str, reason: str, note: str 
 def suppression_lift(*, workspace: Workspace, suppression_id: int) -> None:
     """Only an owner may lift a suppression (the views and API check the role)."""
     get_object_or_404(Suppression.objects.in_workspace(workspace), pk=suppression_id).delete()
-
-
-def contact_input(data: dict[str, Any], workspace: Workspace) -> ContactInput:
-    return parse_contact(data, custom_fields_of(workspace))
 
 
 # --- bulk actions of the contacts page ------------------------------------------------------

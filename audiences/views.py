@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
 
-from audiences import services
+from audiences import selectors, services
 from audiences.filters import ContactFilter, contacts_matching
 from audiences.forms import (
     ContactFilterForm,
@@ -37,12 +37,7 @@ def _errors(request: HttpRequest, error: ValidationError) -> None:
 
 
 def _consent_context(request: HttpRequest, source: str, text: str = "") -> services.ConsentContext:
-    return services.ConsentContext(
-        source=source,
-        ip_address=request.META.get("REMOTE_ADDR"),
-        user_agent=request.headers.get("User-Agent", ""),
-        text_shown=text,
-    )
+    return services.ConsentContext.from_request(request.META, source, text)
 
 
 class ContactsView(WorkspaceView):
@@ -187,13 +182,7 @@ class ContactDeleteView(WorkspaceView):
 
 class ListsView(WorkspaceView):
     def _render(self, request: HttpRequest, form: MailingListForm | None = None, status: int = 200) -> HttpResponse:
-        from django.db.models import Count, Q
-
-        lists = MailingList.objects.in_workspace(self.workspace).annotate(
-            subscribed=Count("subscriptions", filter=Q(subscriptions__status="subscribed")),
-            pending=Count("subscriptions", filter=Q(subscriptions__status="pending")),
-            unsubscribed=Count("subscriptions", filter=Q(subscriptions__status="unsubscribed")),
-        )
+        lists = selectors.lists_with_counts(workspace=self.workspace)
         return render(
             request, "audiences/lists.html", {"lists": lists, "form": form or MailingListForm()}, status=status
         )

@@ -26,10 +26,6 @@ def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
     return Membership.objects.in_workspace(workspace).select_related("user").order_by("user__email")
 
 
-def workspace_owner_count(*, workspace: Workspace) -> int:
-    return Membership.objects.in_workspace(workspace).filter(role="owner").count()
-
-
 def open_invitations(*, workspace: Workspace) -> QuerySet[Invitation]:
     from django.utils import timezone
 

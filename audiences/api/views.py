@@ -7,7 +7,6 @@ workspace, so another workspace's ids are 404s."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -76,17 +75,7 @@ def validation_detail(error: DjangoValidationError) -> dict[str, list[str]]:
 
 def consent_context(request: Request, text: str = "") -> services.ConsentContext:
     """Consent given through the API: the caller's address and user agent, and the wording."""
-    address = request.META.get("REMOTE_ADDR") or ""
-    try:
-        ip_address: str | None = str(ipaddress.ip_address(address))
-    except ValueError:
-        ip_address = None
-    return services.ConsentContext(
-        source=ConsentSource.API,
-        ip_address=ip_address,
-        user_agent=str(request.META.get("HTTP_USER_AGENT", "")),
-        text_shown=text,
-    )
+    return services.ConsentContext.from_request(request.META, ConsentSource.API, text)
 
 
 def _id_param(request: Request, name: str) -> int | None:
