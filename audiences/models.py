@@ -203,3 +203,15 @@ class Suppression(WorkspaceOwned):
 
 
 from audiences.jobs import ExportJob, ImportJob  # noqa: E402,F401
+from audiences.behaviour import (  # noqa: E402,F401
+    ContactAlias,
+    CustomerFacts,
+    Event,
+    EventType,
+    LifecycleSettings,
+    LifecycleStage,
+    PendingEvents,
+    RfmSegment,
+    Segment,
+    SegmentMembership,
+)
