@@ -1,10 +1,12 @@
 """The demo shop's audience, seeded by `manage.py seed_demo` (make run): customers from
-Bulgaria, Russia and beyond with typed custom fields, two lists, consent and suppressions."""
+Bulgaria, Russia and beyond with typed custom fields, two lists, consent and suppressions;
+then their shop history, purchase facts and segments (audiences.demo_shop)."""
 
 from __future__ import annotations
 
 import random
 
+from audiences import demo_shop
 from audiences.contacts import parse_contact
 from audiences.models import Contact, CustomField, FieldType, SuppressionReason
 from audiences.services import contacts_upsert, list_save, suppression_add
@@ -40,8 +42,13 @@ TRANSLIT = str.maketrans(
 
 
 def seed(workspace: Workspace) -> None:
-    if Contact.objects.in_workspace(workspace).exists():
-        return
+    if not Contact.objects.in_workspace(workspace).exists():
+        _seed_audience(workspace)
+    # Also for a demo workspace made before events existed; it skips what is there already.
+    demo_shop.seed(workspace)
+
+
+def _seed_audience(workspace: Workspace) -> None:
     rng = random.Random(2026)  # noqa: S311 — repeatable demo data, not a secret
     fields = {
         "income_band": CustomField(

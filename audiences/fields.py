@@ -9,7 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from audiences.models import CustomField, FieldType
 
@@ -64,13 +64,13 @@ def _convert(field: CustomField, value: Any) -> Any:
 
 
 EXPECTED = {
-    FieldType.TEXT: _lazy("text"),
-    FieldType.NUMBER: _lazy("a whole number"),
-    FieldType.DECIMAL: _lazy("a decimal number"),
-    FieldType.BOOLEAN: _lazy("yes or no"),
-    FieldType.DATE: _lazy("a date (YYYY-MM-DD)"),
-    FieldType.DATETIME: _lazy("a date and time (ISO 8601)"),
-    FieldType.CHOICE: _lazy("one of the field's choices"),
+    FieldType.TEXT: gettext_lazy("text"),
+    FieldType.NUMBER: gettext_lazy("a whole number"),
+    FieldType.DECIMAL: gettext_lazy("a decimal number"),
+    FieldType.BOOLEAN: gettext_lazy("yes or no"),
+    FieldType.DATE: gettext_lazy("a date (YYYY-MM-DD)"),
+    FieldType.DATETIME: gettext_lazy("a date and time (ISO 8601)"),
+    FieldType.CHOICE: gettext_lazy("one of the field's choices"),
 }
 
 

@@ -202,7 +202,6 @@ class Suppression(WorkspaceOwned):
         return self.email or self.email_hash[:12]
 
 
-from audiences.jobs import ExportJob, ImportJob  # noqa: E402,F401
 from audiences.behaviour import (  # noqa: E402,F401
     ContactAlias,
     CustomerFacts,
@@ -215,3 +214,4 @@ from audiences.behaviour import (  # noqa: E402,F401
     Segment,
     SegmentMembership,
 )
+from audiences.jobs import ExportJob, ImportJob  # noqa: E402,F401

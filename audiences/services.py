@@ -21,7 +21,10 @@ from audiences.models import (
     ConsentRecord,
     ConsentSource,
     Contact,
+    ContactAlias,
+    CustomerFacts,
     CustomField,
+    Event,
     FieldType,
     MailingList,
     Subscription,
@@ -29,6 +32,11 @@ from audiences.models import (
     Suppression,
     SuppressionReason,
     email_hash,
+)
+from audiences.segments.services import (
+    segment_memberships_forget,
+    segments_contacts_changed,
+    segments_workspace_changed,
 )
 from esp.models import Workspace
 from esp.queue import enqueue_after_commit
@@ -45,6 +53,7 @@ def contact_save(
     (outcome,) = contacts_upsert(workspace=workspace, rows=[item], update_existing=update_existing, source=source)
     if outcome.status == REJECTED:
         raise ValidationError({"email": outcome.error})
+    segments_contacts_changed(workspace_id=workspace.pk, contact_ids=[outcome.contact_id])
     return Contact.objects.in_workspace(workspace).get(pk=outcome.contact_id), outcome.status == "created"
 
 
@@ -72,12 +81,15 @@ def contact_update(*, workspace: Workspace, contact_id: int, data: dict[str, Any
         contact.tags = item.tags
     contact.updated_at = timezone.now()
     contact.save()
+    segments_contacts_changed(workspace_id=workspace.pk, contact_ids=[contact.pk])
     return contact
 
 
 @transaction.atomic
 def contact_delete(*, workspace: Workspace, contact_id: int) -> None:
-    get_object_or_404(Contact.objects.in_workspace(workspace), pk=contact_id).delete()
+    contact = get_object_or_404(Contact.objects.in_workspace(workspace), pk=contact_id)
+    segment_memberships_forget(workspace_id=workspace.pk, contacts=Contact.objects.filter(pk=contact.pk))
+    contact.delete()
 
 
 # --- lists ----------------------------------------------------------------------------------
@@ -171,6 +183,7 @@ def subscription_subscribe(
     subscription.updated_at = now
     subscription.save()
     _record(contact, mailing_list, ConsentAction.SUBSCRIBED, context)
+    segments_contacts_changed(workspace_id=workspace.pk, contact_ids=[contact.pk])
     if mailing_list.double_opt_in:
         enqueue_after_commit(send_confirmation_email, subscription.pk)
     return subscription
@@ -186,6 +199,7 @@ def subscription_confirm(*, subscription: Subscription, context: ConsentContext)
         subscription.confirmed_at = subscription.updated_at = timezone.now()
         subscription.save()
         _record(subscription.contact, subscription.mailing_list, ConsentAction.CONFIRMED, context)
+        segments_contacts_changed(workspace_id=subscription.workspace_id, contact_ids=[subscription.contact_id])
     return subscription
 
 
@@ -205,6 +219,7 @@ def subscription_unsubscribe(
     subscription.unsubscribed_at = subscription.updated_at = timezone.now()
     subscription.save()
     _record(contact, mailing_list, ConsentAction.UNSUBSCRIBED, context)
+    segments_contacts_changed(workspace_id=workspace.pk, contact_ids=[contact.pk])
     return subscription
 
 
@@ -248,6 +263,12 @@ def contacts_bulk_action(
         chosen = Contact.objects.in_workspace(workspace).filter(pk__in=contact_ids)
     ids = chosen.order_by().values("pk")
     contacts = Contact.objects.in_workspace(workspace).filter(pk__in=ids)
+    if action in ("tag", "untag", "subscribe", "unsubscribe"):
+        # Segments follow once committed: the named contacts, or (a whole filter) everything.
+        if contact_ids is not None:
+            segments_contacts_changed(workspace_id=workspace.pk, contact_ids=contact_ids)
+        else:
+            segments_workspace_changed(workspace_id=workspace.pk)
     if action == "tag":
         tag = value.strip()[:64]
         if not tag:
@@ -264,9 +285,10 @@ def contacts_bulk_action(
         return _bulk_subscription(workspace, mailing_list, contacts, subscribe=action == "subscribe")
     if action == "delete":
         count = contacts.count()
+        segment_memberships_forget(workspace_id=workspace.pk, contacts=contacts)
         # Set-based delete of the contacts and what hangs off them (Django's delete() would
         # walk the relations in Python, row by row).
-        for related in (ConsentRecord, Subscription):
+        for related in (ConsentRecord, Subscription, Event, CustomerFacts, ContactAlias):
             related.objects.filter(workspace=workspace, contact__in=ids)._raw_delete(related.objects.db)  # type: ignore[attr-defined]
         contacts._raw_delete(contacts.db)  # type: ignore[attr-defined]
         return count

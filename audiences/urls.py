@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from audiences import job_views, views
+from audiences import event_views, insight_views, job_views, views
+from audiences.segments import views as segment_views
 
 urlpatterns = [
     path("contacts/", views.ContactsView.as_view(), name="contacts"),
@@ -12,6 +13,19 @@ urlpatterns = [
         "contacts/<int:contact_id>/subscriptions/", views.ContactSubscriptionView.as_view(), name="contact-subscription"
     ),
     path("contacts/<int:contact_id>/delete/", views.ContactDeleteView.as_view(), name="contact-delete"),
+    path("contacts/<int:contact_id>/events/", event_views.ContactEventsView.as_view(), name="contact-events"),
+    path("events/", event_views.EventsView.as_view(), name="events"),
+    path("rfm/", insight_views.RfmView.as_view(), name="rfm"),
+    path("rfm/segment/", insight_views.RfmSegmentView.as_view(), name="rfm-segment"),
+    path("lifecycle/", insight_views.LifecycleView.as_view(), name="lifecycle"),
+    path("lifecycle/segment/", insight_views.LifecycleSegmentView.as_view(), name="lifecycle-segment"),
+    path("segments/", segment_views.SegmentsView.as_view(), name="segments"),
+    path("segments/new/", segment_views.SegmentCreateView.as_view(), name="segment-create"),
+    path("segments/preview/", segment_views.SegmentPreviewView.as_view(), name="segment-preview"),
+    path("segments/<int:segment_id>/", segment_views.SegmentView.as_view(), name="segment"),
+    path("segments/<int:segment_id>/edit/", segment_views.SegmentEditView.as_view(), name="segment-edit"),
+    path("segments/<int:segment_id>/refresh/", segment_views.SegmentRefreshView.as_view(), name="segment-refresh"),
+    path("segments/<int:segment_id>/delete/", segment_views.SegmentDeleteView.as_view(), name="segment-delete"),
     path("lists/", views.ListsView.as_view(), name="lists"),
     path("lists/<int:list_id>/", views.ListEditView.as_view(), name="list-edit"),
     path("fields/", views.CustomFieldsView.as_view(), name="custom-fields"),

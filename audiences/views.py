@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 
 from audiences import selectors, services
+from audiences.event_views import timeline_context
 from audiences.filters import ContactFilter, contacts_matching
 from audiences.forms import (
     ContactFilterForm,
@@ -23,6 +24,7 @@ from audiences.forms import (
     PublicSubscribeForm,
     SuppressionForm,
 )
+from audiences.insights import contact_purchases
 from audiences.models import ConsentSource, Contact, CustomField, MailingList, Subscription, Suppression
 from audiences.tasks import CONFIRM_SALT
 from esp.models import Role, Workspace
@@ -130,6 +132,8 @@ class ContactView(WorkspaceView):
                 "other_lists": MailingList.objects.in_workspace(self.workspace).exclude(pk__in=subscribed_ids),
                 "consent_records": contact.consent_records.select_related("mailing_list")[:100],
                 "suppressed": services.is_suppressed(workspace=self.workspace, email=contact.email),
+                "purchases": contact_purchases(workspace=self.workspace, contact=contact),
+                **timeline_context(workspace=self.workspace, contact=contact),
             },
             status=status,
         )

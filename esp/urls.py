@@ -95,6 +95,7 @@ urlpatterns = [
     path("invite/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("healthz", views.healthz, name="healthz"),
+    path("v1/", include("audiences.tracking_urls")),
     path("api/v1/", include("esp.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -102,8 +103,12 @@ urlpatterns = [
 ]
 
 
+# Machine clients: the REST API and the Segment-compatible tracking endpoints answer in JSON.
+MACHINE_PREFIXES = ("/api/", "/v1/")
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if request.path.startswith(MACHINE_PREFIXES):
         return api_not_found(request, exception)
     from django.views.defaults import page_not_found
 
@@ -111,7 +116,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if request.path.startswith(MACHINE_PREFIXES):
         return api_server_error(request)
     from django.views.defaults import server_error
 

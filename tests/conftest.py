@@ -6,12 +6,21 @@ from __future__ import annotations
 import base64
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from esp.models import Role, User, Workspace
 from tests.factories import WorkspaceFactory, api_key, member
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> None:
+    # A request by a user with a chosen language leaves that language active in the thread;
+    # a later test that calls a view or serializer directly must not inherit it.
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

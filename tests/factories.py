@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from esp import services
 from esp.models import ApiScope, Membership, OutboxMessage, Role, User, Workspace
+
+if TYPE_CHECKING:
+    from audiences.models import Contact, Event
 
 PASSWORD = "correct horse battery staple"
 
@@ -71,3 +78,49 @@ def api_key(workspace: Workspace, scopes: list[str] | None = None, name: str = "
         scopes=list(ApiScope.values) if scopes is None else scopes,
         created_by=None,
     ).secret
+
+
+# --- events (issue #4): shared by the ingestion, facts, segment and timeline tests ----------
+
+
+class EventFactory(DjangoModelFactory["Event"]):
+    """A stored event of a contact (as after ingestion and identity merge)."""
+
+    class Meta:
+        model = "audiences.Event"
+
+    workspace = factory.LazyAttribute(lambda o: o.contact.workspace if o.contact else WorkspaceFactory())
+    contact = None
+    type = "track"
+    name = "Product Viewed"
+    properties = factory.LazyFunction(dict)
+    message_id = factory.Sequence(lambda n: f"test-message-{n}")
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+def order_event(
+    contact: Contact,
+    order_id: str | int | None,
+    total: object,
+    at: datetime,
+    products: list[dict[str, object]] | None = None,
+    **properties: object,
+) -> Event:
+    """An "Order Completed" of the contact (Segment e-commerce spec). `total=None` leaves the
+    amount out (then `revenue=` or the products' prices count)."""
+    props: dict[str, object] = dict(properties)
+    if order_id is not None:
+        props["order_id"] = order_id
+    if total is not None:
+        props["total"] = total
+    if products is not None:
+        props["products"] = products
+    return EventFactory(contact=contact, name="Order Completed", properties=props, occurred_at=at)
+
+
+def refund_event(contact: Contact, order_id: str, at: datetime, total: object = None, **properties: object) -> Event:
+    """An "Order Refunded"; without `total` (or `revenue=`/`products=`) a full refund."""
+    props: dict[str, object] = {"order_id": order_id, **properties}
+    if total is not None:
+        props["total"] = total
+    return EventFactory(contact=contact, name="Order Refunded", properties=props, occurred_at=at)

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from audiences.contacts import EMAIL_RE
 from audiences.models import (
     Contact,
+    CustomerFacts,
     CustomField,
     FieldType,
     Gender,
@@ -30,7 +31,7 @@ CONTACT_OUTPUT_FIELDS = [
     "time_zone", "locale", "attributes", "tags", "source", "created_at", "updated_at",
 ]  # fmt: skip
 # Fields a client may send back from a representation; they are ignored, not an error.
-READ_ONLY_CONTACT_FIELDS = frozenset({"id", "source", "created_at", "updated_at", "subscriptions"})
+READ_ONLY_CONTACT_FIELDS = frozenset({"id", "source", "created_at", "updated_at", "subscriptions", "facts"})
 
 
 class ContactSerializer(serializers.ModelSerializer[Contact]):
@@ -51,17 +52,37 @@ class ContactSubscriptionSerializer(serializers.ModelSerializer[Subscription]):
         read_only_fields = fields
 
 
+class CustomerFactsSerializer(serializers.ModelSerializer[CustomerFacts]):
+    """Purchase facts, RFM scores and lifecycle stage, computed from the contact's order events."""
+
+    class Meta:
+        model = CustomerFacts
+        fields = [
+            "orders_count", "revenue", "average_order_value", "refunds_count", "refunded", "first_order_at",
+            "last_order_at", "products", "categories", "median_days_between_orders", "predicted_next_order_at",
+            "recency_score", "frequency_score", "monetary_score", "rfm_segment", "lifecycle_stage",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
 class ContactDetailSerializer(ContactSerializer):
     subscriptions = serializers.SerializerMethodField(help_text="The contact's lists, by list id.")
+    facts = serializers.SerializerMethodField(help_text="Purchase facts, RFM scores and lifecycle stage.")
 
     class Meta(ContactSerializer.Meta):
-        fields = [*CONTACT_OUTPUT_FIELDS, "subscriptions"]
+        fields = [*CONTACT_OUTPUT_FIELDS, "subscriptions", "facts"]
         read_only_fields = fields
 
     @extend_schema_field(ContactSubscriptionSerializer(many=True))
     def get_subscriptions(self, contact: Contact) -> Any:
         rows = contact.subscriptions.filter(workspace_id=contact.workspace_id).order_by("mailing_list_id")
         return ContactSubscriptionSerializer(rows, many=True).data
+
+    @extend_schema_field(CustomerFactsSerializer)
+    def get_facts(self, contact: Contact) -> Any:
+        # A contact that never ordered has no row: shown as the prospect it is.
+        facts = CustomerFacts.objects.filter(workspace_id=contact.workspace_id, contact=contact).first()
+        return CustomerFactsSerializer(facts or CustomerFacts(contact=contact, workspace_id=contact.workspace_id)).data
 
 
 class ContactInputSerializer(serializers.Serializer[dict[str, Any]]):

@@ -114,7 +114,7 @@ class Migration(migrations.Migration):
                 ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='esp.workspace')),
             ],
             options={
-                'indexes': [models.Index(fields=['workspace', 'name', 'occurred_at'], name='event_workspace_name_time'), models.Index(fields=['contact', '-occurred_at'], name='event_contact_recent'), models.Index(condition=models.Q(('contact__isnull', True), models.Q(('anonymous_id', ''), _negated=True)), fields=['workspace', 'anonymous_id'], name='event_unlinked_anonymous'), models.Index(condition=models.Q(('contact__isnull', True), models.Q(('user_id', ''), _negated=True)), fields=['workspace', 'user_id'], name='event_unlinked_user')],
+                'indexes': [models.Index(fields=['workspace', 'name', 'occurred_at'], include=('contact',), name='event_workspace_name_time'), models.Index(fields=['contact', '-occurred_at'], name='event_contact_recent'), models.Index(condition=models.Q(('contact__isnull', True), models.Q(('anonymous_id', ''), _negated=True)), fields=['workspace', 'anonymous_id'], name='event_unlinked_anonymous'), models.Index(condition=models.Q(('contact__isnull', True), models.Q(('user_id', ''), _negated=True)), fields=['workspace', 'user_id'], name='event_unlinked_user')],
                 'constraints': [models.UniqueConstraint(fields=('workspace', 'message_id'), name='event_unique_message_id')],
             },
         ),

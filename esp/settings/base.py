@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import django_stubs_ext
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 from esp.settings.env import Env, EnvError, read_env_file
@@ -175,6 +176,12 @@ CELERY_BEAT_SCHEDULE = {
     # A job whose worker died (kill -9, lost host) is requeued from its last committed batch.
     "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 60.0},
     "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 60.0},
+    # Ingested events whose processing was never sent (broker down) or never finished.
+    "sweep-pending-events": {"task": "audiences.sweep_pending_events", "schedule": 60.0},
+    # RFM scores and lifecycle stages move with time alone: rescored every night (UTC).
+    "score-rfm-nightly": {"task": "audiences.score_rfm_all", "schedule": crontab(hour=2, minute=30)},
+    # Segments with time-relative rules ("in the last 30 days"), changed or stale ones.
+    "refresh-segments": {"task": "audiences.refresh_segments", "schedule": 15 * 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -229,6 +236,9 @@ DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Mini ESP <no-reply@localh
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API ---
+# The tracking API (/v1/track, /v1/batch, ...) counts requests per key on its own budget: shop
+# backends and SDKs send far more than REST calls (a batch request carries up to 500 events).
+EVENTS_RATE_LIMIT = env.rate("EVENTS_RATE_LIMIT", "1000/s")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "esp.api.auth.ApiKeyAuthentication",

@@ -58,9 +58,16 @@ def _message(workspace: Workspace) -> int:
 
 
 def _contact(workspace: Workspace) -> int:
+    from audiences.models import Event
     from audiences.services import contact_save
 
-    return contact_save(workspace=workspace, data={"email": f"contact@{MARKER}.test", "first_name": MARKER})[0].pk
+    contact = contact_save(workspace=workspace, data={"email": f"contact@{MARKER}.test", "first_name": MARKER})[0]
+    # An event of the contact, so the timeline, the event explorer and the events API are walked with data.
+    Event.objects.create(
+        workspace=workspace, contact=contact, type="track", name=f"{MARKER} event", properties={"note": MARKER},
+        message_id=f"{MARKER}-{workspace.slug}", occurred_at=contact.created_at,
+    )  # fmt: skip
+    return contact.pk
 
 
 def _list(workspace: Workspace) -> int:
@@ -102,6 +109,13 @@ def _export(workspace: Workspace) -> int:
     return job.pk
 
 
+def _segment(workspace: Workspace) -> int:
+    from audiences.segments.services import segment_save
+
+    rules = {"match": "all", "negate": False, "conditions": []}
+    return segment_save(workspace=workspace, name=f"{MARKER} segment", rules=rules, description=MARKER).pk
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id.
 OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "member_id": _membership,
@@ -114,6 +128,7 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "suppression_id": _suppression,
     "import_id": _import,
     "export_id": _export,
+    "segment_id": _segment,
 }
 
 # API endpoints that answer only a query (without one, a 400 by design), so the walk cannot call
@@ -129,7 +144,8 @@ class Route:
 
     @property
     def is_api(self) -> bool:
-        return self.path.startswith("api/")
+        # v1/: the tracking API (Segment spec) at the site root, API keys only.
+        return self.path.startswith(("api/", "v1/"))
 
     def methods(self) -> list[str]:
         view_class = getattr(self.callback, "view_class", None) or getattr(self.callback, "cls", None)

@@ -1,0 +1,642 @@
+"""Purchase facts, RFM scores and lifecycle stages, derived from a contact's order events.
+
+Everything here is set-based SQL over the event store: one statement recomputes the facts of
+a whole batch of contacts, one scores a whole workspace. Facts are always *recomputed* from all
+of a contact's order events (never incremented), so duplicates, refunds and events that arrive
+late or out of order give the same numbers as if everything had arrived in order.
+
+Order semantics (Segment e-commerce spec), decided here and relied on by segments and pages:
+
+- An order is a track event "Order Completed". Its key is `properties.order_id`; an event
+  without one is an order of its own (keyed by the event). The same order_id sent again (a
+  retry with a new messageId) counts once: the earliest `occurred_at` wins, with its amount.
+- The amount is `total`, else `revenue`, else the sum of `products[].price × quantity`
+  (quantity 1 when absent), else 0. Numbers or numeric strings, 0 ≤ amount < 10^10; anything
+  else is ignored as if absent. One currency per workspace is assumed.
+- "Order Refunded" refers to an order by `order_id`. With an amount (same rules as above) it is
+  a partial refund of that amount; without one, a full refund. Refunds of the same order add
+  up, capped at the order's amount. A refund whose order has not arrived yet is kept in the
+  event store and applied when the order arrives (the next recompute sees both).
+- A fully refunded order (a refund without an amount, or refunds adding up to the whole
+  positive amount) is no longer an order: it does not count in orders_count, first/last order,
+  intervals, products or categories. A partly refunded one counts, with its amount reduced.
+  `refunds_count` is the number of orders with any refund; `refunded` the amount given back.
+- revenue = Σ (amount − refunded) over counted orders; AOV = revenue / orders_count.
+- median_days_between_orders: the median of the gaps between consecutive counted orders
+  (in occurred_at order), in days; predicted_next_order_at = last order + that median. Both
+  are null with fewer than two orders.
+- products: distinct `product_id` (else `sku`) of counted orders; categories: distinct
+  `category`; each value cut to 128 characters.
+
+A contact without order events and without a facts row gets no row: no row means "prospect"
+(segments treat it so). A contact whose orders were all refunded keeps a row with zeros.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Exists, Max, OuterRef
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audiences.behaviour import CustomerFacts, LifecycleSettings, LifecycleStage, RfmSegment
+from esp.models import Workspace
+from esp.queue import enqueue_after_commit
+
+logger = logging.getLogger(__name__)
+
+ORDER_COMPLETED = "Order Completed"
+ORDER_REFUNDED = "Order Refunded"
+
+# Advisory-lock namespaces (first key of pg_advisory_xact_lock(int, int)).
+_LOCK_WORKSPACE = 4_102  # shared by fact refreshes, exclusive for workspace-wide scoring
+
+# --- RFM -------------------------------------------------------------------------------------
+#
+# Scores are quintiles within the workspace over customers with at least one counted order:
+# NTILE(5) over last_order_at (recency), orders_count (frequency) and revenue (monetary), 5 is
+# best. NTILE splits equal values across tiles arbitrarily (most shops have a majority of
+# one-order customers), so every customer then gets the *lowest* tile reached by its value:
+# equal values always score the same, and distinct values keep NTILE's quintile boundaries.
+#
+# The named segment comes from R and FM = round-half-up((F + M) / 2), by this table (the usual
+# R × FM segmentation, made non-overlapping):
+#
+#            FM=1            FM=2                FM=3                FM=4             FM=5
+#   R=5  new customer    potential loyalist  potential loyalist  champions        champions
+#   R=4  promising       potential loyalist  potential loyalist  champions        champions
+#   R=3  about to sleep  need attention      need attention      loyal            loyal
+#   R=2  hibernating     hibernating         at risk             at risk          can't lose them
+#   R=1  lost            lost                at risk             can't lose them  can't lose them
+
+_S = RfmSegment
+RFM_SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
+    5: (_S.NEW_CUSTOMER, _S.POTENTIAL_LOYALIST, _S.POTENTIAL_LOYALIST, _S.CHAMPIONS, _S.CHAMPIONS),
+    4: (_S.PROMISING, _S.POTENTIAL_LOYALIST, _S.POTENTIAL_LOYALIST, _S.CHAMPIONS, _S.CHAMPIONS),
+    3: (_S.ABOUT_TO_SLEEP, _S.NEED_ATTENTION, _S.NEED_ATTENTION, _S.LOYAL, _S.LOYAL),
+    2: (_S.HIBERNATING, _S.HIBERNATING, _S.AT_RISK, _S.AT_RISK, _S.CANT_LOSE_THEM),
+    1: (_S.LOST, _S.LOST, _S.AT_RISK, _S.CANT_LOSE_THEM, _S.CANT_LOSE_THEM),
+}
+
+
+def rfm_segment_of(recency: int, frequency: int, monetary: int) -> str:
+    """The named segment of one score triple (the table above; the SQL uses the same table)."""
+    return str(RFM_SEGMENT_GRID[recency][(frequency + monetary + 1) // 2 - 1])
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+#
+# prospect: no counted order · first_time: 1 order · repeat: 2+ · loyal: loyal_min_orders+ ;
+# then, whatever the count, at_risk once at_risk_after_days have passed since the last order and
+# lapsed once lapsed_after_days have. Empty day thresholds are derived from the workspace's own
+# median purchase interval M (the median over its customers of their median days between
+# orders, needing MIN_REPEAT_CUSTOMERS repeat customers to be meaningful):
+#   at risk after 2×M days, at least 30 and at most 365 (90 without a usable M),
+#   lapsed after twice the at-risk threshold (so 4×M by default).
+# A derived at-risk threshold never reaches a lapsed threshold set by hand: it is then halved.
+
+AT_RISK_FACTOR = 2
+AT_RISK_FLOOR_DAYS = 30
+AT_RISK_CEILING_DAYS = 365
+AT_RISK_FALLBACK_DAYS = 90
+LAPSED_FACTOR = 2  # × the at-risk threshold
+MIN_REPEAT_CUSTOMERS = 5
+DEFAULT_LOYAL_MIN_ORDERS = 4
+
+# The workspace median is a statistic over all its customers: too costly to recompute for
+# every ingested batch, so it is cached; lifecycle_refresh (nightly, and after a settings
+# change) recomputes it. A stale value only shifts a threshold by a little for a few hours.
+_MEDIAN_CACHE_SECONDS = 6 * 3600
+
+
+def _median_cache_key(workspace_id: int) -> str:
+    return f"audiences:workspace-median-interval:{workspace_id}"
+
+
+@dataclass(frozen=True)
+class WorkspaceInterval:
+    median_days: float | None  # None when fewer than MIN_REPEAT_CUSTOMERS repeat customers
+    repeat_customers: int
+
+
+@dataclass(frozen=True)
+class LifecycleThresholds:
+    loyal_min_orders: int
+    at_risk_after_days: int
+    lapsed_after_days: int
+    # What the derivation gives, shown next to the workspace's own values on the settings page.
+    derived_at_risk_after_days: int
+    derived_lapsed_after_days: int
+    at_risk_is_derived: bool
+    lapsed_is_derived: bool
+    interval: WorkspaceInterval
+
+
+def workspace_interval(*, workspace_id: int, fresh: bool = False) -> WorkspaceInterval:
+    key = _median_cache_key(workspace_id)
+    if not fresh:
+        try:
+            cached = cache.get(key)
+        except Exception:  # the cache only saves a query; Redis trouble must not stop facts
+            logger.warning("cache unavailable for the workspace interval", exc_info=True)
+            cached = None
+        if cached is not None:
+            return WorkspaceInterval(median_days=cached[0], repeat_customers=cached[1])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY median_days_between_orders), count(*)
+            FROM audiences_customerfacts
+            WHERE workspace_id = %s AND median_days_between_orders IS NOT NULL AND orders_count >= 2
+            """,
+            [workspace_id],
+        )
+        median, count = cursor.fetchone()
+    interval = WorkspaceInterval(
+        median_days=float(median) if median is not None and count >= MIN_REPEAT_CUSTOMERS else None,
+        repeat_customers=int(count),
+    )
+    try:
+        cache.set(key, (interval.median_days, interval.repeat_customers), _MEDIAN_CACHE_SECONDS)
+    except Exception:
+        logger.warning("cache unavailable for the workspace interval", exc_info=True)
+    return interval
+
+
+def lifecycle_thresholds(*, workspace_id: int, fresh: bool = False) -> LifecycleThresholds:
+    """The workspace's thresholds: its settings, with empty day thresholds derived."""
+    settings = LifecycleSettings.objects.filter(workspace_id=workspace_id).first()
+    interval = workspace_interval(workspace_id=workspace_id, fresh=fresh)
+    if interval.median_days is None:
+        derived_at_risk = AT_RISK_FALLBACK_DAYS
+    else:
+        derived_at_risk = math.ceil(AT_RISK_FACTOR * interval.median_days)
+        derived_at_risk = min(max(derived_at_risk, AT_RISK_FLOOR_DAYS), AT_RISK_CEILING_DAYS)
+    set_at_risk = settings.at_risk_after_days if settings else None
+    set_lapsed = settings.lapsed_after_days if settings else None
+    at_risk = set_at_risk if set_at_risk is not None else derived_at_risk
+    if set_at_risk is None and set_lapsed is not None and at_risk >= set_lapsed:
+        at_risk = max(set_lapsed // 2, 1)
+    lapsed = set_lapsed if set_lapsed is not None else LAPSED_FACTOR * at_risk
+    return LifecycleThresholds(
+        loyal_min_orders=settings.loyal_min_orders if settings else DEFAULT_LOYAL_MIN_ORDERS,
+        at_risk_after_days=at_risk,
+        lapsed_after_days=lapsed,
+        derived_at_risk_after_days=derived_at_risk,
+        derived_lapsed_after_days=LAPSED_FACTOR * derived_at_risk,
+        at_risk_is_derived=set_at_risk is None,
+        lapsed_is_derived=set_lapsed is None,
+        interval=interval,
+    )
+
+
+def _stage_sql(orders: str, last_order: str) -> str:
+    """The lifecycle stage as a SQL expression over two columns; parameters %(now)s,
+    %(loyal_min)s, %(at_risk_days)s, %(lapsed_days)s."""
+    return f"""
+        CASE
+            WHEN {orders} = 0 OR {last_order} IS NULL THEN '{LifecycleStage.PROSPECT}'
+            WHEN {last_order} <= %(now)s - make_interval(days => %(lapsed_days)s) THEN '{LifecycleStage.LAPSED}'
+            WHEN {last_order} <= %(now)s - make_interval(days => %(at_risk_days)s) THEN '{LifecycleStage.AT_RISK}'
+            WHEN {orders} >= %(loyal_min)s THEN '{LifecycleStage.LOYAL}'
+            WHEN {orders} >= 2 THEN '{LifecycleStage.REPEAT}'
+            ELSE '{LifecycleStage.FIRST_TIME}'
+        END"""
+
+
+def _stage_params(thresholds: LifecycleThresholds, now: datetime) -> dict[str, Any]:
+    return {
+        "now": now,
+        "loyal_min": thresholds.loyal_min_orders,
+        "at_risk_days": thresholds.at_risk_after_days,
+        "lapsed_days": thresholds.lapsed_after_days,
+    }
+
+
+# --- purchase facts --------------------------------------------------------------------------
+
+
+def _money(json_expr: str) -> str:
+    """A non-negative amount below 10^10 from a JSON number or numeric string, else NULL.
+    Checked by pattern before the cast, so a bad value from a shop never fails the batch."""
+    text = f"btrim({json_expr} #>> '{{}}')"
+    return (
+        f"(CASE WHEN jsonb_typeof({json_expr}) IN ('number', 'string') "
+        f"AND {text} ~ '^[0-9]{{1,10}}([.][0-9]+)?$' THEN {text}::numeric END)"
+    )
+
+
+_PRODUCTS_TOTAL = f"""
+    (SELECT CASE WHEN s.total < 10000000000 THEN s.total END
+     FROM (SELECT SUM({_money("item -> 'price'")} * COALESCE({_money("item -> 'quantity'")}, 1)) AS total
+           FROM jsonb_array_elements(r.products) AS item) s)"""  # noqa: S608 — constant fragments only
+
+_FACT_COLUMNS = (
+    "orders_count",
+    "revenue",
+    "average_order_value",
+    "refunds_count",
+    "refunded",
+    "first_order_at",
+    "last_order_at",
+    "products",
+    "categories",
+    "median_days_between_orders",
+    "predicted_next_order_at",
+    "lifecycle_stage",
+)
+
+_REFRESH_SQL = f"""
+WITH targets AS (
+    -- Every contact of the batch with orders has a row by now (placeholders, see below);
+    -- one with a row but no orders any more is recomputed to zeros.
+    SELECT f.contact_id
+    FROM audiences_customerfacts f
+    WHERE f.workspace_id = %(ws)s AND f.contact_id = ANY(%(ids)s)
+),
+raw AS (
+    SELECT e.id, e.contact_id, e.name, e.occurred_at,
+           NULLIF(btrim(e.properties ->> 'order_id'), '') AS order_id,
+           {_money("e.properties -> 'total'")} AS total,
+           {_money("e.properties -> 'revenue'")} AS revenue,
+           CASE WHEN jsonb_typeof(e.properties -> 'products') = 'array'
+                THEN e.properties -> 'products' ELSE '[]'::jsonb END AS products
+    FROM audiences_event e
+    WHERE e.workspace_id = %(ws)s AND e.contact_id = ANY(%(ids)s)
+      AND e.type = 'track' AND e.name IN (%(completed)s, %(refunded)s)
+),
+priced AS (
+    SELECT r.*, COALESCE(r.total, r.revenue, {_PRODUCTS_TOTAL}) AS amount FROM raw r
+),
+orders AS (
+    -- A repeated order_id is one order: its earliest event counts.
+    SELECT DISTINCT ON (p.contact_id, p.order_key)
+           p.contact_id, p.order_key, p.occurred_at, COALESCE(p.amount, 0) AS amount, p.products
+    FROM (SELECT priced.*, COALESCE(order_id, 'event:' || id) AS order_key
+          FROM priced WHERE name = %(completed)s) p
+    ORDER BY p.contact_id, p.order_key, p.occurred_at, p.id
+),
+refunds AS (
+    SELECT contact_id, order_id AS order_key, bool_or(amount IS NULL) AS full_refund, SUM(amount) AS amount
+    FROM priced
+    WHERE name = %(refunded)s AND order_id IS NOT NULL
+    GROUP BY contact_id, order_id
+),
+settled AS (
+    SELECT o.contact_id, o.order_key, o.occurred_at, o.amount, o.products,
+           rf.contact_id IS NOT NULL AS has_refund,
+           CASE WHEN rf.full_refund THEN o.amount ELSE LEAST(COALESCE(rf.amount, 0), o.amount) END AS refunded,
+           NOT COALESCE(rf.full_refund OR (o.amount > 0 AND rf.amount >= o.amount), false) AS counts
+    FROM orders o
+    LEFT JOIN refunds rf ON rf.contact_id = o.contact_id AND rf.order_key = o.order_key
+),
+intervals AS (
+    SELECT contact_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY gap_days) AS median_days
+    FROM (
+        SELECT contact_id,
+               EXTRACT(EPOCH FROM occurred_at - LAG(occurred_at) OVER (
+                   PARTITION BY contact_id ORDER BY occurred_at, order_key))::float8 / 86400 AS gap_days
+        FROM settled WHERE counts
+    ) gaps
+    WHERE gap_days IS NOT NULL
+    GROUP BY contact_id
+),
+items AS (
+    SELECT contact_id,
+           array_agg(DISTINCT product) FILTER (WHERE product IS NOT NULL) AS products,
+           array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL) AS categories
+    FROM (
+        SELECT s.contact_id,
+               left(COALESCE(NULLIF(btrim(item ->> 'product_id'), ''), NULLIF(btrim(item ->> 'sku'), '')), 128)
+                   AS product,
+               left(NULLIF(btrim(item ->> 'category'), ''), 128) AS category
+        FROM settled s CROSS JOIN LATERAL jsonb_array_elements(s.products) AS item
+        WHERE s.counts
+    ) bought
+    GROUP BY contact_id
+),
+totals AS (
+    SELECT t.contact_id,
+           COUNT(*) FILTER (WHERE s.counts) AS orders_count,
+           COALESCE(SUM(s.amount - s.refunded) FILTER (WHERE s.counts), 0) AS revenue,
+           COUNT(*) FILTER (WHERE s.has_refund) AS refunds_count,
+           COALESCE(SUM(s.refunded), 0) AS refunded,
+           MIN(s.occurred_at) FILTER (WHERE s.counts) AS first_order_at,
+           MAX(s.occurred_at) FILTER (WHERE s.counts) AS last_order_at
+    FROM targets t
+    LEFT JOIN settled s ON s.contact_id = t.contact_id
+    GROUP BY t.contact_id
+)
+INSERT INTO audiences_customerfacts AS cf (
+    contact_id, workspace_id, {", ".join(_FACT_COLUMNS)},
+    recency_score, frequency_score, monetary_score, rfm_segment, updated_at
+)
+SELECT tt.contact_id, %(ws)s, tt.orders_count, tt.revenue,
+       round(tt.revenue / NULLIF(tt.orders_count, 0), 2), tt.refunds_count, tt.refunded,
+       tt.first_order_at, tt.last_order_at,
+       COALESCE(i.products, '{{}}'), COALESCE(i.categories, '{{}}'),
+       iv.median_days, tt.last_order_at + iv.median_days * interval '1 day',
+       {_stage_sql("tt.orders_count", "tt.last_order_at")},
+       NULL, NULL, NULL, '', %(now)s
+FROM totals tt
+LEFT JOIN items i ON i.contact_id = tt.contact_id
+LEFT JOIN intervals iv ON iv.contact_id = tt.contact_id
+ON CONFLICT (contact_id) DO UPDATE SET
+    {", ".join(f"{column} = EXCLUDED.{column}" for column in _FACT_COLUMNS)},
+    -- Scores are the nightly ranking's; they stay until its next run, except that a contact
+    -- left without orders is no longer ranked at all.
+    recency_score = CASE WHEN EXCLUDED.orders_count = 0 THEN NULL ELSE cf.recency_score END,
+    frequency_score = CASE WHEN EXCLUDED.orders_count = 0 THEN NULL ELSE cf.frequency_score END,
+    monetary_score = CASE WHEN EXCLUDED.orders_count = 0 THEN NULL ELSE cf.monetary_score END,
+    rfm_segment = CASE WHEN EXCLUDED.orders_count = 0 THEN '' ELSE cf.rfm_segment END,
+    updated_at = EXCLUDED.updated_at
+-- Unchanged rows are not rewritten (most batches change nothing for most contacts).
+WHERE ({", ".join(f"cf.{column}" for column in _FACT_COLUMNS)})
+      IS DISTINCT FROM ({", ".join(f"EXCLUDED.{column}" for column in _FACT_COLUMNS)})
+"""  # noqa: S608 — only constant fragments and column names are formatted in; values are parameters
+
+
+_PLACEHOLDERS_SQL = f"""
+INSERT INTO audiences_customerfacts (
+    contact_id, workspace_id, orders_count, revenue, refunds_count, refunded, products, categories,
+    rfm_segment, lifecycle_stage, updated_at
+)
+SELECT c.id, %(ws)s, 0, 0, 0, 0, '{{}}', '{{}}', '', '{LifecycleStage.PROSPECT}', %(now)s
+FROM audiences_contact c
+WHERE c.workspace_id = %(ws)s AND c.id = ANY(%(ids)s)
+  AND EXISTS (
+      SELECT 1 FROM audiences_event e
+      WHERE e.contact_id = c.id AND e.workspace_id = %(ws)s AND e.type = 'track' AND e.name = %(completed)s
+  )
+ORDER BY c.id
+ON CONFLICT (contact_id) DO NOTHING
+"""  # noqa: S608 — a constant; values are parameters
+
+
+def purchase_facts_refresh(*, workspace_id: int, contact_ids: Collection[int], now: datetime | None = None) -> None:
+    """Recompute the purchase facts (and lifecycle stage) of these contacts of the workspace
+    from all their order events, in one statement. Ids of other workspaces are ignored."""
+    ids = sorted({int(contact_id) for contact_id in contact_ids})
+    if not ids:
+        return
+    thresholds = lifecycle_thresholds(workspace_id=workspace_id)
+    params = {
+        "ws": workspace_id,
+        "ids": ids,
+        "completed": ORDER_COMPLETED,
+        "refunded": ORDER_REFUNDED,
+        **_stage_params(thresholds, now or timezone.now()),
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The shared workspace lock lets many batches run together while a workspace-wide
+        # scoring (exclusive, see _workspace_lock) waits for them, and they for it: the scoring
+        # UPDATE locks rows in scan order, a batch in id order, and the two must not deadlock.
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [_LOCK_WORKSPACE, _lock_key(workspace_id)])
+        # Two refreshes of the same contact must not interleave: each statement sees the events
+        # committed when it starts, so the older snapshot could overwrite newer facts. Every
+        # contact with orders gets its row first (placeholders, in id order; a concurrent insert
+        # of the same row waits for the other transaction), then the rows are locked in id
+        # order; the statement after the lock sees all that the other batch committed. Row
+        # locks, unlike an advisory lock per contact, cost no shared memory for big batches.
+        cursor.execute(_PLACEHOLDERS_SQL, params)
+        cursor.execute(
+            """
+            SELECT contact_id FROM audiences_customerfacts
+            WHERE workspace_id = %s AND contact_id = ANY(%s) ORDER BY contact_id FOR UPDATE
+            """,
+            [workspace_id, ids],
+        )
+        cursor.execute(_REFRESH_SQL, params)
+
+
+def _lock_key(value: int) -> int:
+    return int(value) % 2_147_483_647
+
+
+def _workspace_lock(cursor: CursorWrapper, workspace_id: int) -> None:
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_WORKSPACE, _lock_key(workspace_id)])
+
+
+# --- RFM scoring -----------------------------------------------------------------------------
+
+
+def _segment_values() -> tuple[str, list[Any]]:
+    rows: list[str] = []
+    params: list[Any] = []
+    for recency, by_fm in RFM_SEGMENT_GRID.items():
+        for fm, segment in enumerate(by_fm, start=1):
+            rows.append("(%s, %s, %s)")
+            params += [recency, fm, str(segment)]
+    return ", ".join(rows), params
+
+
+def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
+    """Score every customer of the workspace (see the comment on RFM above); returns how many
+    were scored. Contacts without a counted order lose any score they had."""
+    now = now or timezone.now()
+    values, segment_params = _segment_values()
+    with transaction.atomic(), connection.cursor() as cursor:
+        _workspace_lock(cursor, workspace_id)
+        cursor.execute(
+            f"""
+            WITH tiles AS (
+                SELECT contact_id, last_order_at, orders_count, revenue,
+                       NTILE(5) OVER (ORDER BY last_order_at, contact_id) AS r_tile,
+                       NTILE(5) OVER (ORDER BY orders_count, contact_id) AS f_tile,
+                       NTILE(5) OVER (ORDER BY revenue, contact_id) AS m_tile
+                FROM audiences_customerfacts
+                WHERE workspace_id = %s AND orders_count > 0 AND last_order_at IS NOT NULL
+            ),
+            scores AS (
+                SELECT contact_id,
+                       MIN(r_tile) OVER (PARTITION BY last_order_at) AS r,
+                       MIN(f_tile) OVER (PARTITION BY orders_count) AS f,
+                       MIN(m_tile) OVER (PARTITION BY revenue) AS m
+                FROM tiles
+            ),
+            grid (r, fm, segment) AS (VALUES {values})
+            UPDATE audiences_customerfacts cf
+            SET recency_score = s.r, frequency_score = s.f, monetary_score = s.m,
+                rfm_segment = grid.segment, rfm_scored_at = %s
+            FROM scores s
+            JOIN grid ON grid.r = s.r AND grid.fm = (s.f + s.m + 1) / 2
+            WHERE cf.contact_id = s.contact_id AND cf.workspace_id = %s
+            """,  # noqa: S608 — the VALUES list is placeholders; its values are parameters
+            [workspace_id, *segment_params, now, workspace_id],
+        )
+        scored = cursor.rowcount
+        cursor.execute(
+            """
+            UPDATE audiences_customerfacts
+            SET recency_score = NULL, frequency_score = NULL, monetary_score = NULL, rfm_segment = ''
+            WHERE workspace_id = %s AND (orders_count = 0 OR last_order_at IS NULL)
+              AND (recency_score IS NOT NULL OR rfm_segment <> '')
+            """,
+            [workspace_id],
+        )
+    return scored
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+def lifecycle_refresh(*, workspace_id: int, now: datetime | None = None) -> int:
+    """Recompute every customer's lifecycle stage (time passes: customers drift into at risk
+    and lapsed without any new event). Also refreshes the cached workspace median first.
+    Returns how many contacts changed stage."""
+    thresholds = lifecycle_thresholds(workspace_id=workspace_id, fresh=True)
+    params = {"ws": workspace_id, **_stage_params(thresholds, now or timezone.now())}
+    with transaction.atomic(), connection.cursor() as cursor:
+        _workspace_lock(cursor, workspace_id)
+        stage = _stage_sql("orders_count", "last_order_at")
+        cursor.execute(
+            f"""
+            UPDATE audiences_customerfacts SET lifecycle_stage = {stage}
+            WHERE workspace_id = %(ws)s AND lifecycle_stage IS DISTINCT FROM ({stage})
+            """,  # noqa: S608 — a constant expression; values are parameters
+            params,
+        )
+        return cursor.rowcount
+
+
+@transaction.atomic
+def lifecycle_settings_save(
+    *,
+    workspace: Workspace,
+    loyal_min_orders: int,
+    at_risk_after_days: int | None,
+    lapsed_after_days: int | None,
+) -> LifecycleSettings:
+    """Store the workspace's thresholds (None = derive). Stages are recomputed by a queued
+    lifecycle refresh, not here: on a big workspace that is a long UPDATE."""
+    errors: dict[str, str] = {}
+    if loyal_min_orders < 2:
+        errors["loyal_min_orders"] = _("A loyal customer has at least 2 orders.")
+    for name, value in (("at_risk_after_days", at_risk_after_days), ("lapsed_after_days", lapsed_after_days)):
+        if value is not None and not 1 <= value <= 3650:
+            errors[name] = _("Between 1 and 3650 days.")
+    if at_risk_after_days is not None and lapsed_after_days is not None and lapsed_after_days <= at_risk_after_days:
+        errors["lapsed_after_days"] = _("Must be more days than “at risk”.")
+    if errors:
+        raise ValidationError(errors)
+    from audiences.tasks import refresh_lifecycle
+
+    settings, _created = LifecycleSettings.objects.update_or_create(
+        workspace=workspace,
+        defaults={
+            "loyal_min_orders": loyal_min_orders,
+            "at_risk_after_days": at_risk_after_days,
+            "lapsed_after_days": lapsed_after_days,
+            "updated_at": timezone.now(),
+        },
+    )
+    enqueue_after_commit(refresh_lifecycle, workspace.pk)
+    return settings
+
+
+# --- the scoring job: state shown on the RFM page ---------------------------------------------
+#
+# The job has no row of its own: its result is on the facts rows (rfm_scored_at). Whether one is
+# queued or running, and when the last finished, is kept in the cache, with a time-to-live so a
+# worker that died does not leave the page saying "running" for ever. cache.add makes the queued
+# flag a guard too: a second click while one is queued or running enqueues nothing.
+
+SCORING_STALE_SECONDS = 3600
+
+
+def _scoring_key(workspace_id: int) -> str:
+    return f"audiences:rfm-scoring:{workspace_id}"
+
+
+def _scored_key(workspace_id: int) -> str:
+    return f"audiences:rfm-scored:{workspace_id}"
+
+
+@dataclass(frozen=True)
+class ScoringStatus:
+    state: str  # "", "queued" or "running"
+    since: datetime | None
+    last_finished_at: datetime | None
+    last_customers: int | None
+
+
+def scoring_mark_queued(*, workspace_id: int) -> bool:
+    """True if no scoring was queued or running for the workspace (and now one is)."""
+    return bool(cache.add(_scoring_key(workspace_id), ("queued", timezone.now()), SCORING_STALE_SECONDS))
+
+
+def scoring_status(*, workspace_id: int) -> ScoringStatus:
+    state, since = cache.get(_scoring_key(workspace_id)) or ("", None)
+    last = cache.get(_scored_key(workspace_id))
+    if last is None:
+        # Cache lost (or never set): the facts rows still say when they were last scored.
+        finished = CustomerFacts.objects.filter(workspace_id=workspace_id).aggregate(at=Max("rfm_scored_at"))["at"]
+        last = (finished, None)
+    return ScoringStatus(state=state, since=since, last_finished_at=last[0], last_customers=last[1])
+
+
+def scoring_request(*, workspace_id: int) -> bool:
+    """Queue a scoring of the workspace unless one is queued or running; True if queued."""
+    from audiences.tasks import score_rfm
+
+    if not scoring_mark_queued(workspace_id=workspace_id):
+        return False
+    enqueue_after_commit(score_rfm, workspace_id)
+    return True
+
+
+def scoring_request_all() -> int:
+    """The nightly fan-out: one job per workspace with customers, so a big workspace neither
+    delays nor fails the others. Returns how many were queued."""
+    workspace_ids = (
+        Workspace.objects.filter(Exists(CustomerFacts.objects.filter(workspace_id=OuterRef("pk"))))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return sum(scoring_request(workspace_id=workspace_id) for workspace_id in workspace_ids.iterator())
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    scored: int
+    stages_changed: int
+
+
+def customer_scores_refresh(*, workspace_id: int) -> ScoringResult:
+    """The job behind the RFM page's button and the nightly run: RFM scores, then lifecycle
+    stages (which move with time alone)."""
+    cache.set(_scoring_key(workspace_id), ("running", timezone.now()), SCORING_STALE_SECONDS)
+    try:
+        scored = rfm_score(workspace_id=workspace_id)
+        changed = lifecycle_refresh(workspace_id=workspace_id)
+    finally:
+        cache.delete(_scoring_key(workspace_id))
+    cache.set(_scored_key(workspace_id), (timezone.now(), scored), None)
+    _segments_follow(workspace_id)
+    return ScoringResult(scored=scored, stages_changed=changed)
+
+
+def lifecycle_stages_apply(*, workspace_id: int) -> int:
+    """After the thresholds changed: stages again, and the segments that use them."""
+    changed = lifecycle_refresh(workspace_id=workspace_id)
+    if changed:
+        _segments_follow(workspace_id)
+    return changed
+
+
+def _segments_follow(workspace_id: int) -> None:
+    """Scores and stages changed workspace-wide: materialised segment memberships (which may
+    use them) are refreshed by the segments' own job."""
+    from audiences.segments.services import segments_workspace_changed
+
+    segments_workspace_changed(workspace_id=workspace_id)

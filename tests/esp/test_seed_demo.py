@@ -1,0 +1,109 @@
+"""`manage.py seed_demo` (what `make run` starts with): the demo workspace, its audience, and
+the shop history sent through the real ingestion, pipeline, facts and segment services — once,
+however often it runs."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count, F
+from django.utils import timezone
+
+from audiences.event_selectors import event_summary
+from audiences.models import (
+    Contact,
+    ContactAlias,
+    CustomerFacts,
+    Event,
+    PendingEvents,
+    Segment,
+    SegmentMembership,
+)
+from esp.models import Role, User, Workspace
+from tests.conftest import logged_in
+
+
+def _snapshot(workspace: Workspace) -> dict[str, int]:
+    return {
+        "contacts": Contact.objects.in_workspace(workspace).count(),
+        "events": Event.objects.in_workspace(workspace).count(),
+        "facts": CustomerFacts.objects.filter(workspace=workspace).count(),
+        "segments": Segment.objects.in_workspace(workspace).count(),
+        "memberships": SegmentMembership.objects.in_workspace(workspace).count(),
+        "aliases": ContactAlias.objects.in_workspace(workspace).count(),
+    }
+
+
+@pytest.mark.django_db
+def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: Path, settings: object) -> None:
+    settings.VAR_DIR = tmp_path  # type: ignore[attr-defined]  # not the developer's var/demo.json
+    call_command("seed_demo", stdout=StringIO())
+    workspace = Workspace.objects.get(slug="demo-shop")
+    events = Event.objects.in_workspace(workspace)
+    counts = _snapshot(workspace)
+    assert counts["contacts"] == 240 and counts["events"] > 5000
+
+    # The e-commerce spec's events, with what facts and emails need.
+    names = dict(events.values_list("name").annotate(n=Count("id")))
+    for name in ("Home", "Product Viewed", "Product Added", "Cart Viewed", "Checkout Started", "Order Completed"):
+        assert names.get(name, 0) > 100, name
+    assert 0 < names["Order Refunded"] < names["Order Completed"] / 5
+    order = events.filter(name="Order Completed", contact__locale="bg").first()
+    assert order is not None and order.properties["currency"] == "EUR" and order.properties["order_id"]
+    product = order.properties["products"][0]
+    assert {"product_id", "name", "category", "price", "quantity", "image_url", "url"} <= set(product)
+    assert any("\u0400" <= ch <= "\u04ff" for ch in product["name"])  # named in Bulgarian
+    assert (
+        events.filter(name="Order Completed").values("properties__order_id").distinct().count()
+        == names["Order Completed"]
+    )
+    assert not events.filter(occurred_at__gt=timezone.now()).exists()
+    # Abandoned carts: carts of people who ordered nothing within the day after.
+    assert events.filter(name="Cart Viewed").count() > names["Order Completed"]
+
+    # Anonymous browsing merged by identify; strangers who never signed up stay anonymous.
+    merged = events.filter(anonymous_id__startswith="anon-cust-")
+    assert merged.exists() and not merged.filter(contact__isnull=True).exists()
+    assert counts["aliases"] >= merged.values("anonymous_id").distinct().count()
+    visitors = events.filter(anonymous_id__startswith="anon-visitor-")
+    assert visitors.exists() and not visitors.exclude(contact__isnull=True).exists()
+    assert not events.filter(contact__isnull=True).exclude(anonymous_id__startswith="anon-visitor-").exists()
+    # Sent as it happened, except the few that came late from an offline phone.
+    late = events.filter(received_at__gt=F("occurred_at") + timedelta(minutes=15)).count()
+    assert 0 < late < counts["events"] / 10
+    assert not PendingEvents.objects.filter(workspace=workspace).exists()  # all processed
+
+    # Facts, RFM and lifecycle, and the demo segments with their members.
+    facts = CustomerFacts.objects.filter(workspace=workspace)
+    assert facts.filter(orders_count__gte=2).count() > 50
+    assert facts.exclude(rfm_segment="").count() > 100 and facts.filter(rfm_segment="champions").exists()
+    assert facts.values("lifecycle_stage").distinct().count() >= 4
+    assert facts.exclude(predicted_next_order_at=None).exists()
+    segments = {s.name: s for s in Segment.objects.in_workspace(workspace)}
+    assert set(segments) == {
+        "Bulgarian customers with 2+ orders in 90 days",
+        "Browsed but never bought",
+        "Birthdays in the next 30 days",
+        "Champions",
+    }
+    for segment in segments.values():
+        current = SegmentMembership.objects.filter(segment=segment, exited_at=None).count()
+        assert segment.refreshed_at and segment.member_count == current > 0, segment.name
+    champions = SegmentMembership.objects.filter(segment=segments["Champions"], exited_at=None)
+    assert champions.count() == facts.filter(rfm_segment="champions").count()
+
+    # The profile shows the history.
+    owner = User.objects.get(email="owner@demo.shop")
+    assert owner.memberships.get(workspace=workspace).role == Role.OWNER
+    page = html.unescape(logged_in(owner).get(f"/audience/contacts/{order.contact_id}/").content.decode())
+    newest = events.filter(contact_id=order.contact_id).order_by("-occurred_at", "-id").first()
+    assert newest is not None and newest.name in page and event_summary(newest) in page
+
+    # Again: nothing is stored twice, nothing changes.
+    call_command("seed_demo", stdout=StringIO())
+    assert _snapshot(workspace) == counts
