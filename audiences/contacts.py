@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
 from audiences.fields import clean_attributes
-from audiences.models import CustomField, Gender, MailingList, normalise_email
+from audiences.models import CustomField, Gender, MailingList, email_hash, normalise_email
 from esp.models import Workspace
 from esp.queue import enqueue_after_commit
 
@@ -32,6 +32,7 @@ TEXT_FIELDS = ("first_name", "last_name", "phone", "city", "locale")
 MAX_TEXT = {"first_name": 150, "last_name": 150, "phone": 40, "city": 120, "locale": 16}
 STANDARD_FIELDS = ("email", "external_id", *TEXT_FIELDS, "gender", "birth_date", "country", "time_zone", "tags")
 TIME_ZONES = frozenset(zoneinfo.available_timezones())
+_GENDERS = frozenset(Gender.values)
 COUNTRY_RE = re.compile(r"[A-Z]{2}")
 # COPY reads the staged text in chunks of this many characters. Each chunk is a call back into
 # Python that must retake the GIL; psycopg2's default of 8 KB means hundreds per batch, each a
@@ -57,49 +58,57 @@ def parse_contact(
 ) -> ContactInput:
     """Validate one contact given as a flat mapping: standard fields by name, custom fields
     under `attributes` or by their key. Raises ValidationError naming each bad field."""
+    # The hot path of an import (a million calls): each field is looked up once, and a row
+    # without custom fields skips clean_attributes.
     errors: dict[str, str] = {}
-    email = normalise_email(str(data.get("email") or ""))
+    get = data.get
+    email = normalise_email(str(get("email") or ""))
     if not email:
         errors["email"] = _("An email address is required.")
     elif len(email) > 254 or not EMAIL_RE.match(email):
         errors["email"] = _("%(value)r is not a valid email address.") % {"value": email}
     values: dict[str, Any] = {}
     for name in TEXT_FIELDS:
-        if name in data and data[name] is not None:
-            text = str(data[name]).strip()
+        value = get(name)
+        if value is not None:
+            text = value.strip() if type(value) is str else str(value).strip()
             if len(text) > MAX_TEXT[name]:
                 errors[name] = _("At most %(n)d characters.") % {"n": MAX_TEXT[name]}
             values[name] = text
-    if data.get("gender") not in (None, ""):
-        gender = str(data["gender"]).strip().lower()
-        if gender not in Gender.values:
+    value = get("gender")
+    if value is not None and value != "":
+        gender = str(value).strip().lower()
+        if gender not in _GENDERS:
             errors["gender"] = _("One of: %(choices)s.") % {"choices": ", ".join(Gender.values)}
         values["gender"] = gender
-    if data.get("birth_date") not in (None, ""):
-        raw = data["birth_date"]
-        birth = raw if isinstance(raw, dt.date) else _parse_date(str(raw))
+    value = get("birth_date")
+    if value is not None and value != "":
+        birth = value if isinstance(value, dt.date) else _parse_date(str(value))
         if birth is None:
-            errors["birth_date"] = _("Expected a date (YYYY-MM-DD), got %(value)r.") % {"value": raw}
+            errors["birth_date"] = _("Expected a date (YYYY-MM-DD), got %(value)r.") % {"value": value}
         values["birth_date"] = birth
-    if data.get("country") not in (None, ""):
-        country = str(data["country"]).strip().upper()
+    value = get("country")
+    if value is not None and value != "":
+        country = str(value).strip().upper()
         if not COUNTRY_RE.fullmatch(country):
             errors["country"] = _("Expected a two-letter ISO country code.")
         values["country"] = country
-    if data.get("time_zone") not in (None, ""):
-        if str(data["time_zone"]) not in TIME_ZONES:
-            errors["time_zone"] = _("Unknown time zone %(value)r.") % {"value": data["time_zone"]}
-        values["time_zone"] = str(data["time_zone"])
-    raw_attributes = dict(data.get("attributes") or {})
+    value = get("time_zone")
+    if value is not None and value != "":
+        if str(value) not in TIME_ZONES:
+            errors["time_zone"] = _("Unknown time zone %(value)r.") % {"value": value}
+        values["time_zone"] = str(value)
+    raw_attributes = dict(get("attributes") or {})
     for key in fields:
         if key in data and key not in STANDARD_FIELDS:
             raw_attributes.setdefault(key, data[key])
-    try:
-        attributes = clean_attributes(fields, raw_attributes, keep_unknown=keep_unknown)
-    except ValidationError as error:
-        errors.update({key: " ".join(messages) for key, messages in error.message_dict.items()})
-        attributes = {}
-    tags = data.get("tags") or []
+    attributes: dict[str, Any] = {}
+    if raw_attributes:
+        try:
+            attributes = clean_attributes(fields, raw_attributes, keep_unknown=keep_unknown)
+        except ValidationError as error:
+            errors.update({key: " ".join(messages) for key, messages in error.message_dict.items()})
+    tags = get("tags") or []
     if isinstance(tags, str):
         tags = [tag for tag in (t.strip() for t in tags.split(",")) if tag]
     if tags and (not isinstance(tags, list) or any(len(str(tag)) > 64 for tag in tags)):
@@ -107,12 +116,13 @@ def parse_contact(
         tags = []
     if errors:
         raise ValidationError(errors)
+    external_id = get("external_id")
     return ContactInput(
-        email=email,
-        external_id=str(data.get("external_id") or "").strip()[:255],
-        values=values,
-        attributes=attributes,
-        tags=sorted({str(tag).strip() for tag in tags if str(tag).strip()}) if tags else [],
+        email,
+        str(external_id).strip()[:255] if external_id else "",
+        values,
+        attributes,
+        sorted({str(tag).strip() for tag in tags if str(tag).strip()}) if tags else [],
     )
 
 
@@ -129,20 +139,22 @@ def _parse_date(text: str) -> dt.date | None:
 CREATED, UPDATED, UNCHANGED, REJECTED = "created", "updated", "unchanged", "rejected"
 
 
-@dataclass
+@dataclass(slots=True)
 class RowOutcome:
     status: str  # created | updated | unchanged (existing, skipped) | rejected
     contact_id: int | None = None
     error: str = ""
 
 
-# Columns copied into the staging table, in order. `given` lists the standard fields the row
-# set, so an update changes only those and never blanks a value the row did not mention.
+# Columns copied into the staging table, in order. `given` has a bit set for each standard field
+# the row set (see _GIVEN_BITS), so an update changes only those and never blanks a value the row
+# did not mention. (A bit mask, not an array of names: the database reads it for every row.)
 _STAGE_COLUMNS = (
-    "row_no", "email", "external_id", "first_name", "last_name", "gender", "birth_date", "phone", "city",
-    "country", "time_zone", "locale", "attributes", "tags", "given",
+    "row_no", "email", "email_hash", "external_id", "first_name", "last_name", "gender", "phone", "city", "country",
+    "time_zone", "locale", "attributes", "tags", "birth_date", "given",
 )  # fmt: skip
 _UPDATABLE = ("first_name", "last_name", "gender", "birth_date", "phone", "city", "country", "time_zone", "locale")
+_GIVEN_BITS = {name: 1 << bit for bit, name in enumerate(_UPDATABLE)}
 
 
 def _copy_value(value: Any) -> str:
@@ -181,11 +193,14 @@ def _json_object(attributes: dict[str, Any]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-_given_arrays: dict[tuple[str, ...], str] = {}  # the few distinct sets of given fields, as COPY text
+_given_masks: dict[tuple[str, ...], str] = {}  # the few distinct sets of given fields, as COPY text
 
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+NUL, TAB = "\x00", "\t"
 
 
 def _stage_line(row_no: int, item: ContactInput) -> str:
@@ -194,40 +209,43 @@ def _stage_line(row_no: int, item: ContactInput) -> str:
     and split into columns again, instead of being escaped one by one."""
     v = item.values
     given = tuple(v)
-    given_array = _given_arrays.get(given)
-    if given_array is None:
-        given_array = _escape(_pg_array(given))
-        if len(_given_arrays) < 1024:
-            _given_arrays[given] = given_array
-    birth = v.get("birth_date")
-    head = (
-        item.email, item.external_id, v.get("first_name", ""), v.get("last_name", ""), v.get("gender", ""),
-    )  # fmt: skip
-    tail = (
-        v.get("phone", ""), v.get("city", ""), v.get("country", ""), v.get("time_zone", ""), v.get("locale", ""),
-        _json_object(item.attributes) if item.attributes else "{}",
+    given_mask = _given_masks.get(given)
+    if given_mask is None:
+        given_mask = str(sum(_GIVEN_BITS.get(name, 0) for name in set(given)))
+        if len(_given_masks) < 1024:
+            _given_masks[given] = given_mask
+    get = v.get
+    birth = get("birth_date")
+    # The suppression list keeps email_hash() of each address: the same function hashes the row
+    # here, so the database compares stored hashes instead of hashing every staged row itself.
+    cells = (
+        item.email, email_hash(item.email), item.external_id, get("first_name", ""), get("last_name", ""),
+        get("gender", ""), get("phone", ""), get("city", ""), get("country", ""), get("time_zone", ""),
+        get("locale", ""), _json_object(item.attributes) if item.attributes else "{}",
         _pg_array(item.tags) if item.tags else "{}",
     )  # fmt: skip
     try:
-        joined_head, joined_tail = "\x00".join(head), "\x00".join(tail)
+        joined = "\x00".join(cells)
     except TypeError:  # a value that is not text
-        joined_head = joined_tail = "\x00"
-    if joined_head.count("\x00") != len(head) - 1 or joined_tail.count("\x00") != len(tail) - 1:
+        joined = ""
+    if joined.count("\x00") != len(cells) - 1:
         # A NUL in a value (PostgreSQL refuses the row, as before) or a value that is not text.
-        return "\t".join(_copy_value(cell) for cell in (row_no, *head, birth, *tail, _pg_array(given))) + "\n"
+        return "\t".join(_copy_value(cell) for cell in (row_no, *cells, birth, given_mask)) + "\n"
     birth_text = r"\N" if birth is None else _escape(str(birth))
-    head_text, tail_text = _escape(joined_head).replace("\x00", "\t"), _escape(joined_tail).replace("\x00", "\t")
-    return f"{row_no}\t{head_text}\t{birth_text}\t{tail_text}\t{given_array}\n"
+    return f"{row_no}\t{_escape(joined).replace(NUL, TAB)}\t{birth_text}\t{given_mask}\n"
 
 
 @dataclass
 class StagedRows:
     """Rows judged among themselves (a repeated address or external_id rejects the earlier
     row) and turned into COPY text: the pure-Python half of contacts_upsert. The CSV import
-    prepares the next batch this way in a thread of its own while the database writes this one."""
+    prepares the next batch this way in a process of its own while the database writes this one."""
 
     outcomes: list[RowOutcome | None]  # None: staged for writing
-    copy_text: str
+    copy_data: bytes  # COPY text, encoded: it travels between processes and goes out as it is
+    # The staged rows by their exact address (unique among them): INSERT … RETURNING names the
+    # new contacts by address, and this finds their rows.
+    row_of_email: dict[str, int] = field(default_factory=dict)
 
 
 def contacts_stage(rows: list[ContactInput]) -> StagedRows:
@@ -245,8 +263,9 @@ def contacts_stage(rows: list[ContactInput]) -> StagedRows:
                 if outcomes[earlier] is None:
                     outcomes[earlier] = RowOutcome(REJECTED, error=_("The same external_id appears again later."))
             last_by_external[item.external_id] = index
-    text = "".join(_stage_line(index, item) for index, item in enumerate(rows) if outcomes[index] is None)
-    return StagedRows(outcomes, text)
+    staged = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    data = "".join([_stage_line(index, rows[index]) for index in staged]).encode()
+    return StagedRows(outcomes, data, {rows[index].email: index for index in staged})
 
 
 def contacts_upsert(
@@ -272,84 +291,105 @@ def contacts_upsert(
     may come prepared by contacts_stage."""
     staged = rows if isinstance(rows, StagedRows) else contacts_stage(rows)
     outcomes = list(staged.outcomes)
-    if not staged.copy_text:
+    if not staged.copy_data:
         return [outcome or RowOutcome(REJECTED) for outcome in outcomes]
 
+    # The work of the database is what bounds a large import, so each staged row costs it as
+    # little as possible: a new address is one COPY line and one INSERT; only the rows the
+    # INSERT leaves out (existing, suppressed, or with another contact's external_id) are
+    # looked at again. Every lookup in audiences_contact is a probe of a unique index by a
+    # correlated subquery, never a join the planner may choose to run as a scan: the table's
+    # statistics know nothing of a workspace an import is filling (a first import into a fresh
+    # table is estimated at a few rows), and a join planned on them reads every contact of the
+    # workspace once per staged row (seen: an EXISTS on external_id took 27 s of a 34 s import of
+    # 50,000 rows, each batch slower than the last). `(SELECT ws)` hides the workspace from the
+    # planner for the same reason. (The suppression list is joined: an import does not grow it.)
     with transaction.atomic(), connection.cursor() as cursor:
         # Session-local; dropped first in case an outer transaction (a test, a caller's
         # atomic block) still holds the one of a previous call, since ON COMMIT has not come.
-        # Half-full pages: the UPDATEs below then rewrite each staged row in place (HOT), not
-        # into new pages with new index entries.
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.contact_stage")
+        # No index: the few rows looked at again are found by `row_no = ANY(<constant array>)`,
+        # which PostgreSQL (14+) tests with a hash table while it scans, and an index would cost
+        # every row of the COPY.
         cursor.execute(
             """
+            DROP TABLE IF EXISTS pg_temp.contact_stage;
             CREATE TEMPORARY TABLE contact_stage (
-                row_no integer PRIMARY KEY, email text, external_id text, first_name text, last_name text,
-                gender text, birth_date date, phone text, city text, country text, time_zone text, locale text,
-                attributes jsonb, tags text[], given text[], error text,
-                contact_id bigint, inserted boolean NOT NULL DEFAULT false
-            ) WITH (fillfactor = 50) ON COMMIT DROP
+                row_no integer NOT NULL, email text, email_hash text, external_id text, first_name text,
+                last_name text, gender text, phone text, city text, country text, time_zone text, locale text,
+                attributes jsonb, tags text[], birth_date date, given integer, error text, contact_id bigint
+            ) ON COMMIT DROP
             """
         )
-        buffer = io.StringIO(staged.copy_text)
+        buffer = io.BytesIO(staged.copy_data)
         copy = f"COPY contact_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
         cursor.cursor.copy_expert(copy, buffer, size=COPY_CHUNK)
-        # Lookups in audiences_contact below compare workspace_id with `(SELECT ws)`, a value the
-        # planner cannot see: it then estimates an average workspace and probes the unique
-        # (workspace, key) indexes. With the literal it trusts the table's statistics, which know
-        # nothing of a workspace an import is filling (estimated 1 row), picks the workspace_id
-        # index and reads every contact of the workspace once per staged row (seen: 0.3 s per
-        # 100 rows at 100k contacts, growing with the workspace).
+        now = timezone.now()
+        params: dict[str, Any] = {"ws": workspace.pk, "source": source, "now": now}
+        # New addresses in one INSERT. ON CONFLICT without a target skips a row that collides
+        # with any unique index: an existing (or concurrently inserted) address, or an
+        # external_id another contact holds; the rows it skips are sorted out below.
         cursor.execute(
             """
             UPDATE contact_stage s SET error = 'suppressed' FROM audiences_suppression sp
-            WHERE sp.workspace_id = %(ws)s
-              AND sp.email_hash = encode(sha256(convert_to(lower(s.email), 'UTF8')), 'hex');
-            UPDATE contact_stage s SET error = 'external_id'
-            WHERE s.error IS NULL AND s.external_id <> '' AND EXISTS (
-                SELECT 1 FROM audiences_contact c
-                WHERE c.workspace_id = (SELECT %(ws)s::bigint) AND c.external_id = s.external_id
-                  AND c.external_id <> '' AND lower(c.email) <> lower(s.email)
-            );
-            """,
-            {"ws": workspace.pk},
-        )
-        now = timezone.now()
-        params: dict[str, Any] = {"ws": workspace.pk, "source": source, "now": now}
-        # New addresses first; ON CONFLICT DO NOTHING leaves existing (or concurrently
-        # inserted) ones to the UPDATE below, which can see which fields each row gave.
-        cursor.execute(
-            """
-            WITH inserted AS (
-                INSERT INTO audiences_contact (
-                    workspace_id, email, external_id, first_name, last_name, gender, birth_date, phone, city,
-                    country, time_zone, locale, attributes, tags, source, created_at, updated_at
-                )
-                SELECT %(ws)s, email, external_id, first_name, last_name, gender, birth_date, phone, city,
-                       country, time_zone, locale, attributes, tags, %(source)s, %(now)s, %(now)s
-                FROM contact_stage WHERE error IS NULL ORDER BY row_no
-                ON CONFLICT (workspace_id, lower(email)) DO NOTHING
-                RETURNING id, lower(email) AS email_key
+            WHERE sp.workspace_id = %(ws)s AND sp.email_hash = s.email_hash;
+            INSERT INTO audiences_contact (
+                workspace_id, email, external_id, first_name, last_name, gender, birth_date, phone, city,
+                country, time_zone, locale, attributes, tags, source, created_at, updated_at
             )
-            UPDATE contact_stage s SET contact_id = i.id, inserted = true
-            FROM inserted i WHERE lower(s.email) = i.email_key
+            SELECT %(ws)s, email, external_id, first_name, last_name, gender, birth_date, phone, city,
+                   country, time_zone, locale, attributes, tags, %(source)s, %(now)s, %(now)s
+            FROM contact_stage WHERE error IS NULL ORDER BY row_no
+            ON CONFLICT DO NOTHING
+            RETURNING id, email
             """,
             params,
         )
-        # The existing contacts: one probe of the unique (workspace, lower(email)) index per row.
-        cursor.execute(
-            """
-            UPDATE contact_stage s SET contact_id = (
-                SELECT c.id FROM audiences_contact c
-                WHERE c.workspace_id = (SELECT %(ws)s::bigint) AND lower(c.email) = lower(s.email)
+        row_of_email = staged.row_of_email
+        inserted: list[int] = []
+        for contact_id, email in cursor.fetchall():
+            index = row_of_email[email]
+            outcomes[index] = RowOutcome(CREATED, contact_id)
+            inserted.append(contact_id)
+        others = [index for index in row_of_email.values() if outcomes[index] is None]
+        existing: dict[int, int] = {}  # row -> contact
+        if others:
+            # Each row left out is an existing contact (its id by the address), unless the
+            # external_id it brings belongs to a contact with another address.
+            # (The suppressed ones have their error already, and are not returned.)
+            cursor.execute(
+                """
+                UPDATE contact_stage s SET
+                    contact_id = (
+                        SELECT c.id FROM audiences_contact c
+                        WHERE c.workspace_id = (SELECT %(ws)s::bigint) AND lower(c.email) = lower(s.email)
+                    ),
+                    error = CASE WHEN s.external_id <> '' AND (
+                        SELECT lower(c.email) FROM audiences_contact c
+                        WHERE c.workspace_id = (SELECT %(ws)s::bigint) AND c.external_id = s.external_id
+                          AND c.external_id <> ''
+                    ) <> lower(s.email) THEN 'external_id' END
+                WHERE s.row_no = ANY(%(others)s) AND s.error IS NULL
+                RETURNING s.row_no, s.contact_id, s.error
+                """,
+                {**params, "others": others},
             )
-            WHERE s.error IS NULL AND NOT s.inserted
-            """,
-            params,
-        )
-        if update_existing:
+            for row_no, contact_id, error in cursor.fetchall():
+                if error == "external_id":
+                    outcomes[row_no] = RowOutcome(REJECTED, error=_("The external_id belongs to another contact."))
+                else:
+                    outcomes[row_no] = RowOutcome(UPDATED if update_existing else UNCHANGED, contact_id)
+                    if contact_id is not None:
+                        existing[row_no] = contact_id
+            for row_no in others:
+                if outcomes[row_no] is None:
+                    outcomes[row_no] = RowOutcome(REJECTED, error=_("The address is on the suppression list."))
+        if update_existing and existing:
+            # The contacts are reached by their ids only: `+ 0` keeps the workspace check off
+            # the workspace indexes, which the planner would otherwise choose (estimating a
+            # few rows where an import's workspace holds its whole file) and read in full.
             updates = ", ".join(
-                f"{name} = CASE WHEN '{name}' = ANY(s.given) THEN s.{name} ELSE c.{name} END" for name in _UPDATABLE
+                f"{name} = CASE WHEN s.given & {bit} <> 0 THEN s.{name} ELSE c.{name} END"
+                for name, bit in _GIVEN_BITS.items()
             )
             cursor.execute(
                 f"""
@@ -359,16 +399,21 @@ def contacts_upsert(
                     tags = ARRAY(SELECT DISTINCT unnest(c.tags || s.tags) ORDER BY 1),
                     updated_at = %(now)s
                 FROM contact_stage s
-                WHERE c.id = s.contact_id AND c.workspace_id = (SELECT %(ws)s::bigint)
-                  AND s.error IS NULL AND NOT s.inserted
+                WHERE c.id = ANY(%(ids)s) AND c.id = s.contact_id AND s.row_no = ANY(%(rows)s)
+                  AND c.workspace_id + 0 = %(ws)s
                 """,  # noqa: S608 — only constant column names are formatted in; values are parameters
-                params,
+                {**params, "ids": list(existing.values()), "rows": list(existing)},
             )
-        cursor.execute("SELECT row_no, contact_id, inserted, error FROM contact_stage")
-        written = cursor.fetchall()
         if mailing_list is not None:
             pending = _subscribe_written(
-                cursor, workspace, mailing_list, now, consent_source or source, consent_text, confirm_by_mail
+                cursor,
+                workspace,
+                mailing_list,
+                now,
+                consent_source or source,
+                consent_text,
+                confirm_by_mail,
+                inserted,
             )
             if pending:
                 from audiences.tasks import send_confirmation_email
@@ -376,15 +421,6 @@ def contacts_upsert(
                 for subscription_id in pending:
                     enqueue_after_commit(send_confirmation_email, subscription_id)
 
-    for row_no, contact_id, inserted, error in written:
-        if error == "suppressed":
-            outcomes[row_no] = RowOutcome(REJECTED, error=_("The address is on the suppression list."))
-        elif error == "external_id":
-            outcomes[row_no] = RowOutcome(REJECTED, error=_("The external_id belongs to another contact."))
-        elif inserted:
-            outcomes[row_no] = RowOutcome(CREATED, contact_id)
-        else:
-            outcomes[row_no] = RowOutcome(UPDATED if update_existing else UNCHANGED, contact_id)
     return [outcome or RowOutcome(REJECTED) for outcome in outcomes]
 
 
@@ -396,17 +432,23 @@ def _subscribe_written(
     source: str,
     text: str,
     confirm_by_mail: bool,
+    inserted: list[int],
 ) -> list[int]:
-    """Subscribe the staged contacts that exist now; keep every existing subscription as it is
-    (an unsubscribe is never undone by an import) and record consent for the new ones.
-    Returns the ids of new `pending` subscriptions (with `confirm_by_mail`)."""
+    """Subscribe the contacts written: the existing ones of the stage and the `inserted` ones.
+    Keep every existing subscription as it is (an unsubscribe is never undone by an import)
+    and record consent for the new ones. Returns the ids of new `pending` subscriptions (with
+    `confirm_by_mail`)."""
     cursor.execute(
         """
         WITH new_subscriptions AS (
             INSERT INTO audiences_subscription
                 (workspace_id, contact_id, mailing_list_id, status, created_at, confirmed_at, updated_at)
-            SELECT %(ws)s, s.contact_id, %(list)s, %(status)s, %(now)s, %(confirmed)s, %(now)s
-            FROM contact_stage s WHERE s.error IS NULL AND s.contact_id IS NOT NULL
+            SELECT %(ws)s, w.contact_id, %(list)s, %(status)s, %(now)s, %(confirmed)s, %(now)s
+            FROM (
+                SELECT s.contact_id FROM contact_stage s WHERE s.error IS NULL AND s.contact_id IS NOT NULL
+                UNION ALL
+                SELECT unnest(%(inserted)s::bigint[])
+            ) AS w (contact_id)
             ON CONFLICT (mailing_list_id, contact_id) DO NOTHING
             RETURNING id, contact_id
         ), consent AS (
@@ -424,6 +466,7 @@ def _subscribe_written(
             "text": text,
             "status": "pending" if confirm_by_mail else "subscribed",
             "confirmed": None if confirm_by_mail else now,
+            "inserted": inserted,
         },
     )
     return [row[0] for row in cursor.fetchall()] if confirm_by_mail else []

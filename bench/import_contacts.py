@@ -10,7 +10,9 @@ and the peak memory of this process. The scratch workspace, table and files are 
     .venv/bin/python -m esp.embedded exec -- .venv/bin/python bench/import_contacts.py --rows 1000000
 
 Targets: >= 20,000 rows/s, >= 40 % of \\copy, peak memory flat in the file's size (compare
---rows 200000). Results are in bench/README.md.
+--rows 200000). Results are in bench/README.md. Besides rows/s it prints where the CPU went:
+the writer (this process: COPY, statements, outcomes, report), the reader process that
+import_run forks to parse the next batches, and this connection's PostgreSQL backend.
 """
 
 from __future__ import annotations
@@ -100,8 +102,27 @@ def generate(path: Path, rows: int, bad_percent: float, seed: int = 42) -> dict[
     return kinds
 
 
-def maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def maxrss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory of this process, or (RUSAGE_CHILDREN) of its largest finished child."""
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process (the writer) and of its finished children (the reader)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def backend_cpu_seconds() -> float | None:
+    """CPU time of this connection's PostgreSQL backend, when it runs on this machine."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def psql_binary() -> str:
@@ -181,9 +202,17 @@ def main() -> int:
     parser.add_argument("--bad-percent", type=float, default=3.0)
     parser.add_argument("--batch", type=int, default=imports.BATCH_ROWS, help="rows per batch")
     parser.add_argument("--no-copy", action="store_true", help="skip the \\copy baseline")
-    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of import_run to FILE")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of import_run (the writer) to FILE")
+    parser.add_argument(
+        "--reader",
+        choices=["process", "thread"],
+        default="process",
+        help="where the batches are parsed: a forked process (what the worker does) or the fallback thread",
+    )
     options = parser.parse_args()
     imports.BATCH_ROWS = options.batch
+    if options.reader == "thread":
+        imports._can_fork = lambda: False  # type: ignore[assignment]
     # The bench calls import_run itself; the task must not also go to a worker on the broker.
     tasks.run_import.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[attr-defined]
 
@@ -219,15 +248,19 @@ def main() -> int:
                 import_start(workspace=workspace, job_id=job.pk, mapping=mapping)
 
             profiler = cProfile.Profile() if options.profile else None
+            cpu_before, backend_before = cpu_seconds(), backend_cpu_seconds()
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
             done = import_run(job.pk)
             if profiler:
                 profiler.disable()
+            import_seconds = time.perf_counter() - started
+            cpu_after, backend_after = cpu_seconds(), backend_cpu_seconds()
+            reader_rss = maxrss_mb(resource.RUSAGE_CHILDREN)  # before psql runs as a child too
+            if profiler:
                 profiler.dump_stats(options.profile)
                 pstats.Stats(options.profile).sort_stats("cumulative").print_stats(25)
-            import_seconds = time.perf_counter() - started
             assert done is not None and done.status == "done", done and done.error_message
             contacts = Contact.objects.filter(workspace=workspace).count()
             rate = done.processed_rows / import_seconds
@@ -236,7 +269,32 @@ def main() -> int:
                 f"(batches of {imports.BATCH_ROWS:,}); created {done.created_count:,}, updated "
                 f"{done.updated_count:,}, rejected {done.rejected_count:,}; {contacts:,} contacts stored"
             )
-            print(f"peak memory (ru_maxrss): {maxrss_mb():.0f} MB (before the import: {rss_before:.0f} MB)")
+            reader_memory = (
+                f"; reader process: {reader_rss:.0f} MB (a fork: the pages it shares with this one count in both)"
+                if options.reader == "process"
+                else ""
+            )
+            print(
+                f"peak memory (ru_maxrss): {maxrss_mb():.0f} MB (before the import: {rss_before:.0f} MB){reader_memory}"
+            )
+            per_row = 1e6 / max(done.processed_rows, 1)
+            writer_cpu, reader_cpu = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+            backend = (
+                ""
+                if backend_after is None or backend_before is None
+                else (
+                    f", PostgreSQL backend {backend_after - backend_before:.1f}s "
+                    f"({(backend_after - backend_before) * per_row:.0f} µs/row)"
+                )
+            )
+            if options.reader == "process":
+                split = (
+                    f"writer {writer_cpu:.1f}s ({writer_cpu * per_row:.0f} µs/row), "
+                    f"reader process {reader_cpu:.1f}s ({reader_cpu * per_row:.0f} µs/row)"
+                )
+            else:
+                split = f"writer and reader thread {writer_cpu:.1f}s ({writer_cpu * per_row:.0f} µs/row)"
+            print(f"CPU during import_run: {split}{backend}")
             if not options.no_copy:
                 baseline = Workspace.objects.create(name="bench copy", slug=f"bench-copy-{uuid.uuid4().hex[:12]}")
                 scratch.append(baseline)

@@ -66,6 +66,41 @@ def test_bulk_outcomes_in_order(acme: Workspace) -> None:
 
 
 @pytest.mark.django_db
+def test_an_existing_address_with_another_contacts_external_id_is_rejected(acme: Workspace) -> None:
+    contact_save(workspace=acme, data={"email": "owner@example.com", "external_id": "u-1"})
+    contact_save(workspace=acme, data={"email": "other@example.com", "external_id": "u-2", "city": "Sofia"})
+    outcomes = contacts_upsert(
+        workspace=acme,
+        rows=_rows(
+            {"email": "Other@Example.com", "external_id": "u-1", "city": "Varna"},  # u-1 is owner's
+            {"email": "owner@example.com", "external_id": "u-1", "city": "Ruse"},  # its own: an update
+            {"email": "new@example.com", "external_id": "u-2"},  # u-2 is other's
+        ),
+    )
+    assert [o.status for o in outcomes] == [REJECTED, UPDATED, REJECTED]
+    assert "external_id" in outcomes[0].error and "external_id" in outcomes[2].error
+    other = Contact.objects.get(workspace=acme, email="other@example.com")
+    assert (other.external_id, other.city) == ("u-2", "Sofia")  # untouched
+    assert Contact.objects.get(workspace=acme, email="owner@example.com").city == "Ruse"
+    assert not Contact.objects.filter(workspace=acme, email="new@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_outcomes_carry_the_ids_of_new_and_existing_contacts(acme: Workspace, globex: Workspace) -> None:
+    known, _ = contact_save(workspace=acme, data={"email": "known@example.com"})
+    contact_save(workspace=globex, data={"email": "new@example.com"})  # another workspace's
+    outcomes = contacts_upsert(
+        workspace=acme, rows=_rows({"email": "new@example.com"}, {"email": "KNOWN@example.com"}, {"email": "b@x.org"})
+    )
+    ids = dict(Contact.objects.in_workspace(acme).values_list("email", "id"))
+    assert [(o.status, o.contact_id) for o in outcomes] == [
+        (CREATED, ids["new@example.com"]),
+        (UPDATED, known.pk),
+        (CREATED, ids["b@x.org"]),
+    ]
+
+
+@pytest.mark.django_db
 def test_skip_existing_leaves_them_alone(acme: Workspace) -> None:
     contact_save(workspace=acme, data={"email": "old@example.com", "first_name": "Old"})
     outcomes = contacts_upsert(
@@ -92,6 +127,27 @@ def test_list_subscription_never_undoes_an_unsubscribe(acme: Workspace) -> None:
     statuses = dict(Subscription.objects.values_list("contact__email", "status"))
     assert statuses == {"gone@example.com": "unsubscribed", "fresh@example.com": "subscribed"}
     assert ConsentRecord.objects.get().contact.email == "fresh@example.com"
+    # Existing contacts not on the list yet are subscribed together with new ones.
+    contact_save(workspace=acme, data={"email": "known@example.com"})
+    contacts_upsert(
+        workspace=acme,
+        rows=_rows({"email": "known@example.com"}, {"email": "newer@example.com"}, {"email": "fresh@example.com"}),
+        mailing_list=newsletter,
+        consent_source="import",
+        consent_text="Again",
+    )
+    statuses = dict(Subscription.objects.values_list("contact__email", "status"))
+    assert statuses == {
+        "gone@example.com": "unsubscribed",
+        "fresh@example.com": "subscribed",
+        "known@example.com": "subscribed",
+        "newer@example.com": "subscribed",
+    }
+    assert sorted(ConsentRecord.objects.values_list("contact__email", flat=True)) == [
+        "fresh@example.com",
+        "known@example.com",
+        "newer@example.com",
+    ]
 
 
 @pytest.mark.django_db

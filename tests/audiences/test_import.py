@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import multiprocessing
+import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import billiard
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
+from django.db.models import Q
 from django.http import Http404
 
 from audiences import imports
@@ -46,6 +51,20 @@ def _media(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path
 
 
+@pytest.fixture(autouse=True)
+def _no_reader_left() -> Any:
+    yield
+    assert not billiard.active_children(), "the import's reader process outlived the run"
+
+
+@pytest.fixture(params=["process", "thread"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The batches are parsed in a forked process, or in a thread where no process can be forked."""
+    if request.param == "thread":
+        monkeypatch.setattr(imports, "_can_fork", lambda: False)
+    return str(request.param)
+
+
 def upload(workspace: Workspace, text: str, encoding: str = "utf-8", name: str = "contacts.csv") -> ImportJob:
     return import_create(workspace=workspace, user=None, uploaded_file=SimpleUploadedFile(name, text.encode(encoding)))
 
@@ -65,7 +84,7 @@ def report_rows(job: ImportJob) -> list[list[str]]:
 
 
 @pytest.mark.django_db
-def test_good_and_bad_rows_counts_and_error_report(acme: Workspace, acme_owner: User) -> None:
+def test_good_and_bad_rows_counts_and_error_report(acme: Workspace, acme_owner: User, reader: str) -> None:
     CustomField.objects.create(workspace=acme, key="orders", label="Orders", type=FieldType.NUMBER)
     suppression_add(workspace=acme, email="blocked@example.com", reason=SuppressionReason.HARD_BOUNCE)
     contact_save(workspace=acme, data={"email": "old@example.com", "first_name": "Old", "city": "Sofia"})
@@ -75,7 +94,7 @@ def test_good_and_bad_rows_counts_and_error_report(acme: Workspace, acme_owner: 
         "OLD@example.com,Olga,\n"  # 3 updated (an empty cell changes nothing)
         "not-an-email,Bad,1\n"  # 4 bad address
         "typed@example.com,Tim,three\n"  # 5 bad number
-        "blocked@example.com,Bo,1\n"  # 6 suppressed
+        "Blocked@EXAMPLE.com,Bo,1\n"  # 6 suppressed (the list compares addresses case-insensitively)
         "dup@example.com,First,1\n"  # 7 duplicate: a later row has the same address
         "dup@example.com,Second,2\n"  # 8 created
         '"multi@example.com","Multi\nLine",4\n'  # 9-10 created; the row starts on line 9
@@ -103,7 +122,7 @@ def test_good_and_bad_rows_counts_and_error_report(acme: Workspace, acme_owner: 
     assert Contact.objects.get(workspace=acme, email="dup@example.com").first_name == "Second"
     multi = Contact.objects.get(workspace=acme, email="multi@example.com")
     assert multi.first_name == "Multi\nLine" and multi.attributes == {"orders": 4} and multi.source == "import"
-    assert not Contact.objects.filter(email__in=["blocked@example.com", "typed@example.com"]).exists()
+    assert not Contact.objects.filter(Q(email__iexact="blocked@example.com") | Q(email="typed@example.com")).exists()
 
     rows = report_rows(job)
     assert rows[0] == ["line", "email", "reason", "email", "first_name", "orders"]
@@ -111,8 +130,10 @@ def test_good_and_bad_rows_counts_and_error_report(acme: Workspace, acme_owner: 
     assert list(by_line) == ["4", "5", "6", "7", "12", "13"]
     assert by_line["4"][1] == "not-an-email" and by_line["4"][2].startswith("email:")
     assert "attributes.orders" in by_line["5"][2] and by_line["5"][3:] == ["typed@example.com", "Tim", "three"]
-    assert "suppression" in by_line["6"][2]
+    assert "suppression" in by_line["6"][2] and by_line["6"][1] == "Blocked@example.com"  # as normalised
+    assert by_line["6"][3:] == ["Blocked@EXAMPLE.com", "Bo", "1"]
     assert "again later" in by_line["7"][2] and by_line["7"][3:] == ["dup@example.com", "First", "1"]
+    assert by_line["7"][1] == "dup@example.com"
     assert "required" in by_line["12"][2]
     assert by_line["13"][1] == "'=cmd@example.com" and by_line["13"][4] == "'=HYPERLINK(1)"
     assert import_error_report(job).filename == "shop-errors.csv"
@@ -300,7 +321,11 @@ def _crash_on(call: int, original: Callable[..., Any]) -> Callable[..., Any]:
 
 @pytest.mark.django_db
 def test_resumes_after_a_crash_from_the_last_committed_batch(
-    acme: Workspace, monkeypatch: pytest.MonkeyPatch, run_tasks_now: None, django_capture_on_commit_callbacks: Any
+    acme: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+    run_tasks_now: None,
+    django_capture_on_commit_callbacks: Any,
+    reader: str,
 ) -> None:
     monkeypatch.setattr(imports, "BATCH_ROWS", 2)
     rows = ["email,first_name"]
@@ -310,14 +335,14 @@ def test_resumes_after_a_crash_from_the_last_committed_batch(
     job = upload(acme, "\n".join(rows) + "\n")
     import_start(workspace=acme, job_id=job.pk, mapping={"email": "email", "first_name": "first_name"})
     # The worker dies in batch 3, after writing its errors to the report but before the commit.
-    monkeypatch.setattr(imports._ErrorReport, "write", _crash_on(3, imports._ErrorReport.write))
+    original_write = imports._ErrorReport.write
+    monkeypatch.setattr(imports._ErrorReport, "write", _crash_on(3, original_write))
     with pytest.raises(OperationalError):
         import_run(job.pk)
     job.refresh_from_db()
     assert (job.status, job.resume_offset, job.created_count, job.rejected_count) == (JobStatus.RUNNING, 4, 2, 2)
     assert import_run(job.pk) is None  # a worker still seems to hold it: nobody else may take it
-    monkeypatch.undo()
-    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
+    monkeypatch.setattr(imports._ErrorReport, "write", original_write)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=job.heartbeat_at - dt.timedelta(hours=1))
     assert job.percent < 100 and ImportJob.objects.get(pk=job.pk).is_stalled
 
@@ -361,3 +386,52 @@ def test_start_enqueues_the_task_after_commit(acme: Workspace, run_tasks_now: No
     import_start(workspace=acme, job_id=job.pk, mapping={"email": "email"})  # commits: the task runs
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.created_count == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not imports._can_fork(), reason="the reader runs in a thread here")
+def test_a_reader_process_that_dies_fails_the_job(acme: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
+    real_parse = imports._parse_batch
+    calls = {"n": 0}
+
+    def parse_then_die(*args: Any) -> Any:
+        calls["n"] += 1  # counted in the reader process, which the fork gave its own copy
+        if calls["n"] == 2:
+            os._exit(3)  # as if killed (out of memory, a signal): no error to hand over
+        return real_parse(*args)
+
+    monkeypatch.setattr(imports, "_parse_batch", parse_then_die)
+    job = run(upload(acme, "email\n" + "".join(f"p{i}@example.com\n" for i in range(6))))
+    assert job.status == JobStatus.FAILED and "unexpected error" in job.error_message
+    # What committed is counted, and only that (the first batch may have gone down with it).
+    assert job.created_count == job.resume_offset == Contact.objects.in_workspace(acme).count() <= 2
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not imports._can_fork(), reason="the reader runs in a thread here")
+def test_a_reader_process_that_dies_in_the_middle_of_a_batch_fails_the_job(
+    acme: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def send_half_a_batch_and_die(channel: Any, parent: int, make: Any) -> None:
+        # A message announces 1 MB and brings 3 bytes: the writer must see the end of the pipe
+        # and stop, not wait for the rest forever.
+        os.write(channel._writer.fileno(), struct.pack("!i", 1_000_000) + b"abc")
+        os._exit(9)
+
+    monkeypatch.setattr(imports, "_produce_in_child", send_half_a_batch_and_die)
+    job = run(upload(acme, "email\na@example.com\n"))
+    assert job.status == JobStatus.FAILED and "unexpected error" in job.error_message
+    assert job.created_count == job.resume_offset == 0
+
+
+@pytest.mark.django_db
+def test_runs_in_a_daemon_process_like_a_celery_pool_worker(acme: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A prefork pool process is a daemon; multiprocessing refuses to start children from one
+    # (celery/celery#1709), billiard does not, and the import forks its reader with billiard.
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)  # type: ignore[attr-defined]
+    monkeypatch.setitem(billiard.current_process()._config, "daemon", True)
+    with pytest.raises(AssertionError, match="daemonic"):
+        multiprocessing.get_context("fork").Process(target=print).start()
+    job = run(upload(acme, "email\nd1@example.com\nd2@example.com\n"))
+    assert job.status == JobStatus.DONE and job.created_count == 2
