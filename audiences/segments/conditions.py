@@ -540,12 +540,12 @@ def _event_compile(condition: dict[str, Any], ctx: RuleContext) -> Q:
         # contact id IN (SELECT contact_id … GROUP BY contact_id HAVING count(*) op N): one
         # range scan of the index, aggregated, hash-joined with the contacts.
         lookup = "n__gte" if mode == "in" else "n"
-        grouped = events.values("contact_id").annotate(n=Count("id")).filter(**{lookup: threshold})
+        grouped = events.values("contact_id").annotate(n=Count("*")).filter(**{lookup: threshold})
         return Q(pk__in=grouped.values("contact_id"))
     # The complements: NOT EXISTS per contact on the (contact, occurred_at) index. NOT IN over
     # a large grouped set would fall back to a rescan per row when it outgrows work_mem.
     lookup = "n__gte" if mode == "not_in" else "n"
-    per_contact = events.filter(contact_id=OuterRef("pk")).values("contact_id").annotate(n=Count("id"))
+    per_contact = events.filter(contact_id=OuterRef("pk")).values("contact_id").annotate(n=Count("*"))
     return ~Q(Exists(per_contact.filter(**{lookup: threshold})))
 
 
