@@ -72,6 +72,7 @@ from audiences.jobs import (
     safe_cell,
 )
 from audiences.models import ConsentSource, Contact, CustomField, MailingList, normalise_email
+from audiences.segments.services import segments_workspace_changed
 from esp.models import User, Workspace
 from esp.queue import enqueue_after_commit
 
@@ -790,6 +791,8 @@ def _import_rows(job: ImportJob) -> None:
     ImportJob.objects.filter(pk=job.pk, attempts=job.attempts).update(
         status=JobStatus.DONE, total_rows=F("processed_rows"), finished_at=timezone.now(), heartbeat_at=timezone.now()
     )
+    # Too many contacts changed to name them: every segment of the workspace is refreshed once.
+    segments_workspace_changed(workspace_id=job.workspace_id)
 
 
 def _write_batch(

@@ -435,3 +435,22 @@ def test_runs_in_a_daemon_process_like_a_celery_pool_worker(acme: Workspace, mon
         multiprocessing.get_context("fork").Process(target=print).start()
     job = run(upload(acme, "email\nd1@example.com\nd2@example.com\n"))
     assert job.status == JobStatus.DONE and job.created_count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_imported_contacts_enter_the_workspace_segments(acme: Workspace, run_tasks_now: None) -> None:
+    from audiences.models import SegmentMembership
+    from audiences.segments.services import segment_save
+
+    rules = {
+        "match": "all",
+        "negate": False,
+        "conditions": [{"kind": "attribute", "field": "city", "operator": "eq", "value": "Plovdiv"}],
+    }
+    segment = segment_save(workspace=acme, name="Plovdiv", rules=rules)
+    job = upload(acme, "email,city\nivan@example.bg,Plovdiv\nmaria@example.bg,Varna\n")
+    import_start(workspace=acme, job_id=job.pk, mapping=import_preview(job).mapping)  # the task runs inline
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE
+    members = SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True)
+    assert [m.contact.email for m in members] == ["ivan@example.bg"]
