@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from audiences.behaviour import Segment, SegmentMembership
+from audiences.event_selectors import event_names as stored_event_names
 from audiences.models import Contact
 from audiences.segments.compiler import segment_queryset
 from audiences.segments.registry import RuleContext
@@ -24,7 +24,6 @@ STANDARD_EVENTS = (
     "Product Viewed", "Product Added", "Product Removed", "Cart Viewed", "Checkout Started",
     "Order Completed", "Order Refunded", "Signed Up",
 )  # fmt: skip
-MAX_EVENT_NAMES = 300
 
 
 def segments(*, workspace: Workspace) -> QuerySet[Segment]:
@@ -99,22 +98,6 @@ def segment_history(*, segment: Segment, size: int = HISTORY_SIZE) -> list[Chang
 
 
 def event_names(*, workspace: Workspace) -> list[str]:
-    """Distinct event names of the workspace, for the builder's suggestions. A loose index
-    scan of (workspace, name, occurred_at): one index probe per distinct name, instead of
-    reading every event (tens of millions) for DISTINCT."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH RECURSIVE names(name, n) AS (
-                (SELECT name, 1 FROM audiences_event WHERE workspace_id = %s AND name > '' ORDER BY name LIMIT 1)
-                UNION ALL
-                SELECT (SELECT e.name FROM audiences_event e WHERE e.workspace_id = %s AND e.name > names.name
-                        ORDER BY e.name LIMIT 1), n + 1
-                FROM names WHERE names.name IS NOT NULL AND n < %s
-            )
-            SELECT name FROM names WHERE name IS NOT NULL
-            """,
-            [workspace.pk, workspace.pk, MAX_EVENT_NAMES],
-        )
-        seen = [row[0] for row in cursor.fetchall()]
-    return sorted(set(seen) | set(STANDARD_EVENTS))
+    """The workspace's event names (the explorer's loose index scan) with the standard
+    e-commerce names, for the builder's suggestions."""
+    return sorted(set(stored_event_names(workspace=workspace)) | set(STANDARD_EVENTS))
