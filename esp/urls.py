@@ -90,6 +90,9 @@ urlpatterns = [
     # Apps are included by dotted name, so the project package imports none of them.
     path("audience/", include("audiences.urls")),
     path("subscribe/", include("audiences.public_urls")),
+    path("", include("campaigns.urls")),
+    path("e/", include("campaigns.public_urls")),
+    path("webhooks/", include("campaigns.webhook_urls")),
     path("workspaces/new/", views.WorkspaceCreateView.as_view(), name="workspace-create"),
     path("workspaces/switch/", views.WorkspaceSwitchView.as_view(), name="workspace-switch"),
     path("invite/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
@@ -103,8 +106,9 @@ urlpatterns = [
 ]
 
 
-# Machine clients: the REST API and the Segment-compatible tracking endpoints answer in JSON.
-MACHINE_PREFIXES = ("/api/", "/v1/")
+# Machine clients: the REST API, the Segment-compatible tracking endpoints and the provider
+# webhooks answer in JSON.
+MACHINE_PREFIXES = ("/api/", "/v1/", "/webhooks/")
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -11,4 +11,5 @@ urlpatterns = [
     path("outbox/messages/<int:message_id>", views.OutboxMessageDetailView.as_view(), name="api-outbox-detail"),
     # By name, so that esp does not import the apps above it (see the import-linter layers).
     path("", include("audiences.api.urls")),
+    path("", include("campaigns.api.urls")),
 ]

@@ -1,0 +1,314 @@
+"""Content and delivery: email templates, the providers that carry mail, and the send log.
+
+Every email any feature sends — a broadcast, a series step, a transactional request, a test —
+is one `Message` row created before sending (DESIGN rule 3) and goes through one road:
+campaigns.delivery claims it, checks it at send time (suppression, unsubscribe, caps, quiet
+hours), renders it (campaigns.content), adds tracking and compliance headers
+(campaigns.tracking) and hands it to the workspace's provider (campaigns.providers).
+Provider webhooks and our own tracking endpoints append `MessageEvent` rows.
+
+Sizing: a broadcast to a million contacts is a million Message rows; the indexes are the ones
+the send loop, the webhooks and the profile need, each partial where it can be.
+"""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from esp.models import Workspace, WorkspaceOwned
+
+
+class MessageClass(models.TextChoices):
+    # Marketing honours list unsubscribes, frequency caps and quiet hours and needs the postal
+    # address; transactional mail (order confirmations, password resets) bypasses those but
+    # never reaches a hard-bounced, complaining or erased address.
+    MARKETING = "marketing", _("Marketing")
+    TRANSACTIONAL = "transactional", _("Transactional")
+
+
+class EmailTemplate(WorkspaceOwned):
+    """An email's MJML source with Django-template personalisation (see campaigns.content).
+
+    `version` grows with every change of subject, preheader, MJML or text; `compiled_html` is
+    the MJML of that version compiled once (Django tags still in it) — each recipient only
+    renders it."""
+
+    name = models.CharField(_("name"), max_length=200)
+    description = models.CharField(_("description"), max_length=400, blank=True, default="")
+    message_class = models.CharField(
+        _("kind of mail"), max_length=16, choices=MessageClass.choices, default=MessageClass.MARKETING
+    )
+    subject = models.CharField(_("subject"), max_length=998)
+    preheader = models.CharField(_("preheader"), max_length=255, blank=True, default="")
+    mjml = models.TextField(_("MJML"))
+    # Empty: the plain-text part is generated from the HTML of each rendered message.
+    text_body = models.TextField(_("plain-text part"), blank=True, default="")
+    use_layout = models.BooleanField(_("use the workspace's header and footer"), default=True)
+    version = models.PositiveIntegerField(default=1)
+    compiled_html = models.TextField(blank=True, default="")
+    # The starter this template was copied from, if any ("abandoned_cart", ...).
+    starter = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="template_unique_name")]
+        ordering = ["name"]
+        verbose_name = _("email template")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Layout(WorkspaceOwned):
+    """The workspace's header and footer (MJML sections) wrapped around templates that use the
+    layout. The footer carries the unsubscribe link and the postal address."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    header_mjml = models.TextField(_("header"), blank=True, default="")
+    footer_mjml = models.TextField(_("footer"), blank=True, default="")
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+
+class DeliverySettings(WorkspaceOwned):
+    """The workspace's rules applied at send time. A workspace without a row has the defaults."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    # Marketing emails per contact; empty = no cap.
+    daily_cap = models.PositiveSmallIntegerField(_("marketing emails per contact per day"), null=True, blank=True)
+    weekly_cap = models.PositiveSmallIntegerField(_("marketing emails per contact per week"), null=True, blank=True)
+    # In the contact's time zone (the workspace's when the contact has none); marketing mail due
+    # inside the window waits until it ends. Start later than end wraps midnight (21:00–08:00).
+    quiet_hours_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
+    quiet_hours_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
+    soft_bounce_limit = models.PositiveSmallIntegerField(
+        _("suppress after soft bounces in a row"), default=3, help_text=_("0 never suppresses on soft bounces.")
+    )
+    track_opens = models.BooleanField(_("track opens"), default=True)
+    track_clicks = models.BooleanField(_("track clicks"), default=True)
+    # Added to tracked links that have none of their own, e.g. {"utm_source": "esp", "utm_medium": "email"}.
+    utm_parameters = models.JSONField(_("UTM parameters"), default=dict, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+
+class ProviderKind(models.TextChoices):
+    OUTBOX = "outbox", _("Outbox (stored, not delivered)")
+    SMTP = "smtp", "SMTP"
+    SES = "amazon_ses", "Amazon SES"
+    MAILGUN = "mailgun", "Mailgun"
+    POSTMARK = "postmark", "Postmark"
+    SENDGRID = "sendgrid", "SendGrid"
+    SPARKPOST = "sparkpost", "SparkPost"
+    BREVO = "brevo", "Brevo"
+    MAILJET = "mailjet", "Mailjet"
+    RESEND = "resend", "Resend"
+
+
+class Provider(WorkspaceOwned):
+    """A way out for the workspace's mail: an adapter kind plus its settings. Credentials
+    (API keys, SMTP passwords, webhook secrets) are stored encrypted (campaigns.crypto); the
+    form never shows them again."""
+
+    name = models.CharField(_("name"), max_length=120)
+    kind = models.CharField(_("kind"), max_length=16, choices=ProviderKind.choices)
+    # Fernet token of a JSON object; see campaigns.providers for the keys each kind expects.
+    credentials = models.TextField(blank=True, default="")
+    # Shared by all workers through Redis; 0 = no limit.
+    rate_limit = models.PositiveIntegerField(_("messages per second"), default=0)
+    is_default = models.BooleanField(_("default"), default=False)
+    # Names the provider in its webhook URL (/webhooks/<token>/…): random, not a secret by
+    # itself — webhooks are authenticated by the basic-auth secret and the ESP's signature.
+    webhook_token = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="provider_unique_name"),
+            models.UniqueConstraint(
+                fields=["workspace"], condition=models.Q(is_default=True), name="provider_one_default"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SenderIdentity(WorkspaceOwned):
+    from_name = models.CharField(_("from name"), max_length=120)
+    from_email = models.EmailField(_("from address"))
+    reply_to = models.EmailField(_("reply-to"), blank=True, default="")
+    is_default = models.BooleanField(_("default"), default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "from_email", "from_name"], name="sender_unique"),
+            models.UniqueConstraint(
+                fields=["workspace"], condition=models.Q(is_default=True), name="sender_one_default"
+            ),
+        ]
+        ordering = ["from_email"]
+        verbose_name = _("sender identity")
+
+    def __str__(self) -> str:
+        return f"{self.from_name} <{self.from_email}>"
+
+
+class MessageState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    # Taken by a worker's batch, not yet handed to the provider: a crash leaves it safe to
+    # send again, so the recovery puts it back to queued.
+    CLAIMED = "claimed", _("Claimed")
+    # Being handed to the provider. A crash here leaves it `in_doubt`: never sent again.
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    SUPPRESSED = "suppressed", _("Suppressed")
+    SKIPPED = "skipped", _("Skipped")
+    IN_DOUBT = "in_doubt", _("In doubt")
+
+
+class SkipReason(models.TextChoices):
+    SUPPRESSED = "suppressed", _("Address is on the suppression list")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed from the list")
+    NO_ADDRESS = "no_postal_address", _("The workspace has no postal address")
+    DAILY_CAP = "daily_cap", _("Daily frequency cap reached")
+    WEEKLY_CAP = "weekly_cap", _("Weekly frequency cap reached")
+    QUIET_HOURS = "quiet_hours", _("Delayed by quiet hours")
+    NO_EMAIL = "no_email", _("Contact has no address (erased)")
+    RENDER_ERROR = "render_error", _("The template could not be rendered")
+    REJECTED = "rejected", _("Rejected by the provider")
+    RETRIES_EXHAUSTED = "retries_exhausted", _("Provider kept failing")
+    CRASHED = "crashed", _("Worker stopped while sending")
+
+
+class DeliveryStatus(models.TextChoices):
+    # What the provider said after we handed the message over (webhooks).
+    NONE = "", _("Not reported")
+    DELIVERED = "delivered", _("Delivered")
+    DEFERRED = "deferred", _("Deferred")
+    BOUNCED = "bounced", _("Bounced")
+    SOFT_BOUNCED = "soft_bounced", _("Soft bounce")
+    COMPLAINED = "complained", _("Complaint")
+
+
+class Message(WorkspaceOwned):
+    """One email to one contact (the send log). Unique on (source, contact) so that whoever
+    creates it twice gets the row that exists: `source` is "broadcast:<id>", "step:<id>",
+    "tx:<idempotency key>", "test:<uuid>"."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Null once the contact is erased (GDPR): the row stays for the counts, without the person.
+    contact = models.ForeignKey(
+        "audiences.Contact", null=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
+    )
+    source = models.CharField(max_length=200)
+    message_class = models.CharField(max_length=16, choices=MessageClass.choices, default=MessageClass.MARKETING)
+    template = models.ForeignKey(EmailTemplate, null=True, on_delete=models.SET_NULL, related_name="messages")
+    # The list whose unsubscribe stops this message (a broadcast to a list); empty for others.
+    mailing_list = models.ForeignKey(
+        "audiences.MailingList", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sender = models.ForeignKey(SenderIdentity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_email = models.CharField(max_length=254)
+    # Rendered at send time, kept for the log.
+    subject = models.CharField(max_length=998, blank=True, default="")
+    # The template's `event` (the triggering event's properties) or the transactional data.
+    data = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=MessageState.choices, default=MessageState.QUEUED)
+    reason = models.CharField(max_length=32, choices=SkipReason.choices, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    # The URLs of the message's tracked links, by position; click tokens point into this list,
+    # so a click can only ever redirect to a URL the message really contained.
+    links = ArrayField(models.TextField(), default=list, blank=True)
+    delivery_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)  # first human open
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "source", "contact"], name="message_unique_source_contact")
+        ]
+        indexes = [
+            # The send loop: due queued rows, oldest first (partial: sent rows drop out of it).
+            models.Index(fields=["due_at", "id"], condition=models.Q(state="queued"), name="message_due"),
+            # Recovery after a crash: rows a worker holds.
+            models.Index(
+                fields=["claimed_at"], condition=models.Q(state__in=["claimed", "sending"]), name="message_held"
+            ),
+            models.Index(
+                fields=["workspace", "provider_message_id"],
+                condition=~models.Q(provider_message_id=""),
+                name="message_provider_id",
+            ),
+            # Profile, frequency caps and engagement conditions.
+            models.Index(fields=["contact", "-created_at"], name="message_contact_recent"),
+            models.Index(fields=["workspace", "-id"], name="message_workspace_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.to_email} · {self.source}"
+
+
+class MessageEventType(models.TextChoices):
+    DELIVERED = "delivered", _("Delivered")
+    DEFERRED = "deferred", _("Deferred")
+    BOUNCED = "bounced", _("Bounced")
+    SOFT_BOUNCED = "soft_bounced", _("Soft bounce")
+    COMPLAINED = "complained", _("Complaint")
+    OPENED = "opened", _("Opened")
+    CLICKED = "clicked", _("Clicked")
+    UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+    REJECTED = "rejected", _("Rejected")
+
+
+class MessageEvent(WorkspaceOwned):
+    """What happened to a sent message: from provider webhooks and our own open pixel, click
+    redirect and unsubscribe endpoints. `event_key` makes a replayed webhook count once."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events", db_index=False)
+    # Copied from the message so that engagement conditions read one table.
+    contact = models.ForeignKey(
+        "audiences.Contact", null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    type = models.CharField(max_length=16, choices=MessageEventType.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    # The provider's event id, or one we make ("open:<message>:<ip>:<minute>"): unique per workspace.
+    event_key = models.CharField(max_length=255)
+    url = models.TextField(blank=True, default="")
+    user_agent = models.CharField(max_length=400, blank=True, default="")
+    # An open or click that looks automated (Apple Mail Privacy Protection, link scanners):
+    # kept, but reports and engagement conditions leave it out.
+    is_machine = models.BooleanField(default=False)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "event_key"], name="message_event_unique_key")]
+        indexes = [
+            models.Index(fields=["message", "occurred_at"], name="message_event_message"),
+            models.Index(
+                fields=["contact", "type", "occurred_at"],
+                condition=models.Q(is_machine=False),
+                name="message_event_engagement",
+            ),
+        ]
