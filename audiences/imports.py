@@ -8,11 +8,12 @@
 The worker (task `audiences.run_import`) calls `import_run`: it streams the file with the csv
 module in batches, judges each row with `parse_contact` and writes each batch with
 `contacts_upsert` (COPY + set-based upsert); a reader process (forked; a thread where no
-process can be) prepares the next batches while the database writes the current one. Each
+process can be) prepares the next batches while the database writes the current one; with
+two cores or more, two reader processes judge alternate batches. Each
 batch commits together with the job's counts and its resume offset, so the page sees progress
 and a run that died resumes where the last commit left off (the upsert is idempotent by
-email). Memory stays flat in the file's size: at most four batches are in memory (one read,
-two waiting, one written), and rejected rows go straight to the error report on disk."""
+email). Memory stays flat in the file's size: at most a few batches are in memory (per reader
+one read and two waiting, and the one written), and rejected rows go straight to the error report on disk."""
 
 from __future__ import annotations
 
@@ -594,14 +595,19 @@ def _unpack(packed: str | list[str]) -> list[str]:
     return packed.split("\x00") if isinstance(packed, str) else packed
 
 
-def _parsed_batches(job: ImportJob, plan: _Plan, fields: dict[str, CustomField], size: int) -> Iterator[_Parsed]:
+def _parsed_batches(
+    job: ImportJob, plan: _Plan, fields: dict[str, CustomField], size: int, part: int = 0, parts: int = 1
+) -> Iterator[_Parsed]:
+    """The parsed batches number part, part + parts, part + 2·parts, ... of the file: with
+    several readers each reads the whole file (csv is cheap) but judges only its share."""
     with media_path(job.file_path).open(encoding=job.encoding, newline="") as stream:
         reader = csv.reader(stream, delimiter=job.delimiter)
         next(reader, None)  # the header
         # Resuming: skip what is committed (its line numbers still count).
         collections.deque(itertools.islice(reader, job.resume_offset), maxlen=0)
-        for batch in _batches(reader, lambda: reader.line_num, size):
-            yield _parse_batch(batch, plan, fields)
+        for index, batch in enumerate(_batches(reader, lambda: reader.line_num, size)):
+            if index % parts == part:
+                yield _parse_batch(batch, plan, fields)
 
 
 def _parse_batch(batch: list[tuple[int, list[str]]], plan: _Plan, fields: dict[str, CustomField]) -> _Parsed:
@@ -627,7 +633,10 @@ def _parse_batch(batch: list[tuple[int, list[str]]], plan: _Plan, fields: dict[s
 # --- reading ahead: the next batches are parsed while the database writes this one -----------
 
 _T = TypeVar("_T")
-READ_AHEAD = 2  # batches waiting for the writer, besides the one being parsed and the one written
+READ_AHEAD = 2  # batches waiting for the writer per reader, besides the ones being parsed and written
+# Judging rows (parse_contact) costs about as much CPU as PostgreSQL's share of writing them:
+# two readers keep the writer fed on a machine with two cores or more.
+READERS = 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def _read_ahead(items: Iterator[_T], depth: int = READ_AHEAD) -> Generator[_T, None, None]:
@@ -715,56 +724,95 @@ def _produce_in_child(channel: Any, parent: int, make: Callable[[], Iterator[Any
         send("error", error)
 
 
-def _read_in_process(make: Callable[[], Iterator[_T]], depth: int = READ_AHEAD) -> Generator[_T, None, None]:
-    """What `make()` yields, produced in a forked process up to `depth` items ahead. The
-    reader then has a core (and a GIL) of its own: parsing overlaps with the database's work
+class _ReaderProcess:
+    """One forked reader and the channel it fills (see _read_in_processes)."""
+
+    def __init__(self, context: Any, make: Callable[[], Iterator[Any]], depth: int, name: str) -> None:
+        self.channel = context.Queue(maxsize=depth)
+        self.process = context.Process(
+            target=_produce_in_child, args=(self.channel, os.getpid(), make), name=name, daemon=True
+        )
+
+    def start(self) -> None:
+        self.process.start()
+        # Only the reader writes to the pipe. Without the writer's copy of its sending end, a
+        # reader that dies in the middle of a batch is an end of file here, not a read that
+        # never ends.
+        self.channel._writer.close()
+
+    def get(self) -> tuple[str, Any]:
+        while True:
+            try:
+                return tuple(self.channel.get(timeout=1))  # type: ignore[return-value]
+            except queue.Empty:
+                if self.process.is_alive():
+                    continue
+                try:  # what it sent before it ended is still in the pipe, then the end of file
+                    return tuple(self.channel.get(timeout=1))  # type: ignore[return-value]
+                except (queue.Empty, EOFError, OSError):
+                    return "died", None
+            except (EOFError, OSError):
+                return "died", None
+
+    def stop(self, *, finished: bool) -> None:
+        if self.process.pid is not None:  # started
+            if finished:  # it has sent its end, or is about to
+                self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.terminate()
+            self.process.join(timeout=10)
+        self.channel.close()
+
+
+def _read_in_processes(makes: list[Callable[[], Iterator[_T]]], depth: int = READ_AHEAD) -> Generator[_T, None, None]:
+    """What the `makes()` yield, interleaved (the first item of each, then the second of
+    each, ...), each produced in a forked process of its own up to `depth` items ahead. The
+    readers then have cores (and GILs) of their own: parsing overlaps with the database's work
     and with the writer's Python work alike. Memory stays bounded by the depth.
 
     billiard (Celery's multiprocessing) rather than multiprocessing: a Celery prefork pool
     process is a daemon, and multiprocessing refuses to start children from one."""
     context: Any = billiard.get_context("fork")
-    channel = context.Queue(maxsize=depth)
-    process = context.Process(
-        target=_produce_in_child, args=(channel, os.getpid(), make), name="import-reader", daemon=True
-    )
+    readers = [_ReaderProcess(context, make, depth, f"import-reader-{i}") for i, make in enumerate(makes)]
     try:
-        process.start()
+        for reader in readers:
+            reader.start()
     except OSError:  # no process to be had (memory, a process limit): a thread reads instead
         logger.warning("import reader process could not start; reading in a thread", exc_info=True)
-        channel.close()
-        yield from _read_ahead(make())
+        for reader in readers:
+            reader.stop(finished=False)
+        yield from _read_ahead(_interleave([make() for make in makes]))
         return
-    # Only the reader writes to the pipe. Without the writer's copy of its sending end, a reader
-    # that dies in the middle of a batch is an end of file here, not a read that never ends.
-    channel._writer.close()
     finished = False
     try:
-        while True:
-            try:
-                kind, value = channel.get(timeout=1)
-            except queue.Empty:
-                if process.is_alive():
-                    continue
-                try:  # what it sent before it ended is still in the pipe, then the end of file
-                    kind, value = channel.get(timeout=1)
-                except (queue.Empty, EOFError, OSError):
-                    kind, value = "died", None
-            except (EOFError, OSError):
-                kind, value = "died", None
+        for reader in itertools.cycle(readers):
+            kind, value = reader.get()
             if kind == "died":
-                process.join(timeout=10)
-                raise RuntimeError(f"The import's reader process ended (exit code {process.exitcode}).")
+                reader.process.join(timeout=10)
+                raise RuntimeError(f"The import's reader process ended (exit code {reader.process.exitcode}).")
             if kind == "end":
+                # Reader k ends first when the batches ran out at its turn; the ones after it
+                # have nothing left either and end on their own.
                 finished = True
                 return
             if kind == "error":
                 raise value
             yield value
     finally:
-        if not finished:
-            process.terminate()
-        process.join(timeout=10)
-        channel.close()
+        for reader in readers:
+            reader.stop(finished=finished)
+
+
+def _interleave(iterators: list[Iterator[_T]]) -> Iterator[_T]:
+    """The first item of each iterator, then the second of each, ... until one runs out."""
+    for iterator in itertools.cycle(iterators):
+        item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item  # type: ignore[misc]
+
+
+_END = object()
 
 
 def _can_fork() -> bool:
@@ -778,10 +826,13 @@ def _import_rows(job: ImportJob) -> None:
     report = _ErrorReport(job)
     size = BATCH_ROWS
 
-    def batches() -> Iterator[_Parsed]:
-        return _parsed_batches(job, plan, fields, size)
+    def batches(part: int, parts: int) -> Callable[[], Iterator[_Parsed]]:
+        return lambda: _parsed_batches(job, plan, fields, size, part, parts)
 
-    parsed_batches = _read_in_process(batches) if _can_fork() else _read_ahead(batches())
+    if _can_fork():
+        parsed_batches = _read_in_processes([batches(part, READERS) for part in range(READERS)])
+    else:
+        parsed_batches = _read_ahead(batches(0, 1)())
     try:
         for parsed in parsed_batches:
             _write_batch(job, plan, parsed, mailing_list, report)
