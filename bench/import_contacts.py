@@ -270,7 +270,7 @@ def main() -> int:
                 f"{done.updated_count:,}, rejected {done.rejected_count:,}; {contacts:,} contacts stored"
             )
             reader_memory = (
-                f"; reader process: {reader_rss:.0f} MB (a fork: the pages it shares with this one count in both)"
+                f"; largest reader process: {reader_rss:.0f} MB (a fork: pages shared with this one count in both)"
                 if options.reader == "process"
                 else ""
             )
@@ -290,7 +290,7 @@ def main() -> int:
             if options.reader == "process":
                 split = (
                     f"writer {writer_cpu:.1f}s ({writer_cpu * per_row:.0f} µs/row), "
-                    f"reader process {reader_cpu:.1f}s ({reader_cpu * per_row:.0f} µs/row)"
+                    f"{imports.READERS} reader processes together {reader_cpu:.1f}s ({reader_cpu * per_row:.0f} µs/row)"
                 )
             else:
                 split = f"writer and reader thread {writer_cpu:.1f}s ({writer_cpu * per_row:.0f} µs/row)"
