@@ -178,6 +178,7 @@ class ConsentRecord(WorkspaceOwned):
 
 class SuppressionReason(models.TextChoices):
     HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+    SOFT_BOUNCES = "soft_bounces", _("Repeated soft bounces")
     COMPLAINT = "complaint", _("Spam complaint")
     UNSUBSCRIBED = "unsubscribed", _("Unsubscribed from all")
     MANUAL = "manual", _("Added by hand")

@@ -26,6 +26,8 @@ kept apart from `received_at`, so late and out-of-order events land in the right
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -56,10 +58,12 @@ __all__ = [
     "BATCH_ENDPOINTS",
     "MAX_BATCH_BYTES",
     "MAX_EVENT_BYTES",
+    "ContactEvent",
     "IngestError",
     "IngestResult",
     "ItemError",
     "events_ingest",
+    "events_record_for_contacts",
     "request_items",
     "trait_contact_data",
 ]
@@ -168,3 +172,55 @@ def events_ingest(
         pending_id=pending_id,
         event_ids=event_ids,
     )
+
+
+@dataclass(frozen=True)
+class ContactEvent:
+    """A track event the platform itself observed about a known contact (an email delivered,
+    opened, clicked, ...): no judging, no identity to resolve. `message_id` is the caller's
+    idempotency key, unique per workspace like an ingested messageId."""
+
+    contact_id: int
+    name: str
+    properties: dict[str, Any]
+    message_id: str
+    occurred_at: dt.datetime
+
+
+def events_record_for_contacts(
+    *, workspace_id: int, events: Sequence[ContactEvent], received_at: dt.datetime | None = None
+) -> int:
+    """Store events of known contacts the way events_ingest stores tracked ones — one INSERT
+    … ON CONFLICT (workspace, message_id) DO NOTHING with its PendingEvents row, and
+    `audiences.process_events` after commit — so segments and series see them like any other
+    event and a replayed message_id is stored once. Returns how many were stored.
+
+    For other apps (campaigns records its email engagement here): audiences never imports
+    them, they call this."""
+    if not events:
+        return 0
+    received_at = received_at or timezone.now()
+    rows = [
+        {
+            "c": event.contact_id,
+            "t": EventType.TRACK,
+            "n": event.name,
+            "p": event.properties,
+            "x": {},
+            "u": "",
+            "a": "",
+            "m": event.message_id,
+            "o": event.occurred_at,
+        }
+        for event in events
+    ]
+    # savepoint=False: inside a caller's transaction this is one more statement, not three.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT, {"ws": workspace_id, "received": received_at, "rows": orjson.dumps(rows, default=str).decode()}
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return 0
+        enqueue_after_commit(process_events, row[0])
+        return len(row[1])
