@@ -1,0 +1,89 @@
+"""Forms of the content pages. They only shape input; the services validate the content."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from campaigns.content.errors import TemplateProblem
+from campaigns.models import EmailTemplate, MessageClass
+
+# Which form field shows the problems of which part of a template or layout.
+PART_FIELDS = {
+    "mjml": "mjml",
+    "subject": "subject",
+    "preheader": "preheader",
+    "text_body": "text_body",
+    "header": "header_mjml",
+    "footer": "footer_mjml",
+}
+PART_LABELS = {
+    "mjml": _("MJML"),
+    "subject": _("Subject"),
+    "preheader": _("Preheader"),
+    "text_body": _("Plain-text part"),
+    "header": _("Header"),
+    "footer": _("Footer"),
+}
+
+
+class TemplateForm(forms.ModelForm[EmailTemplate]):
+    class Meta:
+        model = EmailTemplate
+        fields = ["name", "description", "message_class", "subject", "preheader", "mjml", "text_body", "use_layout"]
+        widgets = {
+            "mjml": forms.Textarea(attrs={"rows": 30, "spellcheck": "false", "wrap": "off", "class": "code-input"}),
+            "text_body": forms.Textarea(attrs={"rows": 6}),
+            "message_class": forms.RadioSelect,
+        }
+        help_texts = {
+            "subject": _("Personalise with tags, e.g. {{ contact.first_name|default:'there' }}."),
+            "text_body": _("Leave empty to generate it from the HTML of each email (links kept as “text (url)”)."),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["message_class"].choices = MessageClass.choices  # type: ignore[attr-defined]
+        # Uniqueness of the name is the service's to judge (case-insensitive, per workspace).
+        self.fields["mjml"].strip = False  # type: ignore[attr-defined]
+        self.fields["text_body"].strip = False  # type: ignore[attr-defined]
+
+    def validate_unique(self) -> None:
+        pass
+
+    def add_problems(self, problems: list[TemplateProblem]) -> None:
+        for problem in problems:
+            field = PART_FIELDS.get(problem.part, "mjml")
+            if field in self.fields:
+                self.add_error(field, str(problem))
+
+
+class NewTemplateForm(forms.Form):
+    starter = forms.CharField(max_length=64)
+    name = forms.CharField(label=_("Name"), max_length=200, required=False)
+
+
+class LayoutForm(forms.Form):
+    header_mjml = forms.CharField(
+        label=_("Header"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false", "wrap": "off", "class": "code-input"}),
+        help_text=_("MJML sections shown above every template that uses the layout."),
+    )
+    footer_mjml = forms.CharField(
+        label=_("Footer"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 16, "spellcheck": "false", "wrap": "off", "class": "code-input"}),
+        help_text=_(
+            "MJML sections shown below them. It must carry {{ unsubscribe_url }} and "
+            "{{ workspace.postal_address }}; {{ preferences_url }} and {{ view_in_browser_url }} are there too."
+        ),
+    )
+
+    def add_problems(self, problems: list[TemplateProblem]) -> None:
+        for problem in problems:
+            self.add_error(PART_FIELDS.get(problem.part, "footer_mjml"), str(problem))

@@ -1,0 +1,465 @@
+"""The restricted Django template engine that personalises emails (DESIGN rule 7).
+
+Marketers write Django template language — the language Klaviyo's templates use too — over
+plain data only: dicts, lists, strings, numbers, dates. What makes that safe:
+
+- A dedicated `Engine` whose only built-in library is the one below: the harmless tags and
+  filters of Django's defaults. `{% load %}`, `{% include %}`, `{% extends %}`, `{% debug %}`,
+  `{% url %}`, `{% csrf_token %}`, `{% static %}`, `{% lorem %}`, `{% querystring %}`… are
+  refused while parsing, with a message saying so (not Django's "did you forget to load").
+  No loaders, no libraries: nothing can reach a file or another module.
+- The context is frozen into read-only copies before rendering (`freeze`): dicts become
+  mappingproxies and lists tuples, so no lookup can call a mutating method such as
+  `{{ event.products.clear }}`; any other type (a model instance, a request, settings) is
+  refused outright. Names starting with `_` are refused by Django's own parser
+  (`{{ contact.__class__ }}`), and names not in the context render as "" — `{{ settings.SECRET_KEY }}`
+  is just an unknown variable.
+- Budgets per render (a contextvar, no signals or threads): a deadline checked on every
+  iteration of every `{% for %}` (the only construct that repeats work), and a cap on the
+  characters produced by variables, filters and loop iterations. Filters that could build a
+  huge string from a short template (`ljust:"100000000"`, `stringformat:"%0999999999d"`,
+  `floatformat:1000000`, `join` of a long separator, `add` of long strings) check their
+  arguments before doing any work.
+
+Every failure is a `TemplateProblem(message, line)`; the line counts in the source given.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
+from datetime import time as dt_time
+from decimal import Decimal
+from functools import wraps
+from types import MappingProxyType
+from typing import Any
+
+from django.template import Context, Engine, Library, Node, TemplateSyntaxError, defaultfilters, defaulttags
+from django.template.base import (
+    DebugLexer,
+    FilterExpression,
+    Parser,
+    Template,
+    Token,
+    Variable,
+    VariableDoesNotExist,
+    VariableNode,
+)
+from django.template.defaulttags import ForNode
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+
+from campaigns.content.errors import TemplateProblem
+
+MAX_SOURCE_CHARS = 300_000
+MAX_OUTPUT_CHARS = 1_000_000
+# Variables, filters and loop bodies together may produce this much (intermediate results
+# count too: a loop's body is counted once inside the loop and once more as the loop's output).
+MAX_PRODUCED_CHARS = 4 * MAX_OUTPUT_CHARS
+MAX_RENDER_SECONDS = 1.0
+MAX_WIDTH = 1_000  # ljust / rjust / center / stringformat widths
+MAX_DECIMALS = 20  # floatformat
+
+ALLOWED_TAGS = (
+    "autoescape", "comment", "cycle", "filter", "firstof", "if", "ifchanged", "now", "regroup",
+    "resetcycle", "spaceless", "templatetag", "verbatim", "widthratio", "with",
+)  # fmt: skip
+REFUSED_TAGS = (
+    "load", "include", "extends", "block", "debug", "ssi", "url", "csrf_token", "static",
+    "get_static_prefix", "get_media_prefix", "lorem", "querystring", "trans", "translate",
+    "blocktrans", "blocktranslate", "language", "cache",
+)  # fmt: skip
+# Django's default filters minus pprint (a repr of internals) and json_script (a <script>).
+ALLOWED_FILTERS = tuple(sorted(set(defaultfilters.register.filters) - {"pprint", "json_script"}))
+
+
+class _Budget:
+    __slots__ = ("deadline", "produced")
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.produced = 0
+
+    def spend(self, chars: int) -> None:
+        self.produced += chars
+        if self.produced > MAX_PRODUCED_CHARS:
+            raise TemplateProblem(
+                _("The email grows beyond %(limit)s characters: is a loop repeating too much?")
+                % {"limit": f"{MAX_OUTPUT_CHARS:,}"}
+            )
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TemplateProblem(
+                _("Rendering took longer than %(seconds)s s: is a loop repeating too much?")
+                % {"seconds": MAX_RENDER_SECONDS}
+            )
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("esp_template_budget", default=None)
+
+
+def _spend(chars: int) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.spend(chars)
+
+
+# --- tags ------------------------------------------------------------------------------------
+
+library = Library()
+
+for _name in ALLOWED_TAGS:
+    library.tag(_name, defaulttags.register.tags[_name])
+
+
+def _refuse(name: str) -> Callable[[Parser, Token], Node]:
+    def compile_refused(parser: Parser, token: Token) -> Node:
+        raise TemplateSyntaxError(
+            _("{%% %(tag)s %%} is not allowed in emails: only the built-in tags and filters work here.") % {"tag": name}
+        )
+
+    return compile_refused
+
+
+for _name in REFUSED_TAGS:
+    library.tag(_name, _refuse(_name))
+
+
+class BudgetForNode(ForNode):
+    """Django's ForNode with the deadline checked on each iteration and its output counted."""
+
+    def render(self, context: Context) -> SafeString:
+        budget = _BUDGET.get()
+        # django-stubs type these loosely (str | FilterExpression, list | NodeList).
+        sequence: Any = self.sequence
+        nodelist_loop: Any = self.nodelist_loop
+        nodelist_empty: Any = self.nodelist_empty
+        parentloop = context["forloop"] if "forloop" in context else {}
+        with context.push():
+            values = sequence.resolve(context, ignore_failures=True)
+            if values is None:
+                values = []
+            if not hasattr(values, "__len__"):
+                values = list(values)
+            len_values = len(values)
+            if len_values < 1:
+                return nodelist_empty.render(context)  # type: ignore[no-any-return]
+            if self.is_reversed:
+                values = reversed(values)
+            parts: list[str] = []
+            num_loopvars = len(self.loopvars)
+            unpack = num_loopvars > 1
+            loop_dict = context["forloop"] = {"parentloop": parentloop}
+            for i, item in enumerate(values):
+                if budget is not None:
+                    budget.tick()
+                loop_dict["counter0"] = i
+                loop_dict["counter"] = i + 1
+                loop_dict["revcounter"] = len_values - i
+                loop_dict["revcounter0"] = len_values - i - 1
+                loop_dict["first"] = i == 0
+                loop_dict["last"] = i == len_values - 1
+                if unpack:
+                    try:
+                        len_item = len(item)
+                    except TypeError:
+                        len_item = 1
+                    if num_loopvars != len_item:
+                        raise TemplateProblem(
+                            _("The loop needs %(wanted)d values to unpack, the item has %(got)d.")
+                            % {"wanted": num_loopvars, "got": len_item}
+                        )
+                    context.update(dict(zip(self.loopvars, item, strict=True)))
+                else:
+                    context[self.loopvars[0]] = item
+                produced = 0
+                for node in nodelist_loop:
+                    out: str = node.render_annotated(context)
+                    produced += len(out)
+                    parts.append(out)
+                if unpack:
+                    context.pop()
+                if budget is not None:
+                    budget.spend(produced)
+        return mark_safe("".join(parts))
+
+
+@library.tag("for")
+def do_for(parser: Parser, token: Token) -> Node:
+    node = defaulttags.do_for(parser, token)
+    node.__class__ = BudgetForNode
+    return node
+
+
+class _CountedVariableNode(VariableNode):
+    def render(self, context: Context) -> str:
+        out: str = super().render(context)
+        _spend(len(out))
+        return out
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+def _int_arg(arg: Any) -> int | None:
+    try:
+        return int(str(arg).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _too_wide(name: str, width: int) -> TemplateProblem:
+    return TemplateProblem(
+        _("|%(filter)s: %(width)s is above the limit of %(limit)d.")
+        % {"filter": name, "width": width, "limit": MAX_WIDTH}
+    )
+
+
+_FORMAT_NUMBERS = re.compile(r"\d+")
+
+
+def _check_args(name: str, value: Any, args: tuple[Any, ...]) -> None:
+    """Refuse arguments that would make a filter build a huge string, before it runs."""
+    arg: Any = args[0] if args else None
+    if name in ("ljust", "rjust", "center"):
+        width = _int_arg(arg)
+        if width is not None and width > MAX_WIDTH:
+            raise _too_wide(name, width)
+    elif name == "stringformat":
+        for number in _FORMAT_NUMBERS.findall(str(arg)):
+            if int(number) > MAX_WIDTH:
+                raise _too_wide(name, int(number))
+    elif name == "floatformat":
+        digits = _int_arg(str(arg).rstrip("gud")) if arg is not None else None
+        if digits is not None and abs(digits) > MAX_DECIMALS:
+            raise TemplateProblem(_("|floatformat: at most %(limit)d decimal places.") % {"limit": MAX_DECIMALS})
+    elif name == "join":
+        try:
+            size = len(value) * len(str(arg))
+        except TypeError:
+            size = 0
+        if size > MAX_OUTPUT_CHARS:
+            raise TemplateProblem(_("|join would build a text beyond the size limit."))
+    elif name == "add":
+        try:
+            size = len(value) + len(arg)
+        except TypeError:
+            size = 0
+        if size > MAX_OUTPUT_CHARS:
+            raise TemplateProblem(_("|add would build a text beyond the size limit."))
+
+
+def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(func)  # keeps is_safe/needs_autoescape/… and the signature Django checks
+    def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_args(name, value, args)
+        result = func(value, *args, **kwargs)
+        if isinstance(result, str):
+            _spend(len(result))
+        elif isinstance(result, list | tuple):
+            result = freeze(result)
+        return result
+
+    return guarded
+
+
+for _name in ALLOWED_FILTERS:
+    _func = defaultfilters.register.filters[_name]
+    library.filters[_name] = _guarded(_name, _func)
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+class _SoftVariable(Variable):
+    """A filter argument that is missing resolves to None (`default:event.revenue` on an
+    event without revenue), as a missing variable does; Django would raise instead."""
+
+    __slots__ = ()
+
+    def resolve(self, context: Any) -> Any:
+        try:
+            return super().resolve(context)
+        except VariableDoesNotExist:
+            return None
+
+
+class _SandboxParser(Parser):
+    def compile_filter(self, token: str) -> FilterExpression:
+        expression = FilterExpression(token, self)
+        for _func, args in expression.filters:
+            for lookup, arg in args:
+                if lookup and type(arg) is Variable:
+                    arg.__class__ = _SoftVariable
+        return expression
+
+
+class SandboxTemplate(Template):
+    def compile_nodelist(self) -> Any:
+        parser = _SandboxParser(
+            DebugLexer(self.source).tokenize(),
+            self.engine.template_libraries,
+            self.engine.template_builtins,
+            self.origin,
+        )
+        try:
+            nodelist = parser.parse()
+            self.extra_data = getattr(parser, "extra_data", {})
+            return nodelist
+        except Exception as e:
+            e.template_debug = self.get_exception_info(e, e.token)  # type: ignore[attr-defined]
+            raise
+
+
+def _engine(autoescape: bool) -> Engine:
+    # debug=True: exceptions raised while rendering carry the line of the node (template_debug).
+    engine = Engine(loaders=[], libraries={}, debug=True, autoescape=autoescape, string_if_invalid="")
+    # Engine() always adds Django's default builtins (with load/include/url…): replace them.
+    engine.template_builtins = [library]
+    engine.template_libraries = {}
+    return engine
+
+
+HTML_ENGINE = _engine(autoescape=True)
+TEXT_ENGINE = _engine(autoescape=False)
+
+
+def _count_leaves(nodelist: Any) -> None:
+    for node in nodelist:
+        if type(node) is VariableNode:
+            node.__class__ = _CountedVariableNode
+        for attr in getattr(node, "child_nodelists", ()):
+            child = getattr(node, attr, None)
+            if child:
+                _count_leaves(child)
+
+
+def _line_of(error: BaseException, source: str) -> int | None:
+    debug = getattr(error, "template_debug", None)
+    if debug and debug.get("line"):
+        return int(debug["line"])
+    token = getattr(error, "token", None)
+    if token is not None and getattr(token, "lineno", None):
+        return int(token.lineno)
+    if token is not None and getattr(token, "position", None):
+        return source.count("\n", 0, token.position[0]) + 1
+    return None
+
+
+def _message(error: BaseException) -> str:
+    message = str(error.message if isinstance(error, TemplateProblem) else error)
+    # Django says "Invalid block tag on line 3: 'foo'…": the line is reported apart.
+    return re.sub(r" on line \d+", "", message)
+
+
+@dataclass
+class CompiledTemplate:
+    """A parsed template, ready to render for any number of recipients."""
+
+    source: str
+    template: Template
+    autoescape: bool = True
+
+
+def compile_template(source: str, *, autoescape: bool = True) -> CompiledTemplate:
+    """Parse once; raises TemplateProblem with the line of the first error."""
+    if len(source) > MAX_SOURCE_CHARS:
+        raise TemplateProblem(
+            _("The template is longer than %(limit)s characters.") % {"limit": f"{MAX_SOURCE_CHARS:,}"}
+        )
+    engine = HTML_ENGINE if autoescape else TEXT_ENGINE
+    try:
+        template = SandboxTemplate(source, engine=engine)
+    except TemplateProblem:
+        raise
+    except TemplateSyntaxError as error:
+        raise TemplateProblem(_message(error), _line_of(error, source)) from None
+    except RecursionError:
+        raise TemplateProblem(_("The template is nested too deeply.")) from None
+    _count_leaves(template.nodelist)
+    return CompiledTemplate(source=source, template=template, autoescape=autoescape)
+
+
+def render_compiled(
+    compiled: CompiledTemplate, context: Mapping[str, Any], *, seconds: float = MAX_RENDER_SECONDS
+) -> str:
+    """Render with a fresh budget unless one is running (render_email shares one budget over
+    the subject, preheader, HTML and text of a message). `context` must be frozen already."""
+    budget = _BUDGET.get()
+    token = None
+    if budget is None:
+        token = _BUDGET.set(_Budget(seconds))
+    try:
+        output: str = compiled.template.render(Context(dict(context), autoescape=compiled.autoescape))
+    except TemplateProblem as problem:
+        if problem.line is None:
+            problem.line = _line_of(problem, compiled.source)
+        raise
+    except RecursionError:
+        raise TemplateProblem(_("The template is nested too deeply.")) from None
+    except Exception as error:  # noqa: BLE001 — a filter failing on odd data names its line, not a 500
+        raise TemplateProblem(_message(error), _line_of(error, compiled.source)) from None
+    finally:
+        if token is not None:
+            _BUDGET.reset(token)
+    if len(output) > MAX_OUTPUT_CHARS:
+        raise TemplateProblem(_("The email is larger than %(limit)s characters.") % {"limit": f"{MAX_OUTPUT_CHARS:,}"})
+    return output
+
+
+class render_budget:
+    """One budget (deadline and size) shared by several renders, e.g. the parts of one email."""
+
+    def __init__(self, seconds: float = MAX_RENDER_SECONDS) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        self._token = _BUDGET.set(_Budget(self.seconds))
+
+    def __exit__(self, *exc: object) -> None:
+        _BUDGET.reset(self._token)
+
+
+def render_string(source: str, context: Mapping[str, Any], *, autoescape: bool = True) -> str:
+    """Parse and render one template source over plain data (see the module docstring)."""
+    return render_compiled(compile_template(source, autoescape=autoescape), freeze(context))
+
+
+# --- plain data only -------------------------------------------------------------------------
+
+_SCALARS = (str, int, float, bool, Decimal, date, datetime, dt_time, type(None))
+
+
+class Lazy:
+    """A value computed only if the template asks for it (e.g. recommended products: a query
+    that most templates never need). Django calls it on lookup; the result is frozen."""
+
+    def __init__(self, compute: Callable[[], Any]) -> None:
+        self._compute = compute
+        self._done = False
+        self._value: Any = None
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._value = freeze(self._compute())
+            self._done = True
+        return self._value
+
+
+def freeze(value: Any) -> Any:
+    """A read-only copy of plain data: dict → mappingproxy, list/tuple → tuple. Anything that
+    is not plain data (a model, a queryset, a request, a function) is refused."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, Lazy):
+        return value
+    raise TypeError(f"Email templates only see plain data, not {type(value).__name__}")
