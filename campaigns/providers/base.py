@@ -1,0 +1,107 @@
+"""The one small interface every way out for mail implements, and the two kinds of failure.
+
+A `Transport` is opened once per batch, sends many messages over the same connection (SMTP
+connection, HTTP session, boto3 client) and is closed at the end. `send()` returns the
+provider's id for the message — what its webhooks will name it by — or raises:
+
+- `TransientSendError`: try again later (4xx SMTP replies, HTTP 429/5xx, network errors);
+- `PermanentSendError`: this message will never go through this provider as it is (5xx SMTP
+  replies, rejected recipients, other HTTP 4xx, bad configuration).
+
+Both carry the provider's own words, so the send log can show them.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from django.core.mail import EmailMultiAlternatives, make_msgid
+
+from esp.mail import WORKSPACE_HEADER
+
+# What the send log keeps of a provider's answer.
+MAX_ERROR_LENGTH = 1000
+
+
+class SendError(Exception):
+    """A message the provider did not take. `code` is the SMTP reply code or HTTP status."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        message = message.strip() or self.__class__.__name__
+        if len(message) > MAX_ERROR_LENGTH:
+            message = message[: MAX_ERROR_LENGTH - 1] + "…"
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class TransientSendError(SendError):
+    """Worth retrying with a backoff: the provider or the network is busy or down."""
+
+    transient = True
+
+
+class PermanentSendError(SendError):
+    """Not worth retrying: the provider refused this message, or the provider is misconfigured."""
+
+
+class Transport:
+    """Open once, send many, close. Usable as a context manager."""
+
+    kind: str = ""
+
+    def open(self) -> None:
+        """Connect (raises TransientSendError / PermanentSendError when that fails)."""
+
+    def send(self, email: EmailMultiAlternatives) -> str:
+        """Hand one message over and return the provider's message id."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Drop the connection; never raises."""
+
+    def __enter__(self) -> Transport:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _header_key(email: EmailMultiAlternatives, name: str) -> str | None:
+    lowered = name.lower()
+    return next((key for key in email.extra_headers if key.lower() == lowered), None)
+
+
+def ensure_message_id(email: EmailMultiAlternatives) -> str:
+    """The message's Message-ID header, set now when the sender did not set one (with the
+    From domain, so it looks like the sender's own and not like our host name)."""
+    key = _header_key(email, "Message-ID")
+    if key is not None:
+        return str(email.extra_headers[key])
+    from_email = str(email.from_email or "")
+    domain = from_email.rsplit("@", 1)[-1].strip(" >") if "@" in from_email else None
+    if domain:
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = None
+    message_id = make_msgid(domain=domain or None)
+    email.extra_headers["Message-ID"] = message_id
+    return message_id
+
+
+def strip_internal_headers(email: EmailMultiAlternatives) -> None:
+    """The outbox's workspace marker never leaves the process."""
+    key = _header_key(email, WORKSPACE_HEADER)
+    if key is not None:
+        del email.extra_headers[key]
+
+
+def require_recipients(email: EmailMultiAlternatives) -> None:
+    if not email.recipients():
+        raise PermanentSendError("The message has no recipients.")

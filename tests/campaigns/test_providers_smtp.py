@@ -1,0 +1,281 @@
+"""The SMTP and outbox transports against a real SMTP server (aiosmtpd, started by the test):
+one connection per batch, reconnect once when the server dropped it before DATA, replies
+classified (4xx transient, 5xx permanent), server down transient."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from django.core.mail import EmailMultiAlternatives
+
+from campaigns.models import Provider
+from campaigns.providers import PermanentSendError, TransientSendError, transport_for
+from campaigns.providers.services import provider_create
+from campaigns.providers.smtp import SmtpTransport
+from esp.mail import WORKSPACE_HEADER
+from esp.models import OutboxMessage, Workspace
+
+
+@dataclass
+class Received:
+    peer: tuple[str, int]
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        return email.message_from_bytes(self.content, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class SinkHandler:
+    """Accepts everything except the addresses and DATA replies a test scripts."""
+
+    received: list[Received] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    data_replies: list[str] = field(default_factory=list)  # consumed one per DATA
+    drop_during_data: bool = False
+    data_attempts: int = 0
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_attempts += 1
+        if self.drop_during_data:
+            # The message was transmitted, the connection drops before the reply.
+            server.transport.close()
+            return "250 never seen"
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        self.received.append(
+            Received(tuple(session.peer), envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+        )
+        return "250 2.0.0 Accepted"
+
+    @property
+    def connections(self) -> int:
+        """Distinct client connections that delivered mail (each has its own source port)."""
+        return len({r.peer for r in self.received})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1 in a thread; `restart()` drops every open connection."""
+
+    def __init__(self, **smtp_options: Any) -> None:
+        self.handler = SinkHandler()
+        self.port = free_port()
+        self.smtp_options = smtp_options
+        self.controller = self._controller()
+
+    def _controller(self) -> Controller:
+        return Controller(self.handler, hostname="127.0.0.1", port=self.port, **self.smtp_options)
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def restart(self) -> None:
+        self.controller.stop()
+        self.controller = self._controller()
+        self.controller.start()
+
+    def credentials(self, **extra: Any) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": self.port, "use_tls": False, "timeout": 5, **extra}
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def mail(to: str = "anna@example.com", subject: str = "Hello", **kwargs: Any) -> EmailMultiAlternatives:
+    message = EmailMultiAlternatives(
+        subject=subject, body="Plain text part", from_email='"Acme Shop" <news@acme.example>', to=[to], **kwargs
+    )
+    message.attach_alternative("<p>HTML part</p>", "text/html")
+    return message
+
+
+def test_three_messages_go_over_one_connection(smtp_sink: SmtpSink) -> None:
+    transport = SmtpTransport(smtp_sink.credentials())
+    transport.open()
+    ids = [transport.send(mail(to=f"r{i}@example.com", subject=f"Message {i}")) for i in range(3)]
+    transport.close()
+
+    assert [r.rcpt_tos for r in smtp_sink.received] == [["r0@example.com"], ["r1@example.com"], ["r2@example.com"]]
+    assert smtp_sink.handler.connections == 1
+    # The provider id is the Message-ID header the server received, made with the From domain.
+    assert [r.message["Message-ID"] for r in smtp_sink.received] == ids
+    assert all(i.startswith("<") and i.endswith("@acme.example>") for i in ids)
+    assert len(set(ids)) == 3
+
+
+def test_the_message_arrives_intact_and_without_internal_headers(smtp_sink: SmtpSink) -> None:
+    message = mail(subject="Скидка 20 % для вас", headers={WORKSPACE_HEADER: "7", "Message-ID": "<given@acme.example>"})
+    message.from_email = '"Магазин Acme" <news@acme.example>'
+    with SmtpTransport(smtp_sink.credentials()) as transport:
+        provider_id = transport.send(message)
+
+    assert provider_id == "<given@acme.example>"
+    (received,) = smtp_sink.received
+    parsed = received.message
+    assert parsed["Subject"] == "Скидка 20 % для вас"
+    assert parsed["From"].addresses[0].display_name == "Магазин Acme"
+    assert received.mail_from == "news@acme.example"
+    assert parsed["Message-ID"] == "<given@acme.example>"
+    assert WORKSPACE_HEADER not in parsed
+    parts = {part.get_content_type(): part.get_content().strip() for part in parsed.iter_parts()}
+    assert parts == {"text/plain": "Plain text part", "text/html": "<p>HTML part</p>"}
+
+
+def test_550_is_permanent_and_the_connection_stays_usable(smtp_sink: SmtpSink) -> None:
+    smtp_sink.handler.rcpt_replies["gone@example.com"] = "550 5.1.1 No such user here"
+    with SmtpTransport(smtp_sink.credentials()) as transport:
+        with pytest.raises(PermanentSendError) as refused:
+            transport.send(mail(to="gone@example.com"))
+        transport.send(mail(to="anna@example.com"))
+
+    assert refused.value.code == 550
+    assert "No such user here" in refused.value.message
+    assert [r.rcpt_tos for r in smtp_sink.received] == [["anna@example.com"]]
+    assert smtp_sink.handler.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("rcpt_reply", "data_reply", "expected", "code"),
+    [
+        ("451 4.7.1 Greylisted, try again later", None, TransientSendError, 451),
+        (None, "451 4.3.0 Temporary local problem", TransientSendError, 451),
+        (None, "452 4.3.1 Insufficient system storage", TransientSendError, 452),
+        (None, "554 5.7.1 Message rejected as spam", PermanentSendError, 554),
+        (None, "552 5.3.4 Message too big", PermanentSendError, 552),
+    ],
+)
+def test_replies_are_classified_by_their_code(
+    smtp_sink: SmtpSink, rcpt_reply: str | None, data_reply: str | None, expected: type[Exception], code: int
+) -> None:
+    if rcpt_reply:
+        smtp_sink.handler.rcpt_replies["anna@example.com"] = rcpt_reply
+    if data_reply:
+        smtp_sink.handler.data_replies.append(data_reply)
+    with SmtpTransport(smtp_sink.credentials()) as transport, pytest.raises(expected) as error:
+        transport.send(mail())
+    assert type(error.value) is expected
+    assert error.value.code == code  # type: ignore[attr-defined]
+    assert (rcpt_reply or data_reply or "")[4:] in str(error.value)
+    assert smtp_sink.received == []
+
+
+def test_server_down_is_transient() -> None:
+    transport = SmtpTransport({"host": "127.0.0.1", "port": free_port(), "timeout": 2})
+    with pytest.raises(TransientSendError):
+        transport.open()
+    with pytest.raises(TransientSendError):
+        transport.send(mail())  # opens lazily, fails the same way
+    transport.close()
+
+
+def test_a_connection_dropped_between_messages_is_reopened_once(smtp_sink: SmtpSink) -> None:
+    with SmtpTransport(smtp_sink.credentials()) as transport:
+        transport.send(mail(to="first@example.com"))
+        smtp_sink.restart()  # the server drops the idle connection (as after its idle timeout)
+        transport.send(mail(to="second@example.com"))
+        transport.send(mail(to="third@example.com"))
+
+    assert [r.rcpt_tos[0] for r in smtp_sink.received] == [
+        "first@example.com",
+        "second@example.com",
+        "third@example.com",
+    ]
+    assert smtp_sink.handler.connections == 2  # the second connection carried both later messages
+
+
+def test_a_connection_dropped_during_data_is_not_resent(smtp_sink: SmtpSink) -> None:
+    """The server may have taken the message: sending it again here could deliver it twice."""
+    smtp_sink.handler.drop_during_data = True
+    with SmtpTransport(smtp_sink.credentials()) as transport, pytest.raises(TransientSendError):
+        transport.send(mail())
+    assert smtp_sink.handler.data_attempts == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_login_uses_the_stored_credentials() -> None:
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"relay-user", b"s3cret-pass")
+        return AuthResult(success=ok, handled=False)
+
+    # PLAIN only: smtplib would try LOGIN after a refused PLAIN, which aiosmtpd answers slowly.
+    sink = SmtpSink(
+        authenticator=authenticator, auth_require_tls=False, auth_required=True, auth_exclude_mechanism=["LOGIN"]
+    )
+    sink.start()
+    try:
+        with SmtpTransport(sink.credentials(username="relay-user", password="s3cret-pass")) as transport:
+            transport.send(mail())
+        assert len(sink.received) == 1
+        wrong = SmtpTransport(sink.credentials(username="relay-user", password="wrong"))
+        with pytest.raises(PermanentSendError) as error:
+            wrong.open()
+        assert error.value.code == 535
+    finally:
+        sink.stop()
+
+
+@pytest.mark.django_db
+def test_transport_for_an_smtp_provider_uses_its_decrypted_settings(acme: Workspace, smtp_sink: SmtpSink) -> None:
+    provider = provider_create(workspace=acme, name="Relay", kind="smtp", credentials=smtp_sink.credentials())
+    transport = transport_for(Provider.objects.get(pk=provider.pk))
+    assert isinstance(transport, SmtpTransport)
+    with transport:
+        transport.send(mail())
+    assert len(smtp_sink.received) == 1
+
+
+@pytest.mark.django_db
+def test_the_outbox_stores_the_message_under_the_workspace(acme: Workspace) -> None:
+    with transport_for(None, workspace_id=acme.pk) as transport:
+        provider_id = transport.send(mail(to="anna@example.com", subject="Stored"))
+
+    stored = OutboxMessage.objects.get()
+    assert (stored.workspace_id, stored.to, stored.subject) == (acme.pk, ["anna@example.com"], "Stored")
+    assert stored.headers["Message-ID"] == provider_id
+    assert WORKSPACE_HEADER not in stored.headers
+    assert (stored.text_body, stored.html_body) == ("Plain text part", "<p>HTML part</p>")
+
+
+@pytest.mark.django_db
+def test_an_outbox_provider_files_under_its_own_workspace(acme: Workspace) -> None:
+    provider = provider_create(workspace=acme, name="Outbox", kind="outbox", credentials={})
+    message = mail()
+    with transport_for(provider) as transport:
+        transport.send(message)
+    assert OutboxMessage.objects.get().workspace_id == acme.pk
+    assert WORKSPACE_HEADER not in message.extra_headers  # the caller's message is left as it came
