@@ -65,6 +65,12 @@ ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.strings("CSRF_TRUSTED_ORIGINS", [])
 # Absolute base URL for links in emails (password reset, invitations, later unsubscribe links).
 PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Encrypts stored provider credentials (campaigns.crypto). Empty: a key derived from SECRET_KEY,
+# so rotating SECRET_KEY makes stored credentials unreadable. Set it to a Fernet key
+# (python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
+# to keep credentials independent of SECRET_KEY; several keys, comma-separated, rotate: the
+# first encrypts, every one decrypts.
+ESP_ENCRYPTION_KEY = env.string("ESP_ENCRYPTION_KEY", "")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -182,8 +188,15 @@ CELERY_BEAT_SCHEDULE = {
     "score-rfm-nightly": {"task": "audiences.score_rfm_all", "schedule": crontab(hour=2, minute=30)},
     # Segments with time-relative rules ("in the last 30 days"), changed or stale ones.
     "refresh-segments": {"task": "audiences.refresh_segments", "schedule": 15 * 60.0},
+    # Messages fall due by the clock (quiet hours, retry backoffs, scheduled sends): a tick
+    # starts a drain when none runs. Rows a dead worker held are sorted out every minute.
+    "send-due-messages": {"task": "campaigns.send_messages", "schedule": 10.0},
+    "recover-messages": {"task": "campaigns.recover_messages", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
+# How many send drains run at once across all workers (campaigns.delivery.drain): at most the
+# worker processes that may send; each holds one provider connection.
+SEND_CONCURRENCY = env.integer("SEND_CONCURRENCY", 2, minimum=1)
 
 # --- Auth, sessions, security ---
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,243 @@
+"""The checks made at send time (DESIGN rule 6), for a whole claimed batch at once.
+
+An unsubscribe, hard bounce or complaint that commits before the send wins, whatever was true
+when the audience was chosen. Each check reads the batch's rows in one query (suppressions by
+address hash, subscriptions, the recent sends of the batch's contacts); the verdicts are
+written back in at most two statements. What each message class is spared:
+
+- marketing: suppression (any reason), list unsubscribe, missing postal address, quiet hours
+  (a delay, not a drop), daily and weekly caps;
+- transactional, and tests sent from the editor: only suppression by hard bounce, complaint
+  or erasure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from django.db import connection
+
+from audiences.models import Subscription, SubscriptionStatus, Suppression, SuppressionReason, email_hash
+from campaigns.models import DeliverySettings, Message, MessageClass, MessageState, SkipReason
+from esp.models import Workspace
+
+# Reasons that stop every message, transactional ones and tests included.
+HARD_SUPPRESSION = frozenset(
+    {
+        SuppressionReason.HARD_BOUNCE,
+        SuppressionReason.SOFT_BOUNCES,
+        SuppressionReason.COMPLAINT,
+        SuppressionReason.ERASED,
+    }
+)
+# Rows that count towards a frequency cap: sent, or handed over and possibly sent.
+CAP_STATES = (MessageState.SENT, MessageState.SENDING, MessageState.IN_DOUBT)
+
+
+def is_test(message: Message) -> bool:
+    return message.source.startswith("test:")
+
+
+def is_marketing(message: Message) -> bool:
+    """Held to the marketing rules: a marketing message that is not a test from the editor."""
+    return message.message_class == MessageClass.MARKETING and not is_test(message)
+
+
+def recipient(message: Message) -> str:
+    """The address a message goes to now. A contact's message follows the contact (its address
+    may have changed since the row was made; an erased contact leaves none). Tests and
+    transactional mail to an address that has no contact go to the row's own address."""
+    if message.contact_id is not None:
+        return message.contact.email if message.contact is not None else ""
+    if is_test(message) or message.source.startswith("tx:"):
+        return message.to_email
+    return ""
+
+
+@dataclass
+class Verdicts:
+    ready: list[Message] = field(default_factory=list)
+    # (message id, final state, reason)
+    settled: list[tuple[int, str, str]] = field(default_factory=list)
+    # (message id, new due_at): back to the queue until quiet hours end.
+    delayed: list[tuple[int, dt.datetime]] = field(default_factory=list)
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(name) if name else None
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def quiet_hours_end(
+    now: dt.datetime, zone: dt.tzinfo, start: dt.time | None, end: dt.time | None
+) -> dt.datetime | None:
+    """When the quiet window that `now` falls in ends (an aware datetime), or None when `now`
+    is outside it. `start` later than `end` wraps midnight (21:00–08:00)."""
+    if start is None or end is None or start == end:
+        return None
+    local = now.astimezone(zone)
+    clock = local.time().replace(tzinfo=None)
+    if start < end:
+        if not start <= clock < end:
+            return None
+        day = local.date()
+    elif clock >= start:
+        day = local.date() + dt.timedelta(days=1)
+    elif clock < end:
+        day = local.date()
+    else:
+        return None
+    # Built as a wall-clock time in the zone: across a DST change the window still ends at the
+    # clock time people see.
+    return dt.datetime.combine(day, end, tzinfo=zone)
+
+
+def evaluate(
+    messages: list[Message],
+    *,
+    workspaces: dict[int, Workspace],
+    settings: dict[int, DeliverySettings],
+    now: dt.datetime,
+) -> Verdicts:
+    """Sort a claimed batch (in send order) into messages to send now, messages settled as
+    suppressed/skipped, and messages delayed by quiet hours. Reads only; see `apply`."""
+    verdicts = Verdicts()
+    addresses = {message.id: recipient(message) for message in messages}
+
+    hashes = {email_hash(address) for address in addresses.values() if address}
+    suppressed: dict[tuple[int, str], str] = {}
+    if hashes:
+        rows = Suppression.objects.filter(
+            workspace_id__in={m.workspace_id for m in messages}, email_hash__in=hashes
+        ).values_list("workspace_id", "email_hash", "reason")
+        suppressed = {(workspace_id, hashed): reason for workspace_id, hashed, reason in rows}
+
+    listed = [m for m in messages if is_marketing(m) and m.mailing_list_id and m.contact_id]
+    subscribed: set[tuple[int, int]] = set()
+    if listed:
+        subscribed = set(
+            Subscription.objects.filter(
+                mailing_list_id__in={m.mailing_list_id for m in listed},
+                contact_id__in={m.contact_id for m in listed},
+                status=SubscriptionStatus.SUBSCRIBED,
+            ).values_list("mailing_list_id", "contact_id")
+        )
+
+    capped = [
+        m
+        for m in messages
+        if is_marketing(m)
+        and m.contact_id
+        and (settings[m.workspace_id].daily_cap is not None or settings[m.workspace_id].weekly_cap is not None)
+    ]
+    day_counts: Counter[int] = Counter()
+    week_counts: Counter[int] = Counter()
+    if capped:
+        day_counts, week_counts = _recent_marketing_sends({m.contact_id for m in capped if m.contact_id}, now)
+
+    for message in messages:
+        address = addresses[message.id]
+        if not address:
+            verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.NO_EMAIL))
+            continue
+        reason = suppressed.get((message.workspace_id, email_hash(address)))
+        if reason is not None and (is_marketing(message) or reason in HARD_SUPPRESSION):
+            verdicts.settled.append((message.id, MessageState.SUPPRESSED, SkipReason.SUPPRESSED))
+            continue
+        if not is_marketing(message):
+            verdicts.ready.append(message)
+            continue
+        if message.mailing_list_id and (message.mailing_list_id, message.contact_id) not in subscribed:
+            verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.UNSUBSCRIBED))
+            continue
+        workspace = workspaces[message.workspace_id]
+        if not workspace.postal_address.strip():
+            verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.NO_ADDRESS))
+            continue
+        rules = settings[message.workspace_id]
+        if rules.quiet_hours_start is not None and rules.quiet_hours_end is not None:
+            contact_zone = message.contact.time_zone if message.contact is not None else ""
+            zone = _zone(contact_zone) or _zone(workspace.time_zone) or dt.UTC
+            until = quiet_hours_end(now, zone, rules.quiet_hours_start, rules.quiet_hours_end)
+            if until is not None:
+                verdicts.delayed.append((message.id, until))
+                continue
+        contact_id = message.contact_id
+        if contact_id is not None:
+            # Earlier messages of this batch that pass count as sent: a batch holding three
+            # mails for one contact with a cap of two sends two.
+            if rules.daily_cap is not None and day_counts[contact_id] >= rules.daily_cap:
+                verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.DAILY_CAP))
+                continue
+            if rules.weekly_cap is not None and week_counts[contact_id] >= rules.weekly_cap:
+                verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.WEEKLY_CAP))
+                continue
+            day_counts[contact_id] += 1
+            week_counts[contact_id] += 1
+        verdicts.ready.append(message)
+    return verdicts
+
+
+def _recent_marketing_sends(contact_ids: set[int], now: dt.datetime) -> tuple[Counter[int], Counter[int]]:
+    """Marketing messages of these contacts handed over in the last 24 hours and 7 days (a
+    row in `sending` or `in_doubt` counts from its hand-over time: it may have arrived)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT contact_id,
+                   count(*) FILTER (WHERE coalesce(sent_at, claimed_at) > %(day)s),
+                   count(*)
+            FROM campaigns_message
+            WHERE contact_id = ANY(%(contacts)s) AND message_class = %(marketing)s AND state = ANY(%(states)s)
+              AND source NOT LIKE 'test:%%' AND coalesce(sent_at, claimed_at) > %(week)s
+            GROUP BY contact_id
+            """,
+            {
+                "contacts": list(contact_ids),
+                "marketing": MessageClass.MARKETING,
+                "states": list(CAP_STATES),
+                "day": now - dt.timedelta(days=1),
+                "week": now - dt.timedelta(days=7),
+            },
+        )
+        day: Counter[int] = Counter()
+        week: Counter[int] = Counter()
+        for contact_id, in_day, in_week in cursor.fetchall():
+            day[contact_id] = in_day
+            week[contact_id] = in_week
+    return day, week
+
+
+def apply(verdicts: Verdicts, *, token: dt.datetime) -> None:
+    """Write the settled and delayed verdicts of a batch this worker holds (claimed with
+    `token`); a row taken back by recovery in the meantime is left alone."""
+    with connection.cursor() as cursor:
+        if verdicts.settled:
+            ids, states, reasons = zip(*verdicts.settled, strict=True)
+            cursor.execute(
+                """
+                UPDATE campaigns_message m SET state = v.state, reason = v.reason
+                FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, state, reason)
+                WHERE m.id = v.id AND m.state = 'claimed' AND m.claimed_at = %s
+                """,
+                [list(ids), list(states), list(reasons), token],
+            )
+        if verdicts.delayed:
+            ids, dues = zip(*verdicts.delayed, strict=True)
+            # Back to the queue with a later due_at: the beat tick picks it up when quiet hours
+            # end (DESIGN rule 2: the database holds time).
+            cursor.execute(
+                """
+                UPDATE campaigns_message m SET state = 'queued', due_at = v.due_at, reason = %s, claimed_at = NULL
+                FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, due_at)
+                WHERE m.id = v.id AND m.state = 'claimed' AND m.claimed_at = %s
+                """,
+                [SkipReason.QUIET_HOURS, list(ids), list(dues), token],
+            )
