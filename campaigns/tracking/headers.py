@@ -1,0 +1,48 @@
+"""The recipient-facing URLs of a message and the compliance headers that carry them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from campaigns.models import MessageClass
+from campaigns.tracking.tokens import message_token
+
+if TYPE_CHECKING:
+    from campaigns.models import Message
+
+# Sources whose id names a campaign (a broadcast, a series step): worth a Feedback-ID of their
+# own. Transactional and test sources are unique per message, which Gmail's feedback loop
+# cannot aggregate, so they give only their kind.
+_CAMPAIGN_SOURCES = ("broadcast", "step")
+
+
+def message_urls(message: Message) -> dict[str, str]:
+    """Absolute links for the template context (`unsubscribe_url`, `preferences_url`,
+    `view_in_browser_url`), all addressed by the message's token."""
+    token = message_token(message.pk)
+    base = settings.PUBLIC_BASE_URL
+    return {
+        "unsubscribe_url": f"{base}/e/u/{token}",
+        "preferences_url": f"{base}/e/p/{token}",
+        "view_in_browser_url": f"{base}/e/v/{token}",
+    }
+
+
+def feedback_id(message: Message) -> str:
+    kind, _sep, rest = message.source.partition(":")
+    campaign = f"{kind}-{rest}" if kind in _CAMPAIGN_SOURCES and rest else kind
+    # Gmail's format: fields separated by colons, the sender's identifier last.
+    return f"{campaign}:{message.message_class}:{message.workspace_id}:esp"
+
+
+def compliance_headers(message: Message, urls: dict[str, str]) -> dict[str, str]:
+    """Marketing mail: RFC 2369 List-Unsubscribe with our https URL and RFC 8058 one-click, so
+    Gmail and Yahoo show their unsubscribe button and POST to it without cookies. Transactional
+    mail carries no unsubscribe headers (a receipt cannot be unsubscribed from)."""
+    headers = {"Feedback-ID": feedback_id(message)}
+    if message.message_class == MessageClass.MARKETING:
+        headers["List-Unsubscribe"] = f"<{urls['unsubscribe_url']}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
