@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from campaigns.webhooks.views import provider_tracking_webhook
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("<str:webhook_token>/<str:kind>/tracking/", provider_tracking_webhook, name="provider-tracking-webhook"),
+]
