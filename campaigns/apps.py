@@ -5,3 +5,10 @@ from django.apps import AppConfig
 
 class CampaignsConfig(AppConfig):
     name = "campaigns"
+
+    def ready(self) -> None:
+        # campaigns plugs into audiences through its registries (audiences never imports it).
+        from campaigns import engagement, gdpr
+
+        engagement.register()  # the segment condition kind "engagement"
+        gdpr.register()  # the contact's messages in GDPR export and erasure

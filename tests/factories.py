@@ -124,3 +124,46 @@ def refund_event(contact: Contact, order_id: str, at: datetime, total: object = 
     if total is not None:
         props["total"] = total
     return EventFactory(contact=contact, name="Order Refunded", properties=props, occurred_at=at)
+
+
+# --- the send log (issue #5): Message and MessageEvent rows made directly ---------------------
+
+
+class EmailTemplateFactory(DjangoModelFactory["EmailTemplate"]):
+    class Meta:
+        model = "campaigns.EmailTemplate"
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Template {n}")
+    subject = "Hello {{ contact.first_name|default:'there' }}"
+    mjml = "<mjml><mj-body><mj-section><mj-column><mj-text>Hi</mj-text></mj-column></mj-section></mj-body></mjml>"
+
+
+class MessageFactory(DjangoModelFactory["Message"]):
+    """A message in the send log, sent unless told otherwise, to its contact's address."""
+
+    class Meta:
+        model = "campaigns.Message"
+
+    workspace = factory.LazyAttribute(lambda o: o.contact.workspace if o.contact else WorkspaceFactory())
+    contact = None
+    source = factory.Sequence(lambda n: f"broadcast:{n}")
+    template = None
+    to_email = factory.LazyAttribute(lambda o: o.contact.email if o.contact else "someone@example.com")
+    subject = factory.Sequence(lambda n: f"Subject {n}")
+    state = "sent"
+    sent_at = factory.LazyFunction(timezone.now)
+
+
+class MessageEventFactory(DjangoModelFactory["MessageEvent"]):
+    """An event of a message (as recorded by a webhook or our tracking), of its contact."""
+
+    class Meta:
+        model = "campaigns.MessageEvent"
+
+    message = factory.SubFactory(MessageFactory)
+    workspace = factory.LazyAttribute(lambda o: o.message.workspace)
+    contact = factory.LazyAttribute(lambda o: o.message.contact)
+    type = "opened"
+    occurred_at = factory.LazyFunction(timezone.now)
+    event_key = factory.Sequence(lambda n: f"test-event-{n}")

@@ -166,6 +166,8 @@
         return { kind, did: true, action: "confirmed", list_id: null };
       case "event":
         return { kind, did: true, name: "", where: [], count_operator: "gte", count: 1, period: "in_last_days", days: 30 };
+      case "engagement": // issue #5 (campaigns/engagement.py)
+        return { kind, did: true, action: "opened", template_id: null, period: "in_last_days", days: 30, count: 1 };
       default:
         return spec.choices ? { kind, operator: "in", value: [] } : { kind };
     }
@@ -295,6 +297,39 @@
   }
 
   const RENDERERS = {
+    // opened / clicked / did not … [any email | a template] at least N times [in the last N days | ever];
+    // its words come with the kind's schema (campaigns/engagement.py).
+    engagement(condition, path, spec) {
+      const words = spec.text || {};
+      const did = condition.did !== false;
+      const period = condition.period || "ever";
+      const window = period === "in_last_days" ? [
+        input(`${path}.days`, "days", { type: "number", min: 0, step: 1, value: condition.days ?? "", class: "rule-days", "aria-label": words.days },
+          (e) => { condition.days = e.target.value === "" ? null : parseInt(e.target.value, 10); changed(); }),
+        el("span", { text: words.days }),
+      ] : [];
+      return [
+        select(`${path}.action`, "action", spec.actions, `${did}|${condition.action || "opened"}`, (e) => {
+          const [flag, action] = e.target.value.split("|");
+          condition.did = flag === "true";
+          condition.action = action;
+          changed();
+        }, T.operator),
+        select(`${path}.template_id`, "template", spec.templates, condition.template_id ?? "",
+          (e) => { condition.template_id = e.target.value ? parseInt(e.target.value, 10) : null; changed(); }, T.value),
+        el("span", { text: words.at_least }),
+        input(`${path}.count`, "count", { type: "number", min: 1, step: 1, value: condition.count ?? 1, class: "rule-days", "aria-label": words.times },
+          (e) => { condition.count = e.target.value === "" ? null : parseInt(e.target.value, 10); changed(); }),
+        el("span", { text: words.times }),
+        select(`${path}.period`, "period", spec.periods, period, (e) => {
+          condition.period = e.target.value;
+          delete condition.days;
+          if (condition.period === "in_last_days") condition.days = 30;
+          redraw();
+        }, T.between),
+        ...window,
+      ];
+    },
     list(condition, path, spec) {
       return [
         select(`${path}.operator`, "operator", [{ value: "in", label: T.list_in }, { value: "not_in", label: T.list_not_in }],

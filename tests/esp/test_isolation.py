@@ -117,6 +117,41 @@ def _segment(workspace: Workspace) -> int:
     return segment_save(workspace=workspace, name=f"{MARKER} segment", rules=rules, description=MARKER).pk
 
 
+def _email(workspace: Workspace) -> int:
+    """A sent campaigns Message (the send log) with an open, to a contact of the workspace."""
+    from audiences.models import Contact
+    from tests.factories import MessageEventFactory, MessageFactory
+
+    contact = Contact.objects.create(workspace=workspace, email=f"mailed-{workspace.slug}@{MARKER}.test")
+    message = MessageFactory(workspace=workspace, contact=contact, subject=f"{MARKER} mail", source=f"tx:{MARKER}")
+    MessageEventFactory(message=message, url=f"https://{MARKER}.test/", user_agent=MARKER)
+    return message.pk
+
+
+def _provider(workspace: Workspace) -> int:
+    from campaigns.providers.services import provider_create
+
+    return provider_create(
+        workspace=workspace, name=f"{MARKER} provider", kind="smtp", credentials={"host": f"smtp.{MARKER}.test"}
+    ).pk
+
+
+def _sender(workspace: Workspace) -> int:
+    from campaigns.providers.services import sender_create
+
+    return sender_create(workspace=workspace, from_name=MARKER, from_email=f"news@{MARKER}.test").pk
+
+
+def _template(workspace: Workspace) -> int:
+    from campaigns.content.services import template_create
+
+    mjml = (
+        f"<mjml><mj-body><mj-section><mj-column><mj-text>{MARKER}</mj-text></mj-column></mj-section></mj-body></mjml>"
+    )
+    data = {"name": f"{MARKER} template", "subject": f"{MARKER} subject", "mjml": mjml}
+    return template_create(workspace=workspace, data=data).pk
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id.
 OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "member_id": _membership,
@@ -130,6 +165,10 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "import_id": _import,
     "export_id": _export,
     "segment_id": _segment,
+    "provider_id": _provider,
+    "sender_id": _sender,
+    "email_id": _email,
+    "template_id": _template,
 }
 
 # API endpoints that answer only a query (without one, a 400 by design), so the walk cannot call

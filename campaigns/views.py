@@ -1,0 +1,203 @@
+"""Browser pages of the send log: the workspace's messages (filters, keyset pages), one
+message with its events and a preview, and the "Messages" section of a contact's profile
+(loaded by htmx; audiences does not import campaigns, its template names this page's URL)."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django import forms
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from audiences import selectors as audience_selectors
+from audiences.event_selectors import pretty_json
+from campaigns import selectors
+from campaigns.models import MessageClass, MessageState, SkipReason
+from campaigns.selectors import (
+    ContactMessageCursor,
+    MessageFilters,
+    MessagePage,
+    MessageQueryTooBroad,
+    StateCounts,
+)
+from esp.models import Workspace
+from esp.web import WorkspaceView
+
+LOG_PAGE_SIZE = 50
+PROFILE_PAGE_SIZE = 10
+
+
+class MessageFilterForm(forms.Form):
+    """The send log's filters. Times are read in the workspace's time zone (the view
+    activates it)."""
+
+    state = forms.ChoiceField(label=_("State"), required=False, choices=[("", _("Any")), *MessageState.choices])
+    reason = forms.ChoiceField(label=_("Reason"), required=False, choices=[("", _("Any")), *SkipReason.choices])
+    message_class = forms.ChoiceField(
+        label=_("Kind of mail"), required=False, choices=[("", _("Any")), *MessageClass.choices]
+    )
+    source = forms.CharField(
+        label=_("Source starts with"),
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"placeholder": "broadcast:12, step:, tx:"}),
+    )
+    template = forms.TypedChoiceField(label=_("Template"), required=False, coerce=int, empty_value=None)
+    email = forms.CharField(
+        label=_("Recipient"),
+        required=False,
+        max_length=254,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("name@example.com")}),
+    )
+    email_match = forms.ChoiceField(
+        label=_("Match the address"),
+        required=False,
+        choices=[("exact", _("exactly")), ("prefix", _("by its start"))],
+    )
+    since = forms.DateTimeField(
+        label=pgettext_lazy("time range", "From"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = forms.DateTimeField(
+        label=pgettext_lazy("time range", "Until"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def __init__(self, *args: Any, templates: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        template_field = self.fields["template"]
+        assert isinstance(template_field, forms.TypedChoiceField)
+        template_field.choices = [("", _("Any")), *templates]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", _("Must be after the start."))
+        return data
+
+    def filters(self) -> MessageFilters:
+        data = self.cleaned_data
+        return MessageFilters(
+            state=data.get("state") or "",
+            reason=data.get("reason") or "",
+            message_class=data.get("message_class") or "",
+            source=(data.get("source") or "").strip(),
+            template_id=data.get("template"),
+            email=(data.get("email") or "").strip(),
+            email_match=data.get("email_match") or "exact",
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+
+
+def _before(request: HttpRequest) -> int | None:
+    """The keyset cursor from the query string; a damaged one starts again at the newest."""
+    value = request.GET.get("before", "")
+    return int(value) if value.isdigit() else None
+
+
+class MessagesView(WorkspaceView):
+    """The send log: every email of the workspace, newest first, filtered, keyset-paginated."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        with timezone.override(_time_zone(self.workspace)):
+            return self._get(request)
+
+    def _get(self, request: HttpRequest) -> HttpResponse:
+        form = MessageFilterForm(request.GET, templates=selectors.templates_for_filter(workspace=self.workspace))
+        page, counts, too_broad = MessagePage(messages=[], next_cursor=None), StateCounts(), False
+        filters = MessageFilters()
+        if form.is_valid():
+            filters = form.filters()
+            try:
+                page = selectors.messages_page(
+                    workspace=self.workspace, filters=filters, before=_before(request), limit=LOG_PAGE_SIZE
+                )
+                counts = selectors.message_state_counts(workspace=self.workspace, filters=filters)
+            except MessageQueryTooBroad:
+                too_broad = True
+        query = request.GET.copy()
+        query.pop("before", None)
+        by_state = query.copy()  # the per-state links replace the state filter
+        by_state.pop("state", None)
+        return render(
+            request,
+            "campaigns/messages/list.html",
+            {
+                "form": form,
+                "filters": filters,
+                "messages_page": page.messages,
+                "next_cursor": page.next_cursor,
+                "counts": counts,
+                "count_cap": selectors.COUNT_CAP,
+                "too_broad": too_broad,
+                "paged": "before" in request.GET,
+                "query": query.urlencode(),
+                "by_state_query": by_state.urlencode(),
+                "time_zone": _time_zone(self.workspace).key,
+            },
+        )
+
+
+class MessageView(WorkspaceView):
+    """One message: every field, why it was skipped or failed, what happened to it, its
+    links, and its content rendered again in a sandboxed frame."""
+
+    def get(self, request: HttpRequest, email_id: int) -> HttpResponse:
+        message = selectors.message_get(workspace=self.workspace, email_id=email_id)
+        with timezone.override(_time_zone(self.workspace)):
+            return render(
+                request,
+                "campaigns/messages/detail.html",
+                {
+                    "message": message,
+                    "events": selectors.message_events(workspace=self.workspace, message=message),
+                    "preview": selectors.message_preview(workspace=self.workspace, message=message),
+                    "data_json": pretty_json(message.data) if message.data else "",
+                    "time_zone": _time_zone(self.workspace).key,
+                },
+            )
+
+
+def _profile_cursor(request: HttpRequest) -> ContactMessageCursor | None:
+    try:
+        return ContactMessageCursor.decode(request.GET.get("cursor", ""))
+    except ValueError:
+        return None
+
+
+class ContactMessagesView(WorkspaceView):
+    """The profile's "Messages" section: the contact's engagement and newest messages; with a
+    cursor, only the next (older) rows, which replace the "Older messages" button."""
+
+    def get(self, request: HttpRequest, contact_id: int) -> HttpResponse:
+        contact = audience_selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
+        cursor = _profile_cursor(request) if "cursor" in request.GET else None
+        page = selectors.contact_messages(
+            workspace=self.workspace, contact_id=contact.pk, cursor=cursor, limit=PROFILE_PAGE_SIZE
+        )
+        context: dict[str, Any] = {
+            "contact": contact,
+            "message_rows": page.messages,
+            "messages_next": page.next_cursor.encode() if page.next_cursor else "",
+            "older_page": cursor is not None,
+        }
+        if cursor is None:
+            context["engagement"] = selectors.contact_engagement(workspace=self.workspace, contact_id=contact.pk)
+            return render(request, "campaigns/partials/contact_messages.html", context)
+        return render(request, "campaigns/messages/contact_rows.html", context)
+
+
+def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
