@@ -55,12 +55,14 @@ def test_viewer_gets_403_on_every_write(acme: Workspace, acme_owner: object, own
 
 
 @pytest.mark.django_db
-def test_viewer_can_read_every_page_but_api_keys(acme: Workspace, own_ids: dict[str, int]) -> None:
+def test_viewer_can_read_every_page_but_the_owners_forms(acme: Workspace, own_ids: dict[str, int]) -> None:
+    # API keys and the form for a new provider's credentials are the owner's alone.
+    owner_only = ("settings/api-keys", "settings/sending/providers/new/")
     viewer = logged_in(member(acme, Role.VIEWER))
     for route in workspace_routes():
         if "get" in route.methods():
             status = viewer.get(route.url(own_ids)).status_code
-            expected = 403 if route.path.startswith("settings/api-keys") else 200
+            expected = 403 if route.path.startswith(owner_only) else 200
             assert status == expected, route.path
 
 

@@ -23,8 +23,11 @@ from audiences.models import (
     PendingEvents,
     Segment,
     SegmentMembership,
+    Suppression,
+    SuppressionReason,
 )
-from esp.models import Role, User, Workspace
+from campaigns.models import EmailTemplate, Message, MessageEvent, MessageState
+from esp.models import OutboxMessage, Role, User, Workspace
 from tests.conftest import logged_in
 
 
@@ -96,6 +99,19 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
         assert segment.refreshed_at and segment.member_count == current > 0, segment.name
     champions = SegmentMembership.objects.filter(segment=segments["Champions"], exited_at=None)
     assert champions.count() == facts.filter(rfm_segment="champions").count()
+
+    # Its mail: the starters, and a month sent through the real road into the outbox, with the
+    # engagement a month brings (also in the event store, for segments and series).
+    assert EmailTemplate.objects.in_workspace(workspace).count() == 8
+    sent = Message.objects.in_workspace(workspace).filter(state=MessageState.SENT)
+    assert sent.count() > 200
+    assert OutboxMessage.objects.filter(workspace=workspace).count() >= sent.count()
+    cart = sent.filter(source__startswith="demo:abandoned-cart:").first()
+    assert cart is not None and cart.data["event"]["products"] and cart.links
+    assert sent.count() / 4 < sent.exclude(opened_at=None).count() < sent.count()
+    assert MessageEvent.objects.filter(message__workspace=workspace, is_machine=True).exists()
+    assert names["Email Opened"] > 50 and names["Email Clicked"] > 10
+    assert Suppression.objects.in_workspace(workspace).filter(reason=SuppressionReason.COMPLAINT).exists()
 
     # The profile shows the history.
     owner = User.objects.get(email="owner@demo.shop")

@@ -20,7 +20,7 @@ from esp import services
 from esp.models import ApiKey, ApiScope, Membership, Role, User, Workspace
 
 DEMO_SLUG = "demo-shop"
-DEMO_APPS = ("audiences",)  # in layer order; later apps add their demo data after these
+DEMO_APPS = ("audiences", "campaigns")  # in layer order; later apps add their demo data after these
 DEMO_PEOPLE = [
     ("owner@demo.shop", Role.OWNER, "Olga", "Petrova", "ru"),
     ("marketer@demo.shop", Role.MARKETER, "Maria", "Ivanova", "en"),
