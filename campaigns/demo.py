@@ -105,7 +105,9 @@ def _engagement(workspace: Workspace, rng: random.Random) -> None:
     sent = list(Message.objects.in_workspace(workspace).filter(state=MessageState.SENT).order_by("id"))
     for message in sent:
         sent_at = now - dt.timedelta(days=rng.uniform(1, 30))
-        Message.objects.filter(pk=message.pk).update(created_at=sent_at, due_at=sent_at, sent_at=sent_at)
+        Message.objects.filter(pk=message.pk).update(
+            created_at=sent_at, due_at=sent_at, claimed_at=sent_at, sent_at=sent_at
+        )
         message.sent_at = sent_at
     bounced, complained = sent[3::97], sent[7::151]
     for message in sent:
