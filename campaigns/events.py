@@ -21,6 +21,7 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audiences.ingest import ContactEvent, events_record_for_contacts
 from audiences.models import SuppressionReason
@@ -221,5 +222,10 @@ def _suppress_after_soft_bounces(message: Message) -> None:
         _suppress(
             message,
             SuppressionReason.SOFT_BOUNCES,
-            _("%(count)s soft bounces in a row, the last of message %(id)s") % {"count": in_a_row, "id": message.pk},
+            ngettext(
+                "%(count)s soft bounce in a row, the last of message %(id)s",
+                "%(count)s soft bounces in a row, the last of message %(id)s",
+                in_a_row,
+            )
+            % {"count": in_a_row, "id": message.pk},
         )
