@@ -213,11 +213,17 @@ class Message(WorkspaceOwned):
     message_class = models.CharField(max_length=16, choices=MessageClass.choices, default=MessageClass.MARKETING)
     template = models.ForeignKey(EmailTemplate, null=True, on_delete=models.SET_NULL, related_name="messages")
     # The list whose unsubscribe stops this message (a broadcast to a list); empty for others.
+    # (These three are indexed only where set, see Meta: each row version of a send writes
+    # every index it belongs to.)
     mailing_list = models.ForeignKey(
-        "audiences.MailingList", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "audiences.MailingList", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    sender = models.ForeignKey(SenderIdentity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    sender = models.ForeignKey(
+        SenderIdentity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     to_email = models.CharField(max_length=254)
     # Rendered at send time, kept for the log.
     subject = models.CharField(max_length=998, blank=True, default="")
@@ -262,6 +268,15 @@ class Message(WorkspaceOwned):
             # Profile, frequency caps and engagement conditions.
             models.Index(fields=["contact", "-created_at"], name="message_contact_recent"),
             models.Index(fields=["workspace", "-id"], name="message_workspace_recent"),
+            # Only for deleting a list, provider or sender identity (ON DELETE SET NULL) — no
+            # read of the send loop needs them. Partial: most rows name none (the workspace's
+            # default provider and sender), and a message passes through three row versions
+            # (claimed, sending, sent), each written to every index whose condition it meets.
+            models.Index(
+                fields=["mailing_list"], condition=models.Q(mailing_list__isnull=False), name="message_mailing_list"
+            ),
+            models.Index(fields=["provider"], condition=models.Q(provider__isnull=False), name="message_provider"),
+            models.Index(fields=["sender"], condition=models.Q(sender__isnull=False), name="message_sender"),
         ]
 
     def __str__(self) -> str:

@@ -301,10 +301,13 @@ _NO_LINK = re.compile(r" \(#[^)\s]*\)")
 def _tidy_text(text: str) -> str:
     """A rendered generated text part: loops and conditions leave blank lines and spaces;
     filters such as linebreaksbr leave <br>; links that go nowhere ("#") are dropped."""
-    text = _BR.sub("\n", text)
-    text = _NO_LINK.sub("", text)
+    # (Each substitution only where it can match: this runs for every recipient.)
+    if "<" in text:
+        text = _BR.sub("\n", text)
+    if " (#" in text:
+        text = _NO_LINK.sub("", text)
     text = _LINE_SPACE.sub("\n", text)
-    return _BLANK_LINES.sub("\n\n", text)
+    return _BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text
 
 
 def _compiled_html(template: EmailTemplate) -> str:

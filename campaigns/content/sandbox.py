@@ -26,6 +26,7 @@ Every failure is a `TemplateProblem(message, line)`; the line counts in the sour
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +39,8 @@ from functools import wraps
 from types import MappingProxyType
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.template import Context, Engine, Library, Node, TemplateSyntaxError, defaultfilters, defaulttags
 from django.template.base import (
     DebugLexer,
@@ -48,9 +51,12 @@ from django.template.base import (
     Variable,
     VariableDoesNotExist,
     VariableNode,
+    render_value_in_context,
 )
 from django.template.defaulttags import ForNode
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeData, SafeString, mark_safe
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # unstubbed
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from campaigns.content.errors import TemplateProblem
@@ -63,6 +69,7 @@ MAX_PRODUCED_CHARS = 4 * MAX_OUTPUT_CHARS
 MAX_RENDER_SECONDS = 1.0
 MAX_WIDTH = 1_000  # ljust / rjust / center / stringformat widths
 MAX_DECIMALS = 20  # floatformat
+_UNKNOWN = object()
 
 ALLOWED_TAGS = (
     "autoescape", "comment", "cycle", "filter", "firstof", "if", "ifchanged", "now", "regroup",
@@ -78,11 +85,13 @@ ALLOWED_FILTERS = tuple(sorted(set(defaultfilters.register.filters) - {"pprint",
 
 
 class _Budget:
-    __slots__ = ("deadline", "produced")
+    __slots__ = ("deadline", "language", "produced")
 
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
         self.produced = 0
+        # The active language, looked up once per email (for the remembered filters below).
+        self.language: Any = _UNKNOWN
 
     def spend(self, chars: int) -> None:
         self.produced += chars
@@ -197,8 +206,22 @@ def do_for(parser: Parser, token: Token) -> Node:
 
 
 class _CountedVariableNode(VariableNode):
+    """Django's VariableNode with its output counted, and the common outputs (a str, a
+    SafeString) escaped without Django's general conversions, which give the same result
+    for them (localising, time zones and lazy strings only concern other types)."""
+
     def render(self, context: Context) -> str:
-        out: str = super().render(context)
+        try:
+            output = self.filter_expression.resolve(context)
+        except UnicodeDecodeError:
+            return ""  # as Django's VariableNode
+        kind = type(output)
+        if kind is str:
+            out: str = SafeString(html.escape(output)) if context.autoescape else output
+        elif kind is SafeString:
+            out = output
+        else:
+            out = render_value_in_context(output, context)
         _spend(len(out))
         return out
 
@@ -254,11 +277,65 @@ def _check_args(name: str, value: Any, args: tuple[Any, ...]) -> None:
             raise TemplateProblem(_("|add would build a text beyond the size limit."))
 
 
+# Filters whose result depends only on the value, the arguments and the active language
+# (numbers and dates formatted for the locale; settings and the default time zone are fixed for
+# the process; `date` and `time` get values already converted to the current time zone, which
+# the value's repr carries). Each costs 10-25 µs, and the same values come back in the text part
+# and in the next recipients' emails (a campaign's prices and dates): their results are kept.
+_REMEMBERED_FILTERS = frozenset({"floatformat", "date", "time"})
+_REMEMBERED_SIZE = 4096
+_remembered: dict[tuple[Any, ...], str] = {}
+_EXACT_TYPES = frozenset({str, SafeString, int, bool, type(None)})
+# Equal values that may format differently (0.0 and -0.0, Decimal 1.0 and 1.00, a datetime
+# and the same instant in another zone or fold): these are told apart by their repr.
+_REPR_TYPES = frozenset({float, Decimal, date, datetime, dt_time})
+_NOT_KEPT = object()
+
+
+@receiver(setting_changed)
+def _forget_remembered(**kwargs: Any) -> None:
+    # Formats and the default time zone are settings (override_settings in tests).
+    _remembered.clear()
+
+
+def _remembered_key(name: str, value: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    kind = type(value)
+    if kind in _EXACT_TYPES:
+        shown = value
+    elif kind in _REPR_TYPES:
+        shown = repr(value)
+    else:
+        return None
+    for arg in args:
+        if type(arg) not in _EXACT_TYPES:
+            return None
+    budget = _BUDGET.get()
+    if budget is None:
+        language = get_language()
+    else:
+        language = budget.language
+        if language is _UNKNOWN:
+            language = budget.language = get_language()
+    return (name, kind, shown, tuple(type(arg) for arg in args), args, language)
+
+
 def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    remembered = name in _REMEMBERED_FILTERS
+
     @wraps(func)  # keeps is_safe/needs_autoescape/… and the signature Django checks
     def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
         _check_args(name, value, args)
-        result = func(value, *args, **kwargs)
+        key = _remembered_key(name, value, args) if remembered and not kwargs else None
+        if key is None:
+            result = func(value, *args, **kwargs)
+        else:
+            result = _remembered.get(key, _NOT_KEPT)
+            if result is _NOT_KEPT:
+                result = func(value, *args, **kwargs)
+                if type(result) is str or type(result) is SafeString:
+                    if len(_remembered) >= _REMEMBERED_SIZE:
+                        _remembered.clear()
+                    _remembered[key] = result
         if isinstance(result, str):
             _spend(len(result))
         elif isinstance(result, list | tuple):
@@ -289,9 +366,81 @@ class _SoftVariable(Variable):
             return None
 
 
+_MISSING = object()
+
+
+def _lookup(lookups: tuple[str, ...], context: Context) -> Any:
+    """A dotted variable over the frozen context the way Django's Variable._resolve_lookup
+    finds it when every step is a key of a mapping and no value on the way is callable, which
+    is how plain data is looked up; anything else (a missing key, a list index, a callable
+    such as Lazy) is _MISSING and left to Django's own lookup."""
+    first = lookups[0]
+    for scope in reversed(context.dicts):
+        if first in scope:
+            current = scope[first]
+            break
+    else:
+        return _MISSING
+    if callable(current):
+        return _MISSING
+    for bit in lookups[1:]:
+        kind = type(current)
+        if (kind is MappingProxyType or kind is dict) and bit in current:
+            current = current[bit]
+            if callable(current):
+                return _MISSING
+        else:
+            return _MISSING
+    return current
+
+
+class _FastFilterExpression(FilterExpression):
+    """FilterExpression.resolve with the variable found by _lookup when it can be, and what
+    Django looks up on each filter at every call (its flags, its literal arguments marked
+    safe) worked out once; the filters are applied exactly as Django applies them."""
+
+    __slots__ = ("lookups", "plan")
+
+    def __init__(self, token: str, parser: Parser) -> None:
+        super().__init__(token, parser)
+        var: Any = self.var
+        self.lookups = var.lookups if isinstance(var, Variable) and not var.translate else None
+        self.plan = tuple(
+            (
+                func,
+                tuple((True, arg) if lookup else (False, mark_safe(arg)) for lookup, arg in args),
+                bool(getattr(func, "expects_localtime", False)),
+                bool(getattr(func, "needs_autoescape", False)),
+                bool(getattr(func, "is_safe", False)),
+            )
+            for func, args in self.filters
+        )
+
+    def resolve(self, context: Any, ignore_failures: bool = False) -> Any:
+        lookups = self.lookups
+        if lookups is not None:
+            obj = _lookup(lookups, context)
+            if obj is _MISSING:
+                return super().resolve(context, ignore_failures)
+        elif not isinstance(self.var, Variable):
+            obj = self.var
+        else:
+            return super().resolve(context, ignore_failures)
+        for func, args, localtime, autoescape, is_safe in self.plan:
+            arg_vals = [arg.resolve(context) if lookup else arg for lookup, arg in args]
+            if localtime:
+                obj = template_localtime(obj, context.use_tz)
+            if autoescape:
+                new_obj = func(obj, *arg_vals, autoescape=context.autoescape)
+            else:
+                new_obj = func(obj, *arg_vals)
+            obj = mark_safe(new_obj) if is_safe and isinstance(obj, SafeData) else new_obj
+        return obj
+
+
 class _SandboxParser(Parser):
     def compile_filter(self, token: str) -> FilterExpression:
-        expression = FilterExpression(token, self)
+        expression = _FastFilterExpression(token, self)
         for _func, args in expression.filters:
             for lookup, arg in args:
                 if lookup and type(arg) is Variable:
@@ -451,9 +600,24 @@ class Lazy:
         return self._value
 
 
+# The exact types most values have, tested before the isinstance() chain (this runs over
+# every recipient's context).
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """A read-only copy of plain data: dict → mappingproxy, list/tuple → tuple. Anything that
     is not plain data (a model, a queryset, a request, a function) is refused."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return value
+    if kind is dict:
+        return MappingProxyType(
+            {
+                (k if type(k) is str else str(k)): (v if type(v) in _PLAIN_SCALARS else freeze(v))
+                for k, v in value.items()
+            }
+        )
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, Mapping):

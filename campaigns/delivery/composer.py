@@ -5,30 +5,46 @@ This is the one place where delivery meets the other parts of issue #5: content
 the links of the message and the compliance headers) and providers (campaigns.providers: the
 transport, its error classes and the shared rate limit). Everything the sender needs from them
 is imported here, so the seam between the parts is this one small module.
+
+What it makes is a PreparedEmail (campaigns.providers.base): the parts, the envelope and, for
+the transports that write bytes (SMTP), the MIME bytes written directly (`mime_bytes`, the
+same bytes Django would write); Django's EmailMessage is built only for the anymail ESPs.
 """
 
 from __future__ import annotations
 
 import binascii
+import re
 import secrets
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import Message as MIMEMessage
 from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
+from email.utils import formatdate, make_msgid, parseaddr
+from functools import lru_cache
 from io import BytesIO
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.core.mail.message import SafeMIMEMultipart
+from django.core.mail.message import SafeMIMEMultipart, forbid_multi_line_headers
 
 from campaigns.content.errors import TemplateProblem
 from campaigns.content.rendering import contact_as_dict, email_context, render_email
 from campaigns.models import DeliverySettings, EmailTemplate, Message, SenderIdentity
-from campaigns.providers.base import PermanentSendError, TransientSendError, Transport, ensure_message_id
+from campaigns.providers.base import (
+    PermanentSendError,
+    PreparedEmail,
+    TransientSendError,
+    Transport,
+    message_id_domain,
+)
 from campaigns.providers.ratelimit import rate_limit_wait
 from campaigns.providers.registry import default_provider, sender_from_header, transport_for
 from campaigns.tracking.headers import compliance_headers, message_urls
 from campaigns.tracking.links import track_html
+from campaigns.tracking.tokens import message_token
 from esp.models import Workspace
 
 __all__ = [
@@ -118,11 +134,165 @@ class _Email(EmailMultiAlternatives):
         return msg
 
 
+# --- the MIME bytes, written directly ------------------------------------------------------
+#
+# What Django's EmailMultiAlternatives and _Generator make of a send-loop message (text part,
+# HTML part quoted-printable, our headers), byte for byte, without building the objects: ~0.5 ms
+# a message less. Only the common shape is written here (UTF-8, a text part without lines
+# over 998 bytes); anything else goes through Django (PreparedEmail.as_bytes falls back), and
+# tests/campaigns/test_delivery.py compares both writers on awkward messages.
+
+_POLICY = compat32.clone(linesep="\r\n")
+_HEADER_LIMIT = compat32.max_line_length or 998
+_NEWLINES = re.compile(rb"\r\n|\r|\n")
+_MAX_LINE = 998  # RFC 5322; Django quoted-printable-encodes a text part with longer lines
+
+
+def _header_line(name: str, value: str, encoding: str) -> bytes:
+    """One top-level header as SafeMIMEMultipart stores it and _Generator writes it."""
+    name, value = forbid_multi_line_headers(name, value, encoding)
+    if value.isascii() and len(name) + 2 + len(value) <= _HEADER_LIMIT and not _breaks(value):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return _POLICY.fold_binary(name, value)  # type: ignore[no-any-return]
+
+
+# Headers that repeat from message to message (From, Reply-To, most subjects, Feedback-ID):
+# encoding a non-ASCII one costs ~35 µs.
+_repeated_header_line = lru_cache(maxsize=4096)(_header_line)
+
+
+def _boundary_header() -> tuple[bytes, bytes]:
+    # The multipart Content-Type as the generator folds it once the boundary is set; every
+    # boundary of _Generator._make_boundary has the same length and characters, so the folding
+    # is the same for all and is worked out once.
+    sample = "===============" + "0" * 32 + "=="
+    folded = _POLICY.fold_binary("Content-Type", f'multipart/alternative; boundary="{sample}"')
+    head, tail = folded.split(sample.encode("ascii"))
+    return head, tail
+
+
+_BOUNDARY_HEAD, _BOUNDARY_TAIL = _boundary_header()
+_TEXT_HEAD = b'Content-Type: text/plain; charset="utf-8"\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: '
+_HTML_HEAD = (
+    b'Content-Type: text/html; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+
+
+def _crlf(data: bytes) -> bytes:
+    """Line ends as the generator writes them (any of CRLF, CR, LF becomes CRLF)."""
+    if b"\r" in data:
+        return _NEWLINES.sub(b"\r\n", data)
+    return data.replace(b"\n", b"\r\n")
+
+
+def _has_long_line(data: bytes) -> bool:
+    return len(data) > _MAX_LINE and any(len(line) > _MAX_LINE for line in data.split(b"\n"))
+
+
+def mime_bytes(prepared: PreparedEmail, *, date: str, boundary: str | None = None) -> bytes | None:
+    """The message's bytes as Django writes them (Date given), or None for a message of a
+    shape this writer leaves to Django."""
+    encoding = settings.DEFAULT_CHARSET
+    text = prepared.text.encode("utf-8")
+    if encoding != "utf-8" or not text or _has_long_line(text):
+        return None
+    text_part = _TEXT_HEAD + (b"7bit" if text.isascii() else b"8bit") + b"\r\n\r\n" + _crlf(text)
+    html_part = _HTML_HEAD + _crlf(binascii.b2a_qp(prepared.html.encode("utf-8"), istext=True))
+    while boundary is None:
+        boundary = _Generator._make_boundary()
+        marker = b"--" + boundary.encode("ascii")
+        if marker in text_part or marker in html_part:
+            boundary = None
+    separator = f"--{boundary}".encode("ascii")
+    lines = [
+        _BOUNDARY_HEAD + boundary.encode("ascii") + _BOUNDARY_TAIL,
+        b"MIME-Version: 1.0\r\n",
+        _repeated_header_line("Subject", prepared.subject, encoding),
+        _repeated_header_line("From", prepared.from_email, encoding),
+        _header_line("To", ", ".join(prepared.to), encoding),
+    ]
+    if prepared.reply_to:
+        lines.append(_repeated_header_line("Reply-To", ", ".join(prepared.reply_to), encoding))
+    lines.append(_header_line("Date", date, encoding))
+    for name, value in prepared.headers.items():
+        if name.lower() in ("message-id", "list-unsubscribe"):
+            lines.append(_header_line(name, value, encoding))
+        else:
+            lines.append(_repeated_header_line(name, value, encoding))
+    lines += [b"\r\n", separator, b"\r\n", text_part, b"\r\n", separator, b"\r\n", html_part]
+    lines += [b"\r\n", separator, b"--\r\n"]
+    return b"".join(lines)
+
+
+@lru_cache(maxsize=1024)
+def _envelope_from(from_email: str) -> str:
+    return parseaddr(from_email)[1] or from_email
+
+
+@lru_cache(maxsize=1024)
+def _message_id_domain(from_email: str) -> str | None:
+    return message_id_domain(from_email)
+
+
+class _Prepared(PreparedEmail):
+    def __init__(
+        self,
+        *,
+        from_email: str,
+        to: str,
+        reply_to: str,
+        subject: str,
+        text: str,
+        html: str,
+        headers: dict[str, str],
+    ) -> None:
+        self.from_email = from_email
+        self.envelope_from = _envelope_from(from_email)
+        self.to = [to]
+        self.reply_to = [reply_to] if reply_to else []
+        self.subject = subject
+        self.text = text
+        self.html = html
+        # Set here, not left to the transport: the provider id of SMTP and the outbox is this id.
+        self.message_id = make_msgid(domain=_message_id_domain(from_email))
+        self.headers = {**headers, "Message-ID": self.message_id}
+        self._bytes: bytes | None = None
+
+    def as_bytes(self) -> bytes:
+        if self._bytes is None:
+            date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+            data = mime_bytes(self, date=date)
+            if data is None:
+                email = self.email()
+                email.extra_headers = {"Date": date, **email.extra_headers}
+                data = email.message().as_bytes(linesep="\r\n")
+            self._bytes = data
+        return self._bytes
+
+    def email(self) -> EmailMultiAlternatives:
+        email = _Email(
+            subject=self.subject,
+            body=self.text,
+            from_email=self.from_email,
+            to=list(self.to),
+            headers=dict(self.headers),
+            reply_to=list(self.reply_to) or None,
+        )
+        email.attach_alternative(self.html, "text/html")
+        return email
+
+
 @dataclass
 class Composed:
-    email: EmailMultiAlternatives
+    prepared: PreparedEmail
     subject: str
     links: list[str]
+
+    @property
+    def email(self) -> EmailMultiAlternatives:
+        """The message as Django's EmailMessage (what the anymail ESPs are given)."""
+        return self.prepared.email()
 
 
 def compose(
@@ -136,21 +306,21 @@ def compose(
     sender: SenderIdentity | None,
     to_email: str,
 ) -> Composed:
-    """Render, track and wrap one message. Raises TemplateProblem when the template cannot be
-    rendered for this recipient; does no database writes."""
-    urls = message_urls(message)
+    """Render, track and wrap one message (its MIME bytes are written when a transport asks:
+    PreparedEmail.as_bytes). Raises TemplateProblem when the template cannot be rendered for
+    this recipient; does no database writes."""
+    token = message_token(message.pk)
+    urls = message_urls(message, token)
     context = email_context(workspace=workspace, contact=contact, event=event, urls=urls)
     rendered = render_email(template, context)
-    html, links = track_html(rendered.html, message=message, settings=delivery_settings)
-    email = _Email(
-        subject=rendered.subject,
-        body=rendered.text,
+    html, links = track_html(rendered.html, message=message, settings=delivery_settings, token=token)
+    prepared = _Prepared(
         from_email=sender_from_header(sender, workspace),
-        to=[to_email],
+        to=to_email,
+        reply_to=sender.reply_to if sender is not None else "",
+        subject=rendered.subject,
+        text=rendered.text,
+        html=html,
         headers=compliance_headers(message, urls),
-        reply_to=[sender.reply_to] if sender is not None and sender.reply_to else None,
     )
-    email.attach_alternative(html, "text/html")
-    # Set here, not left to the transport: the provider id of SMTP and the outbox is this id.
-    ensure_message_id(email)
-    return Composed(email, rendered.subject, links)
+    return Composed(prepared, rendered.subject, links)

@@ -17,7 +17,9 @@ process.
 Cost per message, for throughput: the batch is claimed, checked and loaded in a handful of
 queries; then each message costs one UPDATE (the previous message's `sent` and this one's
 `sending` in one statement, committed before the hand-over) plus the provider's own round
-trips over a connection opened once per drain.
+trips over a connection opened once per drain (two for SMTP with PIPELINING). The message is
+rendered and written (its MIME bytes, for SMTP) before its row is marked `sending`, so a
+message that cannot be written fails instead of ending in doubt.
 """
 
 from __future__ import annotations
@@ -307,13 +309,22 @@ class Sender:
             else:
                 self._retry_claimed(batch, message, str(refusal))
             return
+        if transport.wants_bytes:
+            # Written before the row is marked `sending`: a message that cannot be written
+            # (a header Django refuses) fails here instead of ending in doubt.
+            try:
+                composed.prepared.as_bytes()
+            except Exception as error:
+                logger.exception("writing message %s failed", message.pk)
+                self._settle_claimed(batch, message, MessageState.FAILED, SkipReason.RENDER_ERROR, repr(error))
+                return
         if provider is not None and provider.rate_limit:
             rate_limit_wait(provider.pk, provider.rate_limit)
 
         if not self._mark_sending(batch, message, composed.subject, composed.links, to_email):
             return  # taken back by recovery meanwhile: not ours to send
         try:
-            provider_message_id = transport.send(composed.email)
+            provider_message_id = transport.send_prepared(composed.prepared)
         except TransientSendError as error:
             self.drop_transport(provider, message.workspace_id)
             if _maybe_delivered(error):
@@ -337,22 +348,21 @@ class Sender:
         """Commit `sending` for this message (with the previous one's `sent`) before the
         hand-over. False when the row is no longer this worker's claim."""
         pending, self.pending = self.pending, None
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "EXECUTE campaigns_message_mark_sending (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    message.pk,
-                    timezone.now(),
-                    subject[:998],
-                    links,
-                    to_email[:254],
-                    batch.token,
-                    pending.message_id if pending else -1,
-                    pending.sent_at if pending else None,
-                    pending.provider_message_id if pending else "",
-                ],
-            )
-            return any(row[0] == message.pk for row in cursor.fetchall())
+        rows = _execute_raw(
+            "EXECUTE campaigns_message_mark_sending (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                message.pk,
+                timezone.now(),
+                subject[:998],
+                links,
+                to_email[:254],
+                batch.token,
+                pending.message_id if pending else -1,
+                pending.sent_at if pending else None,
+                pending.provider_message_id if pending else "",
+            ],
+        )
+        return any(row[0] == message.pk for row in rows)
 
     def flush(self) -> None:
         """Write the accepted message's `sent`, if one is waiting."""
@@ -397,6 +407,19 @@ class Sender:
             state=state, reason=reason, error=error
         )
         self.count(state)
+
+
+def _execute_raw(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """One statement on the DB-API cursor under Django's connection, with Django's error
+    wrapping but without its cursor wrapper (~35 µs a statement, paid once per message)."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
 
 def _maybe_delivered(error: TransientSendError) -> bool:

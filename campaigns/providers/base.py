@@ -47,10 +47,44 @@ class PermanentSendError(SendError):
     """Not worth retrying: the provider refused this message, or the provider is misconfigured."""
 
 
+class PreparedEmail:
+    """One email ready for the hand-over, in each shape a transport may want it: its parts
+    (the outbox stores them), its MIME bytes and SMTP envelope (SMTP writes them as they are),
+    or Django's EmailMessage (the anymail ESPs). campaigns.delivery.composer makes them; the
+    bytes and the EmailMessage are built only for the transport that asks."""
+
+    # The From header as Django takes it (`"Name" <address>`) and the bare address.
+    from_email: str
+    envelope_from: str
+    to: list[str]
+    reply_to: list[str]
+    subject: str
+    text: str
+    html: str
+    # Extra headers (compliance headers, Message-ID) in the order they are written.
+    headers: dict[str, str]
+    message_id: str
+
+    def recipients(self) -> list[str]:
+        return [address for address in self.to if address]
+
+    def as_bytes(self) -> bytes:
+        """The message as sent over SMTP (CRLF line ends, dot-stuffing not applied)."""
+        raise NotImplementedError
+
+    def email(self) -> EmailMultiAlternatives:
+        """The same message as Django's EmailMessage."""
+        raise NotImplementedError
+
+
 class Transport:
     """Open once, send many, close. Usable as a context manager."""
 
     kind: str = ""
+    # Whether send_prepared() writes PreparedEmail.as_bytes() (the sender builds the bytes
+    # before the hand-over then, so that a message that cannot be written fails before it
+    # is marked `sending`).
+    wants_bytes: bool = False
 
     def open(self) -> None:
         """Connect (raises TransientSendError / PermanentSendError when that fails)."""
@@ -58,6 +92,11 @@ class Transport:
     def send(self, email: EmailMultiAlternatives) -> str:
         """Hand one message over and return the provider's message id."""
         raise NotImplementedError
+
+    def send_prepared(self, prepared: PreparedEmail) -> str:
+        """Hand over a message of the send loop. Transports that can take the message's parts
+        or bytes as they are override this; the others get Django's EmailMessage."""
+        return self.send(prepared.email())
 
     def close(self) -> None:
         """Drop the connection; never raises."""
@@ -77,20 +116,25 @@ def _header_key(email: EmailMultiAlternatives, name: str) -> str | None:
     return next((key for key in email.extra_headers if key.lower() == lowered), None)
 
 
-def ensure_message_id(email: EmailMultiAlternatives) -> str:
-    """The message's Message-ID header, set now when the sender did not set one (with the
-    From domain, so it looks like the sender's own and not like our host name)."""
-    key = _header_key(email, "Message-ID")
-    if key is not None:
-        return str(email.extra_headers[key])
-    from_email = str(email.from_email or "")
+def message_id_domain(from_email: str) -> str | None:
+    """The domain of a From header for Message-IDs (so they look like the sender's own and not
+    like our host name); None when there is none usable."""
     domain = from_email.rsplit("@", 1)[-1].strip(" >") if "@" in from_email else None
     if domain:
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:
             domain = None
-    message_id = make_msgid(domain=domain or None)
+    return domain or None
+
+
+def ensure_message_id(email: EmailMultiAlternatives) -> str:
+    """The message's Message-ID header, set now when the sender did not set one (with the
+    From domain)."""
+    key = _header_key(email, "Message-ID")
+    if key is not None:
+        return str(email.extra_headers[key])
+    message_id = make_msgid(domain=message_id_domain(str(email.from_email or "")))
     email.extra_headers["Message-ID"] = message_id
     return message_id
 

@@ -7,8 +7,16 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import DatabaseError
 
 from campaigns.models import ProviderKind
-from campaigns.providers.base import TransientSendError, Transport, ensure_message_id, require_recipients
+from campaigns.providers.base import (
+    PermanentSendError,
+    PreparedEmail,
+    TransientSendError,
+    Transport,
+    ensure_message_id,
+    require_recipients,
+)
 from esp.mail import WORKSPACE_HEADER, OutboxBackend
+from esp.models import OutboxMessage
 
 
 class OutboxTransport(Transport):
@@ -37,3 +45,23 @@ class OutboxTransport(Transport):
             if added:
                 email.extra_headers.pop(WORKSPACE_HEADER, None)
         return message_id
+
+    def send_prepared(self, prepared: PreparedEmail) -> str:
+        """The row OutboxBackend would store for prepared.email(), made from the parts."""
+        recipients = prepared.recipients()
+        if not recipients:
+            raise PermanentSendError("The message has no recipients.")
+        row = OutboxMessage(
+            workspace_id=self.workspace_id,
+            from_email=prepared.from_email,
+            to=recipients,
+            subject=prepared.subject,
+            text_body=prepared.text,
+            html_body=prepared.html,
+            headers=dict(prepared.headers),
+        )
+        try:
+            OutboxMessage.objects.bulk_create([row])
+        except DatabaseError as error:
+            raise TransientSendError(f"The outbox could not store the message: {error}") from error
+        return prepared.message_id

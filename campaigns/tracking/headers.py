@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 _CAMPAIGN_SOURCES = ("broadcast", "step")
 
 
-def message_urls(message: Message) -> dict[str, str]:
+def message_urls(message: Message, token: str | None = None) -> dict[str, str]:
     """Absolute links for the template context (`unsubscribe_url`, `preferences_url`,
-    `view_in_browser_url`), all addressed by the message's token."""
-    token = message_token(message.pk)
+    `view_in_browser_url`), all addressed by the message's token (given when the caller has
+    it already)."""
+    token = token or message_token(message.pk)
     base = settings.PUBLIC_BASE_URL
     return {
         "unsubscribe_url": f"{base}/e/u/{token}",

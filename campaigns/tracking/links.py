@@ -49,8 +49,9 @@ def click_url(message_id: int, index: int) -> str:
     return f"{django_settings.PUBLIC_BASE_URL}/e/c/{link_token(message_id, index)}"
 
 
-def pixel_tag(message_id: int) -> str:
-    src = f"{django_settings.PUBLIC_BASE_URL}/e/o/{message_token(message_id)}.gif"
+def pixel_tag(message_id: int, token: str | None = None) -> str:
+    """The open pixel; `token` is the message's token when the caller has it already."""
+    src = f"{django_settings.PUBLIC_BASE_URL}/e/o/{token or message_token(message_id)}.gif"
     return f'<img src="{src}" width="1" height="1" alt="" style="display:none">'
 
 
@@ -103,6 +104,33 @@ def _is_trackable(url: str, own_prefix: str) -> bool:
     return lowered.startswith(_TRACKED_SCHEMES) and not url.startswith(own_prefix)
 
 
+# What _rewrite_links does with one <a> tag, apart from the message's own token: the same
+# tags come back in every recipient's email (a campaign's product links), so the parsing, the
+# entity decoding and the UTM parameters are worked out once per tag.
+_KEEP = ("keep",)
+
+
+@lru_cache(maxsize=4096)
+def _tag_plan(tag: str, own_prefix: str, pairs: UtmPairs) -> tuple[str, ...]:
+    """("keep",): the tag stays as it is; ("as", tag): it becomes `tag`; ("link", head, url,
+    tail): a tracked link, written head + "<new href>" + tail."""
+    if NOTRACK_ATTRIBUTE in tag.lower():
+        for attribute in _ATTRIBUTE.finditer(tag, 2, len(tag) - 1):
+            if attribute.group(1).lower() == NOTRACK_ATTRIBUTE:
+                # Left as written, minus our marker.
+                return ("as", tag[: attribute.start()] + tag[attribute.end() :])
+    href = _HREF.match(tag)
+    if href is None:
+        return _KEEP
+    raw = href.group("dq")
+    if raw is None:
+        raw = href.group("sq") if href.group("sq") is not None else href.group("uq")
+    url = html_lib.unescape(raw).strip() if "&" in raw else raw.strip()
+    if not _is_trackable(url, own_prefix):
+        return _KEEP
+    return ("link", tag[: href.start("value")], add_utm(url, pairs), tag[href.end("value") :])
+
+
 def _rewrite_links(html: str, message_id: int, pairs: UtmPairs, index_of: Callable[[str], int | None]) -> str:
     own_prefix = own_url_prefix()
     click_prefix = f"{django_settings.PUBLIC_BASE_URL}/e/c/"
@@ -110,21 +138,12 @@ def _rewrite_links(html: str, message_id: int, pairs: UtmPairs, index_of: Callab
 
     def rewrite_tag(match: re.Match[str]) -> str:
         tag = match.group(0)
-        if NOTRACK_ATTRIBUTE in tag.lower():
-            for attribute in _ATTRIBUTE.finditer(tag, 2, len(tag) - 1):
-                if attribute.group(1).lower() == NOTRACK_ATTRIBUTE:
-                    # Left as written, minus our marker.
-                    return tag[: attribute.start()] + tag[attribute.end() :]
-        href = _HREF.match(tag)
-        if href is None:
+        plan = _tag_plan(tag, own_prefix, pairs)
+        if plan[0] == "keep":
             return tag
-        raw = href.group("dq")
-        if raw is None:
-            raw = href.group("sq") if href.group("sq") is not None else href.group("uq")
-        url = html_lib.unescape(raw).strip() if "&" in raw else raw.strip()
-        if not _is_trackable(url, own_prefix):
-            return tag
-        url = add_utm(url, pairs)
+        if plan[0] == "as":
+            return plan[1]
+        _, head, url, tail = plan
         index = index_of(url)
         if index is None:
             # Only in a re-render (view in browser) whose link the sent message did not have:
@@ -132,26 +151,29 @@ def _rewrite_links(html: str, message_id: int, pairs: UtmPairs, index_of: Callab
             new_href = html_lib.escape(url, quote=True)
         else:
             new_href = click_prefix + sign(index)
-        return f'{tag[: href.start("value")]}"{new_href}"{tag[href.end("value") :]}'
+        return f'{head}"{new_href}"{tail}'
 
     return _A_TAG.sub(rewrite_tag, html)
 
 
-def _add_pixel(html: str, message_id: int) -> str:
-    pixel = pixel_tag(message_id)
+def _add_pixel(html: str, message_id: int, token: str | None = None) -> str:
+    pixel = pixel_tag(message_id, token)
     end = html.rfind("</body")
     if end < 0:
         end = html.lower().rfind("</body")
     return html + pixel if end < 0 else f"{html[:end]}{pixel}{html[end:]}"
 
 
-def track_html(html: str, *, message: Message, settings: DeliverySettings | None) -> tuple[str, list[str]]:
+def track_html(
+    html: str, *, message: Message, settings: DeliverySettings | None, token: str | None = None
+) -> tuple[str, list[str]]:
     """The message's HTML with its http(s) links sent through /e/c/<token> (UTM parameters
     added where the link has none of its own) and the open pixel before </body>; and the URLs
     by link index, to store in Message.links — the only places a click can redirect to.
 
     Left alone: mailto:, tel:, #anchors, our own unsubscribe / preferences / view-in-browser
-    URLs and links marked `data-esp-notrack`. With click tracking off no link changes."""
+    URLs and links marked `data-esp-notrack`. With click tracking off no link changes.
+    `token` is the message's token (tokens.message_token) when the caller has it already."""
     track_clicks = settings.track_clicks if settings is not None else True
     track_opens = settings.track_opens if settings is not None else True
     links: list[str] = []
@@ -164,7 +186,7 @@ def track_html(html: str, *, message: Message, settings: DeliverySettings | None
 
         html = _rewrite_links(html, message.pk, pairs, append)
     if track_opens:
-        html = _add_pixel(html, message.pk)
+        html = _add_pixel(html, message.pk, token)
     return html, links
 
 

@@ -163,3 +163,34 @@ def test_lazy_values_are_computed_only_when_used() -> None:
 
 def test_output_cap_constant_is_a_megabyte() -> None:
     assert MAX_OUTPUT_CHARS == 1_000_000
+
+
+def test_remembered_filters_follow_the_language_the_value_and_the_time_zone() -> None:
+    """floatformat and date results are kept between renders (campaigns.content.sandbox:
+    the same prices and dates come back in every recipient's email), keyed by what they depend
+    on: the same call in another language, on an equal value of another type or on the same
+    instant in another time zone gives that one's own result."""
+    import datetime as dt
+
+    from django.utils import timezone, translation
+
+    source = "{{ v|floatformat:2 }} {{ d|date:'j F Y H:i' }}"
+    instant = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
+    with translation.override("en"):
+        assert render_string(source, {"v": 1234.5, "d": instant}) == "1234.50 1 March 2026 23:30"
+    with translation.override("ru"):
+        assert render_string(source, {"v": 1234.5, "d": instant}) == "1234,50 1 Март 2026 23:30"
+    with translation.override("en"), timezone.override("Europe/Moscow"):
+        assert render_string(source, {"v": 1234.5, "d": instant}) == "1234.50 2 March 2026 02:30"
+    from decimal import Decimal
+
+    from django.template import defaultfilters
+
+    # Equal values of other types (and -0.0) get Django's own result each, whatever came first.
+    values = [-0.0, 0.0, 0, False, Decimal("1.50"), Decimal("1.5"), 1.5, "1.5", True, 1]
+    with translation.override("en"):
+        for arg in ("", ":3", ':"-2"'):
+            shown = render_string(" ".join(f"{{{{ v{i}|floatformat{arg} }}}}" for i in range(len(values))),
+                                  {f"v{i}": value for i, value in enumerate(values)})  # fmt: skip
+            django_arg = arg.strip(':"') or -1
+            assert shown.split(" ") == [str(defaultfilters.floatformat(value, django_arg)) for value in values]

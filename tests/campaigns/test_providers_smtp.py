@@ -279,3 +279,167 @@ def test_an_outbox_provider_files_under_its_own_workspace(acme: Workspace) -> No
         transport.send(message)
     assert OutboxMessage.objects.get().workspace_id == acme.pk
     assert WORKSPACE_HEADER not in message.extra_headers  # the caller's message is left as it came
+
+
+# --- the send loop's path: written bytes, PIPELINING ----------------------------------------
+
+
+@dataclass
+class PipeliningHandler(SinkHandler):
+    """Also offers PIPELINING (RFC 2920), as production MTAs do: the transport then sends MAIL,
+    RCPT and DATA in one write."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+@pytest.fixture
+def pipelining_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.handler = PipeliningHandler()
+    sink.controller = sink._controller()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def prepared(to: str = "anna@example.com", subject: str = "Hello") -> Any:
+    from campaigns.delivery.composer import _Prepared
+
+    return _Prepared(
+        from_email='"Магазин Acme" <news@acme.example>',
+        to=to,
+        reply_to="",
+        subject=subject,
+        text="Plain text part\n.a line that starts with a dot\n",
+        html="<p>HTML part</p>",
+        headers={"List-Unsubscribe": "<https://x.test/e/u/abc>"},
+    )
+
+
+def writes_of(transport: SmtpTransport, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """What the transport writes to the socket, one item per write."""
+    sent: list[bytes] = []
+    transport.open()
+    connection = transport.backend.connection
+    assert connection is not None
+    original = connection.send
+
+    def send(data: bytes | str) -> None:
+        sent.append(data.encode() if isinstance(data, str) else data)
+        original(data)
+
+    monkeypatch.setattr(connection, "send", send)
+    return sent
+
+
+@pytest.mark.parametrize("offers_pipelining", [True, False])
+def test_a_prepared_message_arrives_as_written(
+    offers_pipelining: bool, smtp_sink: SmtpSink, pipelining_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = pipelining_sink if offers_pipelining else smtp_sink
+    message = prepared(subject="Скидка 20 % для вас")
+    transport = SmtpTransport(sink.credentials())
+    writes = writes_of(transport, monkeypatch)
+    provider_id = transport.send_prepared(message)
+    transport.send_prepared(prepared(to="ben@example.com"))
+    transport.close()
+
+    assert provider_id == message.message_id
+    first, second = sink.received
+    assert (first.mail_from, first.rcpt_tos, second.rcpt_tos) == (
+        "news@acme.example",
+        ["anna@example.com"],
+        ["ben@example.com"],
+    )
+    # The bytes the composer wrote, dot-stuffed on the wire and unstuffed by the server.
+    assert first.content.replace(b"\r\n", b"\n") == message.as_bytes().replace(b"\r\n", b"\n")
+    parsed = first.message
+    assert parsed["Subject"] == "Скидка 20 % для вас"
+    assert parsed["From"].addresses[0].display_name == "Магазин Acme"
+    assert parsed["List-Unsubscribe"] == "<https://x.test/e/u/abc>"
+    plain = parsed.get_body(("plain",))
+    assert plain is not None
+    assert ".a line that starts with a dot" in plain.get_content()
+    envelope = [w for w in writes if w.lower().startswith(b"mail from")]
+    size = len(message.as_bytes())
+    if offers_pipelining:
+        # Envelope and DATA in one write; the data itself after the 354.
+        assert (
+            envelope[0]
+            == f"mail FROM:<news@acme.example> size={size}\r\nrcpt TO:<anna@example.com>\r\ndata\r\n".encode()
+        )
+    else:
+        assert envelope[0] == f"mail FROM:<news@acme.example> size={size}\r\n".encode()
+        assert b"rcpt TO:<anna@example.com>\r\n" in writes and b"data\r\n" in writes
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [("550 5.1.1 No such user here", PermanentSendError), ("451 4.3.0 Try later", TransientSendError)],
+)
+def test_a_pipelined_refusal_is_classified_and_the_connection_stays_usable(
+    reply: str, error: type[Exception], pipelining_sink: SmtpSink
+) -> None:
+    pipelining_sink.handler.rcpt_replies["gone@example.com"] = reply
+    with SmtpTransport(pipelining_sink.credentials()) as transport:
+        with pytest.raises(error) as refused:
+            transport.send_prepared(prepared(to="gone@example.com"))
+        transport.send_prepared(prepared(to="anna@example.com"))
+
+    assert refused.value.code == int(reply[:3])  # type: ignore[attr-defined]
+    assert f"gone@example.com: {reply}" in refused.value.message  # type: ignore[attr-defined]
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [["anna@example.com"]]
+    assert pipelining_sink.handler.connections == 1
+
+
+def test_a_pipelined_data_refusal_is_permanent(pipelining_sink: SmtpSink) -> None:
+    pipelining_sink.handler.data_replies.append("554 5.6.0 Message content rejected")
+    with SmtpTransport(pipelining_sink.credentials()) as transport:
+        with pytest.raises(PermanentSendError) as refused:
+            transport.send_prepared(prepared())
+        transport.send_prepared(prepared(to="ben@example.com"))
+
+    assert refused.value.code == 554
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [["ben@example.com"]]
+
+
+def test_a_pipelined_drop_before_the_data_is_sent_again_once(pipelining_sink: SmtpSink) -> None:
+    """The server closed the connection between two batches: nothing was handed over, the
+    message goes out on a fresh connection."""
+    with SmtpTransport(pipelining_sink.credentials()) as transport:
+        transport.send_prepared(prepared(to="first@example.com"))
+        pipelining_sink.restart()
+        transport.send_prepared(prepared(to="second@example.com"))
+
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [["first@example.com"], ["second@example.com"]]
+    assert pipelining_sink.handler.connections == 2
+
+
+def test_a_pipelined_drop_during_the_data_is_transient_and_not_resent(pipelining_sink: SmtpSink) -> None:
+    pipelining_sink.handler.drop_during_data = True
+    with SmtpTransport(pipelining_sink.credentials()) as transport:
+        with pytest.raises(TransientSendError) as failed:
+            transport.send_prepared(prepared())
+
+    assert failed.value.code is None  # no reply: the sender keeps it in doubt
+    assert pipelining_sink.handler.data_attempts == 1
+
+
+@pytest.mark.django_db
+def test_the_outbox_stores_a_prepared_message_as_it_stores_an_email(acme: Workspace) -> None:
+    message = prepared(subject="Stored")
+    provider_id = transport_for(None, workspace_id=acme.pk).send_prepared(message)
+
+    row = OutboxMessage.objects.get(workspace=acme)
+    assert provider_id == message.message_id
+    assert (row.from_email, row.to, row.subject) == (
+        '"Магазин Acme" <news@acme.example>',
+        ["anna@example.com"],
+        "Stored",
+    )
+    assert (row.text_body, row.html_body) == (message.text, "<p>HTML part</p>")
+    assert row.headers == {"List-Unsubscribe": "<https://x.test/e/u/abc>", "Message-ID": message.message_id}
