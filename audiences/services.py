@@ -3,7 +3,6 @@ Every function takes the workspace it acts in; other workspaces' rows are never 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from audiences.segments.services import (
     segments_workspace_changed,
 )
 from esp.models import Workspace
+from esp.net import client_ip
 from esp.queue import enqueue_after_commit
 
 # --- contacts -------------------------------------------------------------------------------
@@ -132,11 +132,7 @@ class ConsentContext:
     @classmethod
     def from_request(cls, meta: Mapping[str, Any], source: str, text: str = "") -> ConsentContext:
         """From a request's META: the client's address (if it is one) and user agent."""
-        try:
-            ip_address: str | None = str(ipaddress.ip_address(meta.get("REMOTE_ADDR") or ""))
-        except ValueError:
-            ip_address = None
-        return cls(source, ip_address, str(meta.get("HTTP_USER_AGENT", ""))[:400], text)
+        return cls(source, client_ip(meta), str(meta.get("HTTP_USER_AGENT", ""))[:400], text)
 
 
 def _record(contact: Contact, mailing_list: MailingList | None, action: str, context: ConsentContext) -> None:

@@ -21,6 +21,7 @@ from audiences.models import ConsentSource, Contact
 from audiences.services import ConsentContext
 from campaigns.models import Message
 from campaigns.tracking import services
+from esp.net import client_ip
 
 # A transparent 1×1 GIF (42 bytes).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -39,7 +40,7 @@ def _agent(request: HttpRequest) -> str:
 
 
 def _ip(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR", ""))
+    return client_ip(request.META) or ""
 
 
 def _invalid(request: HttpRequest) -> HttpResponse:

@@ -213,6 +213,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env.boolean("BEHIND_HTTPS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The reverse proxies (load balancer, nginx) in front of the web processes: a request from one
+# of them is from the address it names in X-Forwarded-For (consent records, open detection).
+# From anyone else the header is ignored: a client could write anything in it.
+TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES")
 INVITATION_MAX_AGE_DAYS = env.integer("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 
 # --- Languages: every UI string is translatable; English and Russian catalogues ship ---

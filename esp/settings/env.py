@@ -7,6 +7,7 @@ as a confusing runtime error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,6 +72,16 @@ class Env:
         if value is None:
             return default
         return [item.strip() for item in value.split(",") if item.strip()]
+
+    def networks(self, name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Comma-separated IP addresses or CIDR networks (`10.0.0.0/8, 192.168.1.7, ::1`)."""
+        result = []
+        for item in self.strings(name, []):
+            try:
+                result.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise _bad(name, item, "IP addresses or networks such as 10.0.0.0/8, separated by commas") from None
+        return result
 
     def choice(self, name: str, default: str, choices: list[str]) -> str:
         value = self.string(name, default)

@@ -4,10 +4,11 @@ machine-open detection, compliance headers and the tenant boundary of tokens."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import time
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from audiences.models import Contact, MailingList
@@ -288,6 +289,27 @@ def test_apple_privacy_protection_opens_are_machine_opens(acme: Workspace, anna:
     assert [(e.is_machine, e.details) for e in opens] == [(True, {"machine": "apple_mpp"})] * 2
     message.refresh_from_db()
     assert message.opened_at is None  # machine opens are kept but are not opens of the message
+
+
+@pytest.mark.django_db
+def test_apple_opens_are_recognised_behind_a_trusted_proxy(acme: Workspace, anna: Contact) -> None:
+    proxied, direct = sent_message(acme, anna), sent_message(acme, anna, source="broadcast:2")
+    with override_settings(TRUSTED_PROXIES=[ipaddress.ip_network("10.0.0.0/8")]):
+        Client().get(
+            f"/e/o/{message_token(proxied.pk)}.gif",
+            HTTP_USER_AGENT=HUMAN_UA,
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR="17.100.2.3",
+        )
+        # From an untrusted peer the same header is only the client's word: not believed.
+        Client().get(
+            f"/e/o/{message_token(direct.pk)}.gif",
+            HTTP_USER_AGENT=HUMAN_UA,
+            REMOTE_ADDR="198.51.100.7",
+            HTTP_X_FORWARDED_FOR="17.100.2.3",
+        )
+    assert [e.is_machine for e in _opens(proxied)] == [True]
+    assert [e.is_machine for e in _opens(direct)] == [False]
 
 
 @pytest.mark.django_db
