@@ -17,6 +17,7 @@ ingested row, so there are exactly the ones the reads need:
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -161,7 +162,12 @@ class CustomerFacts(WorkspaceOwned):
     rfm_scored_at = models.DateTimeField(null=True)
 
     class Meta:
-        indexes = [models.Index(fields=["workspace", "recency_score", "frequency_score"], name="facts_rfm_grid")]
+        indexes = [
+            models.Index(fields=["workspace", "recency_score", "frequency_score"], name="facts_rfm_grid"),
+            # "Bought together" recommendations (campaigns.content.selectors) and product
+            # conditions look facts up by product; rows change once per order, so it is cheap.
+            GinIndex(fields=["products"], name="facts_products"),
+        ]
 
 
 class LifecycleSettings(WorkspaceOwned):

@@ -56,8 +56,9 @@ def layout_of(*, workspace: Workspace) -> LayoutParts:
 # One statement: the contact's products (from #4's purchase facts), the products other
 # customers bought together with any of them, ranked by how many such customers bought each,
 # and for each of the top few its name, price, link and picture from the most recent event of
-# a recent buyer that describes it. Without a GIN index on facts.products the first step scans
-# the workspace's facts rows: fine for thousands of customers; for millions, add the index.
+# a recent buyer that describes it. Both lookups of facts by product are array containment
+# (`&&`, `@>`), which the GIN index on facts.products answers (`= ANY (products)` could not
+# use it and read every facts row of the workspace: 0.4 s a recipient at 300,000 customers).
 _RECOMMENDATIONS_SQL = f"""
 WITH mine AS (
     SELECT products FROM audiences_customerfacts
@@ -82,7 +83,7 @@ LEFT JOIN LATERAL (
     SELECT x.item
     FROM (
         SELECT b.contact_id FROM audiences_customerfacts b
-        WHERE b.workspace_id = %(workspace)s AND r.product_id = ANY (b.products)
+        WHERE b.workspace_id = %(workspace)s AND b.products @> ARRAY[r.product_id]
         ORDER BY b.last_order_at DESC NULLS LAST
         LIMIT {_DETAIL_BUYERS}
     ) buyer
