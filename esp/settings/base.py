@@ -293,6 +293,7 @@ SPECTACULAR_SETTINGS = {
 # --- Logging: one JSON object a line on stdout (LOG_FORMAT=text for humans) ---
 LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
 LOG_FORMAT = env.choice("LOG_FORMAT", "json", ["json", "text"])
+LOG_LEVEL_CELERY = env.choice("LOG_LEVEL_CELERY", "WARNING", ["DEBUG", "INFO", "WARNING", "ERROR"])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -309,5 +310,11 @@ LOGGING = {
     "loggers": {
         "django.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
+        # Beat sends the send loop's tick every 10 s: at INFO, Celery's own "Sending due task",
+        # "received" and "succeeded" lines for it would bury everything else. Our tasks log
+        # what they did themselves (e.g. "sent due messages" with counts) when they did something.
+        "celery.beat": {"level": LOG_LEVEL_CELERY},
+        "celery.worker.strategy": {"level": LOG_LEVEL_CELERY},
+        "celery.app.trace": {"level": LOG_LEVEL_CELERY},
     },
 }
