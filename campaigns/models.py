@@ -63,6 +63,42 @@ class EmailTemplate(WorkspaceOwned):
         return self.name
 
 
+class EmailTemplateVersion(WorkspaceOwned):
+    """A template version as the send loop rendered it, written once (the first time any worker
+    renders it) and never changed: "View in browser" and the send log show a message from the
+    snapshot it was sent with, so a later edit of the template or of the layout does not change
+    what the contact is shown.
+
+    The compiled HTML is kept, not only the MJML: it holds the workspace's header and footer of
+    that moment. A new layout recompiles the templates without a new version (their own content
+    is unchanged), so one version can have more than one snapshot, told apart by `digest`;
+    a message names its snapshot by id (Message.template_version). Deleting the template
+    deletes its snapshots: what the marketer withdrew is no longer shown to anyone."""
+
+    # One row per version sent (and layout change): an int is plenty, and Message stores it.
+    id = models.AutoField(primary_key=True)
+    # Indexed by the unique constraint (template first).
+    template = models.ForeignKey(EmailTemplate, on_delete=models.CASCADE, related_name="versions", db_index=False)
+    version = models.PositiveIntegerField()
+    subject = models.CharField(max_length=998)
+    preheader = models.CharField(max_length=255, blank=True, default="")
+    # The source, for the line numbers of a render problem.
+    mjml = models.TextField()
+    text_body = models.TextField(blank=True, default="")
+    compiled_html = models.TextField()
+    # SHA-256 of the rendered parts (subject, preheader, text, compiled HTML).
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["template", "version", "digest"], name="template_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template_id} v{self.version}"
+
+
 class Layout(WorkspaceOwned):
     """The workspace's header and footer (MJML sections) wrapped around templates that use the
     layout. The footer carries the unsubscribe link and the postal address."""
@@ -224,6 +260,11 @@ class Message(WorkspaceOwned):
     sender = models.ForeignKey(
         SenderIdentity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
+    # The EmailTemplateVersion (by id) the message was rendered with, written with `sending`;
+    # null for a message not sent yet or sent before snapshots were kept (shown from the
+    # template's current version). No foreign key: its check would cost the send loop a lookup
+    # per message, and a template's snapshots go only with the template.
+    template_version = models.PositiveIntegerField(null=True, blank=True)
     to_email = models.CharField(max_length=254)
     # Rendered at send time, kept for the log.
     subject = models.CharField(max_length=998, blank=True, default="")

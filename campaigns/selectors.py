@@ -324,14 +324,15 @@ class MessagePreview:
 
 
 def message_preview(*, workspace: Workspace, message: Message) -> MessagePreview | None:
-    """The message rendered again from its template's current version, for the contact as it
-    is now (a test send: the sample contact it was sent with) and the event it carried. None
-    when the template is gone or the content engine is not installed."""
+    """The message rendered again from the template version it was sent with (a message not
+    sent yet: the template's current version), for the contact as it is now (a test send: the
+    sample contact it was sent with) and the event it carried. None when the template is gone
+    or the content engine is not installed."""
     if message.template is None:
         return None
     try:
         from campaigns.content.errors import TemplateProblem
-        from campaigns.content.rendering import contact_as_dict, email_context, render_email
+        from campaigns.content.rendering import contact_as_dict, email_context, render_as_sent
     except ImportError:
         return None
     data = message.data if isinstance(message.data, dict) else {}
@@ -344,7 +345,7 @@ def message_preview(*, workspace: Workspace, message: Message) -> MessagePreview
     event = data.get("event") if isinstance(data.get("event"), dict) else {}
     try:
         context = email_context(workspace=workspace, contact=contact, event=event or {}, urls=dict(PREVIEW_URLS))
-        rendered = render_email(message.template, context)
+        rendered = render_as_sent(message.template, context, version_id=message.template_version)
     except TemplateProblem as problem:
         return MessagePreview(problem=str(problem))
     return MessagePreview(subject=rendered.subject, html=rendered.html, text=rendered.text)

@@ -7,12 +7,17 @@ in EmailTemplate.compiled_html. `render_email` parses that HTML (and the subject
 text) into sandboxed templates once per (template, version, compiled HTML) — the compiled HTML
 changes when the layout does — keeps them in this process, and per recipient only renders.
 
+What the send loop rendered is kept: `template_version_snapshot` writes each (template,
+version, compiled HTML) once as an EmailTemplateVersion, and `render_as_sent` shows a sent
+message from it, whatever the template and the layout have become since.
+
 The context is plain data (DESIGN rule 7): `email_context` builds it from a contact snapshot
 (`contact_as_dict`), the event's properties and the message's links.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,6 +25,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import connection
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
@@ -36,7 +43,7 @@ from campaigns.content.sandbox import (
     render_compiled,
 )
 from campaigns.content.selectors import LayoutParts
-from campaigns.models import EmailTemplate, MessageClass
+from campaigns.models import EmailTemplate, EmailTemplateVersion, MessageClass
 from esp.models import Workspace
 
 MAX_SUBJECT_CHARS = 998
@@ -336,17 +343,89 @@ def _compiled_html(template: EmailTemplate) -> str:
     return html
 
 
-def _parts_of(template: EmailTemplate) -> _Parts:
-    html = _compiled_html(template)
-    key = (template.pk or 0, template.version, html)
-    parts = _CACHE.get(key) if template.pk else None
+def _cached_parts(
+    template_id: int | None, version: int, *, subject: str, preheader: str, html: str, text_body: str
+) -> _Parts:
+    # (template, version, compiled HTML) names the same parts whether they come from the
+    # template or from a snapshot of that version.
+    key = (template_id or 0, version, html)
+    parts = _CACHE.get(key) if template_id else None
     if parts is None:
-        parts = _parts(subject=template.subject, preheader=template.preheader, html=html, text_body=template.text_body)
-        if template.pk:
+        parts = _parts(subject=subject, preheader=preheader, html=html, text_body=text_body)
+        if template_id:
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = parts
     return parts
+
+
+def _parts_of(template: EmailTemplate) -> _Parts:
+    html = _compiled_html(template)
+    return _cached_parts(
+        template.pk,
+        template.version,
+        subject=template.subject,
+        preheader=template.preheader,
+        html=html,
+        text_body=template.text_body,
+    )
+
+
+# Snapshots this process knows to exist: (template, version, compiled HTML) -> their id.
+_SNAPSHOTS: dict[tuple[int, int, str], int] = {}
+_SNAPSHOTS_SIZE = 256
+_INSERT_SNAPSHOT = """
+INSERT INTO campaigns_emailtemplateversion
+    (workspace_id, template_id, version, subject, preheader, mjml, text_body, compiled_html, digest, created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (template_id, version, digest) DO NOTHING
+RETURNING id
+"""
+
+
+def template_version_snapshot(template: EmailTemplate) -> int:
+    """The id of the snapshot (EmailTemplateVersion) of the template as it renders now, written
+    the first time any process asks for it. The send loop asks for every message: per message
+    it is a lookup in this process; per process and version one INSERT … ON CONFLICT DO NOTHING
+    (and a SELECT when another worker wrote the row first)."""
+    html = _compiled_html(template)
+    key = (template.pk, template.version, html)
+    found = _SNAPSHOTS.get(key)
+    if found is not None:
+        return found
+    digest = hashlib.sha256(
+        "\0".join((template.subject, template.preheader, template.text_body, html)).encode()
+    ).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SNAPSHOT,
+            [
+                template.workspace_id,
+                template.pk,
+                template.version,
+                template.subject,
+                template.preheader,
+                template.mjml,
+                template.text_body,
+                html,
+                digest,
+                timezone.now(),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        snapshot_id: int = row[0]
+    else:
+        snapshot_id = (
+            EmailTemplateVersion.objects.filter(template_id=template.pk, version=template.version, digest=digest)
+            .values_list("id", flat=True)
+            .get()
+        )
+    # (The send loop runs in autocommit: the row is committed before its id is remembered.)
+    if len(_SNAPSHOTS) >= _SNAPSHOTS_SIZE:
+        _SNAPSHOTS.pop(next(iter(_SNAPSHOTS)))
+    _SNAPSHOTS[key] = snapshot_id
+    return snapshot_id
 
 
 def _one_line(text: str) -> str:
@@ -400,6 +479,34 @@ def render_email(template: EmailTemplate, context: dict[str, Any]) -> RenderedEm
     """One recipient's email. `context` comes from `email_context`. Raises TemplateProblem
     when this recipient's data cannot be rendered (over the time or size budget)."""
     return render_parts(_parts_of(template), context, mjml=template.mjml)
+
+
+def render_as_sent(template: EmailTemplate, context: dict[str, Any], *, version_id: int | None) -> RenderedEmail:
+    """A sent message's email again (view in browser, the send log's preview): from the
+    snapshot it was rendered with (`version_id`: Message.template_version), so that later
+    edits of the template or the layout do not show; a message without one (not sent yet, or
+    sent before snapshots were kept) from the template's current version. Raises
+    TemplateProblem like render_email."""
+    snapshot = None
+    if version_id is not None:
+        snapshot = (
+            EmailTemplateVersion.objects.filter(
+                pk=version_id, template_id=template.pk, workspace_id=template.workspace_id
+            )
+            .only("version", "subject", "preheader", "mjml", "text_body", "compiled_html")
+            .first()
+        )
+    if snapshot is None:
+        return render_email(template, context)
+    parts = _cached_parts(
+        template.pk,
+        snapshot.version,
+        subject=snapshot.subject,
+        preheader=snapshot.preheader,
+        html=snapshot.compiled_html,
+        text_body=snapshot.text_body,
+    )
+    return render_parts(parts, context, mjml=snapshot.mjml)
 
 
 def render_draft(

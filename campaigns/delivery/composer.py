@@ -31,7 +31,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import SafeMIMEMultipart, forbid_multi_line_headers
 
 from campaigns.content.errors import TemplateProblem
-from campaigns.content.rendering import contact_as_dict, email_context, render_email
+from campaigns.content.rendering import contact_as_dict, email_context, render_email, template_version_snapshot
 from campaigns.models import DeliverySettings, EmailTemplate, Message, SenderIdentity
 from campaigns.providers.base import (
     PermanentSendError,
@@ -57,6 +57,7 @@ __all__ = [
     "contact_as_dict",
     "default_provider",
     "rate_limit_wait",
+    "template_version_snapshot",
     "transport_for",
 ]
 

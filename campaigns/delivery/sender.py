@@ -16,10 +16,11 @@ process.
 
 Cost per message, for throughput: the batch is claimed, checked and loaded in a handful of
 queries; then each message costs one UPDATE (the previous message's `sent` and this one's
-`sending` in one statement, committed before the hand-over) plus the provider's own round
-trips over a connection opened once per drain (two for SMTP with PIPELINING). The message is
-rendered and written (its MIME bytes, for SMTP) before its row is marked `sending`, so a
-message that cannot be written fails instead of ending in doubt.
+`sending`, with the template version it was rendered with, in one statement, committed before
+the hand-over; a version's snapshot is written once per process, not per message) plus the
+provider's own round trips over a connection opened once per drain (two for SMTP with
+PIPELINING). The message is rendered and written (its MIME bytes, for SMTP) before its row is
+marked `sending`, so a message that cannot be written fails instead of ending in doubt.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from django.utils import timezone
 
 from campaigns.delivery import checks
 from campaigns.delivery.composer import (
+    Composed,
     PermanentSendError,
     TemplateProblem,
     TransientSendError,
@@ -45,6 +47,7 @@ from campaigns.delivery.composer import (
     contact_as_dict,
     default_provider,
     rate_limit_wait,
+    template_version_snapshot,
     transport_for,
 )
 from campaigns.models import (
@@ -76,10 +79,12 @@ OUTBOX = 0  # transport key of "no provider": the outbox
 # The one statement each message costs, prepared once per database session: planning it took
 # longer than running it (~1 ms against ~0.2 ms). (Needs a session of its own: through a
 # transaction-pooling PgBouncer, prepared statements do not survive.)
-MARK_SENDING = "campaigns_message_mark_sending"
+# (The name carries the statement's shape: a session that prepared an older shape under the
+# old name, a pooled one say, is not handed the new parameters.)
+MARK_SENDING = "campaigns_message_mark_sending_v2"
 _MARK_SENDING_SQL = """
-PREPARE campaigns_message_mark_sending
-    (bigint, timestamptz, text, text[], text, timestamptz, bigint, timestamptz, text) AS
+PREPARE campaigns_message_mark_sending_v2
+    (bigint, timestamptz, text, text[], text, timestamptz, bigint, timestamptz, text, integer) AS
 UPDATE campaigns_message SET
     state = CASE WHEN id = $1 THEN 'sending' ELSE 'sent' END,
     reason = CASE WHEN id = $1 OR state = 'sending' THEN reason ELSE '' END,
@@ -87,6 +92,7 @@ UPDATE campaigns_message SET
     subject = CASE WHEN id = $1 THEN $3 ELSE subject END,
     links = CASE WHEN id = $1 THEN $4 ELSE links END,
     to_email = CASE WHEN id = $1 THEN $5 ELSE to_email END,
+    template_version = CASE WHEN id = $1 THEN $10 ELSE template_version END,
     sent_at = CASE WHEN id = $7 THEN $8 ELSE sent_at END,
     provider_message_id = CASE WHEN id = $7 THEN $9 ELSE provider_message_id END
 WHERE (id = $1 AND state = 'claimed' AND claimed_at = $6) OR (id = $7 AND state IN ('sending', 'in_doubt'))
@@ -293,6 +299,9 @@ class Sender:
             logger.exception("composing message %s failed", message.pk)
             self._settle_claimed(batch, message, MessageState.FAILED, SkipReason.RENDER_ERROR, repr(error))
             return
+        # What "view in browser" will show: a lookup in this process but for a version's first
+        # message, whose snapshot is written (committed) before any message names it.
+        template_version = template_version_snapshot(template)
 
         key = provider.pk if provider is not None else OUTBOX
         if key not in batch.unreachable:
@@ -321,7 +330,7 @@ class Sender:
         if provider is not None and provider.rate_limit:
             rate_limit_wait(provider.pk, provider.rate_limit)
 
-        if not self._mark_sending(batch, message, composed.subject, composed.links, to_email):
+        if not self._mark_sending(batch, message, composed, to_email, template_version):
             return  # taken back by recovery meanwhile: not ours to send
         try:
             provider_message_id = transport.send_prepared(composed.prepared)
@@ -344,22 +353,25 @@ class Sender:
 
     # --- writes -------------------------------------------------------------------------
 
-    def _mark_sending(self, batch: _Batch, message: Message, subject: str, links: list[str], to_email: str) -> bool:
+    def _mark_sending(
+        self, batch: _Batch, message: Message, composed: Composed, to_email: str, template_version: int
+    ) -> bool:
         """Commit `sending` for this message (with the previous one's `sent`) before the
         hand-over. False when the row is no longer this worker's claim."""
         pending, self.pending = self.pending, None
         rows = _execute_raw(
-            "EXECUTE campaigns_message_mark_sending (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "EXECUTE campaigns_message_mark_sending_v2 (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 message.pk,
                 timezone.now(),
-                subject[:998],
-                links,
+                composed.subject[:998],
+                composed.links,
                 to_email[:254],
                 batch.token,
                 pending.message_id if pending else -1,
                 pending.sent_at if pending else None,
                 pending.provider_message_id if pending else "",
+                template_version,
             ],
         )
         return any(row[0] == message.pk for row in rows)

@@ -327,11 +327,12 @@ def delivery_settings_of(message: Message) -> DeliverySettings | None:
 
 
 def browser_html(message: Message) -> str | None:
-    """The message rendered again for its contact and data, with the same click tokens as the
-    email; None when it cannot be shown any more (template deleted, contact erased, template
-    no longer renders)."""
+    """The message rendered again for its contact and data from the template version it was
+    sent with (see render_as_sent), with the same click tokens as the email; None when it
+    cannot be shown any more (template deleted — its snapshots go with it —, contact erased,
+    template no longer renders)."""
     from campaigns.content.errors import TemplateProblem
-    from campaigns.content.rendering import contact_as_dict, email_context, render_email
+    from campaigns.content.rendering import contact_as_dict, email_context, render_as_sent
     from campaigns.tracking.headers import message_urls
     from campaigns.tracking.links import retrack_html
 
@@ -353,7 +354,7 @@ def browser_html(message: Message) -> str | None:
         urls=message_urls(message),
     )
     try:
-        rendered = render_email(message.template, context)
+        rendered = render_as_sent(message.template, context, version_id=message.template_version)
     except TemplateProblem:
         return None
     return retrack_html(rendered.html, message=message, settings=delivery_settings_of(message))
