@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audiences.fields import clean_attributes
 from audiences.models import CustomField, Gender, MailingList, email_hash, normalise_email
@@ -73,7 +74,9 @@ def parse_contact(
         if value is not None:
             text = value.strip() if type(value) is str else str(value).strip()
             if len(text) > MAX_TEXT[name]:
-                errors[name] = _("At most %(n)d characters.") % {"n": MAX_TEXT[name]}
+                errors[name] = ngettext("At most %(n)d character.", "At most %(n)d characters.", MAX_TEXT[name]) % {
+                    "n": MAX_TEXT[name]
+                }
             values[name] = text
     value = get("gender")
     if value is not None and value != "":

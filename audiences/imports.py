@@ -49,6 +49,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audiences.contacts import (
     CREATED,
@@ -239,7 +240,14 @@ def _read_format(path: Path, encoding: str, size: int) -> tuple[str, list[str], 
         raise ValidationError({"file": _("The file is empty.")})
     header = _clean_header(records[0])
     if len(header) > MAX_COLUMNS:
-        raise ValidationError({"file": _("The file has more than %(n)d columns.") % {"n": MAX_COLUMNS}})
+        raise ValidationError(
+            {
+                "file": ngettext(
+                    "The file has more than %(n)d column.", "The file has more than %(n)d columns.", MAX_COLUMNS
+                )
+                % {"n": MAX_COLUMNS}
+            }
+        )
     data_rows = len(records) - 1
     if whole or data_rows == 0:
         return delimiter, header, data_rows

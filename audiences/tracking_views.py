@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
@@ -71,7 +72,11 @@ def _read_body(request: HttpRequest) -> bytes:
     too_large = _error(
         413,
         "too_large",
-        _("The request is larger than %(limit)s bytes (500 KB); nothing was stored.")
+        ngettext(
+            "The request is larger than %(limit)s byte (500 KB); nothing was stored.",
+            "The request is larger than %(limit)s bytes (500 KB); nothing was stored.",
+            MAX_BATCH_BYTES,
+        )
         % {"limit": f"{MAX_BATCH_BYTES:,}"},
     )
     try:
@@ -139,7 +144,14 @@ def _throttle(api_key: ApiKey) -> None:
     if count > limit:
         wait = max(1, math.ceil(period - now % period))
         response = _error(
-            429, "throttled", _("Too many requests for this API key; retry in %(n)d seconds.") % {"n": wait}
+            429,
+            "throttled",
+            ngettext(
+                "Too many requests for this API key; retry in %(n)d second.",
+                "Too many requests for this API key; retry in %(n)d seconds.",
+                wait,
+            )
+            % {"n": wait},
         )
         response["Retry-After"] = str(wait)
         raise _Refused(response)

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views import View
 
 from audiences import selectors, services
@@ -87,7 +88,11 @@ class ContactsView(WorkspaceView):
         except ValidationError as error:
             _errors(request, error)
         else:
-            messages.success(request, _("Done: %(count)d contacts changed.") % {"count": count})
+            messages.success(
+                request,
+                ngettext("Done: %(count)d contact changed.", "Done: %(count)d contacts changed.", count)
+                % {"count": count},
+            )
         return redirect(f"{request.path}?{request.POST.get('query', '')}")
 
 

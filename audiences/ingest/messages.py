@@ -153,6 +153,10 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
+def _at_most_characters(n: int) -> str:
+    return ngettext("At most %(n)d character.", "At most %(n)d characters.", n) % {"n": n}
+
+
 def _has_nul(value: Any) -> bool:
     """PostgreSQL text and jsonb cannot hold U+0000; found here, it is a 400, not a 500."""
     if isinstance(value, str):
@@ -198,8 +202,19 @@ class Judge:
                 self.error(
                     index,
                     "",
-                    _("The message is %(size)s bytes; at most %(limit)s bytes (32 KB) are accepted.")
-                    % {"size": f"{size:,}", "limit": f"{MAX_EVENT_BYTES:,}"},
+                    # Two counts, two plural forms: each clause is translated whole.
+                    "; ".join(
+                        (
+                            ngettext("The message is %(size)s byte", "The message is %(size)s bytes", size)
+                            % {"size": f"{size:,}"},
+                            ngettext(
+                                "at most %(limit)s byte (32 KB) is accepted.",
+                                "at most %(limit)s bytes (32 KB) are accepted.",
+                                MAX_EVENT_BYTES,
+                            )
+                            % {"limit": f"{MAX_EVENT_BYTES:,}"},
+                        )
+                    ),
                 )
                 return None
         if self.suspect_nul and _has_nul(item):
@@ -238,7 +253,7 @@ class Judge:
             if type(event) is not str or not event.strip():
                 self.error(index, "event", _("The event name is required."))
             elif len(event) > MAX_NAME_LENGTH:
-                self.error(index, "event", _("At most %(n)d characters.") % {"n": MAX_NAME_LENGTH})
+                self.error(index, "event", _at_most_characters(MAX_NAME_LENGTH))
             else:
                 name = event
             given = get("properties")
@@ -299,7 +314,7 @@ class Judge:
             self.error(index, key, _("Expected a string."))
             return ""
         if len(text) > MAX_ID_LENGTH:
-            self.error(index, key, _("At most %(n)d characters.") % {"n": MAX_ID_LENGTH})
+            self.error(index, key, _at_most_characters(MAX_ID_LENGTH))
             return ""
         return text
 
@@ -311,7 +326,7 @@ class Judge:
             self.error(index, key, _("Expected a string."))
             return ""
         if len(value) > MAX_NAME_LENGTH:
-            self.error(index, key, _("At most %(n)d characters.") % {"n": MAX_NAME_LENGTH})
+            self.error(index, key, _at_most_characters(MAX_NAME_LENGTH))
             return ""
         return value
 

@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audiences.models import Contact
 from audiences.segments import conditions  # noqa: F401 — registers the built-in kinds
@@ -49,7 +50,13 @@ def validate_rules(*, workspace: Workspace, rules: Any, context: RuleContext | N
     counter = [0]
     cleaned = _clean_group(rules, ctx, "", errors, depth=1, counter=counter)
     if counter[0] > MAX_CONDITIONS:
-        errors.add("conditions", _("At most %(max)d conditions in a segment.") % {"max": MAX_CONDITIONS})
+        errors.add(
+            "conditions",
+            ngettext(
+                "At most %(max)d condition in a segment.", "At most %(max)d conditions in a segment.", MAX_CONDITIONS
+            )
+            % {"max": MAX_CONDITIONS},
+        )
     errors.raise_if_any()
     return cleaned
 

@@ -412,7 +412,15 @@ def _clean_where(where: Any, path: str, errors: RuleErrors) -> list[dict[str, An
     if where in (None, []):
         return []
     if not isinstance(where, list) or len(where) > MAX_WHERE:
-        errors.add(path, _("Expected a list of at most %(max)d property filters.") % {"max": MAX_WHERE})
+        errors.add(
+            path,
+            ngettext(
+                "Expected a list of at most %(max)d property filter.",
+                "Expected a list of at most %(max)d property filters.",
+                MAX_WHERE,
+            )
+            % {"max": MAX_WHERE},
+        )
         return []
     cleaned = []
     for index, item in enumerate(where):
@@ -425,7 +433,13 @@ def _clean_where(where: Any, path: str, errors: RuleErrors) -> list[dict[str, An
         name = item.get("property")
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_PROPERTY:
             errors.add(
-                at(item_path, "property"), _("Name the property (at most %(max)d characters).") % {"max": MAX_PROPERTY}
+                at(item_path, "property"),
+                ngettext(
+                    "Name the property (at most %(max)d character).",
+                    "Name the property (at most %(max)d characters).",
+                    MAX_PROPERTY,
+                )
+                % {"max": MAX_PROPERTY},
             )
             continue
         operator = item.get("operator")
@@ -446,7 +460,13 @@ def _event_clean(condition: dict[str, Any], ctx: RuleContext, path: str, errors:
     _unknown_keys(condition, EVENT.keys, path, errors)
     name = condition.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-        errors.add(at(path, "name"), _("Name the event (at most %(max)d characters).") % {"max": MAX_NAME})
+        errors.add(
+            at(path, "name"),
+            ngettext(
+                "Name the event (at most %(max)d character).", "Name the event (at most %(max)d characters).", MAX_NAME
+            )
+            % {"max": MAX_NAME},
+        )
         name = None
     count_operator = condition.get("count_operator", Op.GTE)
     if count_operator not in COUNT_OPERATORS:
@@ -570,7 +590,10 @@ def _event_describe(condition: dict[str, Any], ctx: RuleContext) -> str:
         ]
         parts.append(_("where %(filters)s") % {"filters": _(" and ").join(filters)})
     if condition["period"] == "in_last_days":
-        parts.append(_("in the last %(days)d days") % {"days": condition["days"]})
+        parts.append(
+            ngettext("in the last %(days)d day", "in the last %(days)d days", condition["days"])
+            % {"days": condition["days"]}
+        )
     elif condition["period"] == "between":
         parts.append(_("between %(start)s and %(end)s") % {"start": condition["from"], "end": condition["to"]})
     else:

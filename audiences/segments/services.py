@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audiences.behaviour import Segment
 from audiences.models import Contact
@@ -42,7 +43,9 @@ def segment_save(
     if not name:
         errors["name"] = [_("A segment needs a name.")]
     elif len(name) > MAX_NAME:
-        errors["name"] = [_("At most %(max)d characters.") % {"max": MAX_NAME}]
+        errors["name"] = [
+            ngettext("At most %(max)d character.", "At most %(max)d characters.", MAX_NAME) % {"max": MAX_NAME}
+        ]
     elif segments.filter(name__iexact=name).exclude(pk=segment.pk).exists():
         errors["name"] = [_("A segment with this name exists already.")]
     try:

@@ -54,7 +54,7 @@ from django.db.models.lookups import (
 )
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 MAX_TEXT = 500
 MAX_ITEMS = 500
@@ -392,7 +392,11 @@ def days_value(value: Any, path: str, errors: RuleErrors, *, maximum: int = MAX_
         errors.add(path, _("Expected a whole number of days."))
         return None
     if not 0 <= days <= maximum:
-        errors.add(path, _("Expected between 0 and %(max)d days.") % {"max": maximum})
+        errors.add(
+            path,
+            ngettext("Expected between 0 and %(max)d day.", "Expected between 0 and %(max)d days.", maximum)
+            % {"max": maximum},
+        )
         return None
     return days
 
@@ -420,7 +424,11 @@ def clean_value(
     if operator in (Op.IN, Op.NOT_IN) or (value_type == ValueType.ARRAY and operator == Op.CONTAINS):
         items = value if isinstance(value, list) else [value]
         if not items or len(items) > MAX_ITEMS:
-            errors.add(path, _("Expected between 1 and %(max)d values.") % {"max": MAX_ITEMS})
+            errors.add(
+                path,
+                ngettext("Expected between 1 and %(max)d value.", "Expected between 1 and %(max)d values.", MAX_ITEMS)
+                % {"max": MAX_ITEMS},
+            )
             return None
         item_type = ValueType.TEXT if value_type == ValueType.ARRAY else value_type
         cleaned = [_single(item_type, item, f"{path}[{i}]", errors, choices) for i, item in enumerate(items)]
@@ -463,7 +471,9 @@ def _single(value_type: ValueType, value: Any, path: str, errors: RuleErrors, ch
         return None
     text = str(value).strip()
     if len(text) > MAX_TEXT:
-        errors.add(path, _("At most %(max)d characters.") % {"max": MAX_TEXT})
+        errors.add(
+            path, ngettext("At most %(max)d character.", "At most %(max)d characters.", MAX_TEXT) % {"max": MAX_TEXT}
+        )
         return None
     if value_type == ValueType.CHOICE and choices and text not in choices:
         errors.add(path, _("%(value)r is not one of: %(choices)s.") % {"value": text, "choices": ", ".join(choices)})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 
 class TemplateProblem(Exception):
     """A template that cannot be compiled or rendered: bad MJML, a bad or refused template tag,
@@ -18,8 +20,9 @@ class TemplateProblem(Exception):
         self.part = part
 
     def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.message}"
+        if not self.line:
+            return self.message
+        return _("line %(line)d: %(message)s") % {"line": self.line, "message": self.message}
 
     def as_dict(self) -> dict[str, object]:
         return {"message": self.message, "line": self.line, "part": self.part}

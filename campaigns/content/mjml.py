@@ -26,7 +26,9 @@ import re
 from dataclasses import dataclass
 
 import mjml as mrml
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from campaigns.content.errors import TemplateProblem
 
@@ -127,7 +129,14 @@ def _read_tag(source: str, tag_start: int, start: int) -> tuple[int, bool]:
 def check_mjml(source: str) -> None:
     """Raise TemplateProblem for the first structural mistake, naming its line."""
     if len(source) > MAX_MJML_CHARS:
-        raise TemplateProblem(_("The MJML is longer than %(limit)s characters.") % {"limit": f"{MAX_MJML_CHARS:,}"})
+        raise TemplateProblem(
+            ngettext(
+                "The MJML is longer than %(limit)s character.",
+                "The MJML is longer than %(limit)s characters.",
+                MAX_MJML_CHARS,
+            )
+            % {"limit": number_format(MAX_MJML_CHARS, force_grouping=True)}
+        )
     spans = _django_spans(source)
     stack: list[_Open] = []
     pos = 0

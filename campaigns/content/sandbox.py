@@ -54,9 +54,10 @@ from django.template.base import (
     render_value_in_context,
 )
 from django.template.defaulttags import ForNode
+from django.utils.formats import number_format
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # unstubbed
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 
 from campaigns.content.errors import TemplateProblem
@@ -97,8 +98,12 @@ class _Budget:
         self.produced += chars
         if self.produced > MAX_PRODUCED_CHARS:
             raise TemplateProblem(
-                _("The email grows beyond %(limit)s characters: is a loop repeating too much?")
-                % {"limit": f"{MAX_OUTPUT_CHARS:,}"}
+                ngettext(
+                    "The email grows beyond %(limit)s character: is a loop repeating too much?",
+                    "The email grows beyond %(limit)s characters: is a loop repeating too much?",
+                    MAX_OUTPUT_CHARS,
+                )
+                % {"limit": number_format(MAX_OUTPUT_CHARS, force_grouping=True)}
             )
 
     def tick(self) -> None:
@@ -180,7 +185,11 @@ class BudgetForNode(ForNode):
                         len_item = 1
                     if num_loopvars != len_item:
                         raise TemplateProblem(
-                            _("The loop needs %(wanted)d values to unpack, the item has %(got)d.")
+                            ngettext(
+                                "The loop needs %(wanted)d value to unpack, the item has %(got)d.",
+                                "The loop needs %(wanted)d values to unpack, the item has %(got)d.",
+                                num_loopvars,
+                            )
                             % {"wanted": num_loopvars, "got": len_item}
                         )
                     context.update(dict(zip(self.loopvars, item, strict=True)))
@@ -260,7 +269,14 @@ def _check_args(name: str, value: Any, args: tuple[Any, ...]) -> None:
     elif name == "floatformat":
         digits = _int_arg(str(arg).rstrip("gud")) if arg is not None else None
         if digits is not None and abs(digits) > MAX_DECIMALS:
-            raise TemplateProblem(_("|floatformat: at most %(limit)d decimal places.") % {"limit": MAX_DECIMALS})
+            raise TemplateProblem(
+                ngettext(
+                    "|floatformat: at most %(limit)d decimal place.",
+                    "|floatformat: at most %(limit)d decimal places.",
+                    MAX_DECIMALS,
+                )
+                % {"limit": MAX_DECIMALS}
+            )
     elif name == "join":
         try:
             size = len(value) * len(str(arg))
@@ -519,7 +535,12 @@ def compile_template(source: str, *, autoescape: bool = True) -> CompiledTemplat
     """Parse once; raises TemplateProblem with the line of the first error."""
     if len(source) > MAX_SOURCE_CHARS:
         raise TemplateProblem(
-            _("The template is longer than %(limit)s characters.") % {"limit": f"{MAX_SOURCE_CHARS:,}"}
+            ngettext(
+                "The template is longer than %(limit)s character.",
+                "The template is longer than %(limit)s characters.",
+                MAX_SOURCE_CHARS,
+            )
+            % {"limit": number_format(MAX_SOURCE_CHARS, force_grouping=True)}
         )
     engine = HTML_ENGINE if autoescape else TEXT_ENGINE
     try:
@@ -557,7 +578,14 @@ def render_compiled(
         if token is not None:
             _BUDGET.reset(token)
     if len(output) > MAX_OUTPUT_CHARS:
-        raise TemplateProblem(_("The email is larger than %(limit)s characters.") % {"limit": f"{MAX_OUTPUT_CHARS:,}"})
+        raise TemplateProblem(
+            ngettext(
+                "The email is larger than %(limit)s character.",
+                "The email is larger than %(limit)s characters.",
+                MAX_OUTPUT_CHARS,
+            )
+            % {"limit": number_format(MAX_OUTPUT_CHARS, force_grouping=True)}
+        )
     return output
 
 

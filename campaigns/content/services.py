@@ -121,7 +121,7 @@ def template_copy_starter(*, workspace: Workspace, starter_key: str, name: str =
     if starter is None:
         raise ValidationError({"starter": _("No such starter template.")})
     data = {
-        "name": template_free_name(workspace=workspace, name=name.strip() or starter.name),
+        "name": template_free_name(workspace=workspace, name=name.strip() or str(starter.name)),
         "description": str(starter.description),
         "subject": starter.subject,
         "preheader": starter.preheader,

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from campaigns.content import blocks
 from campaigns.content.blocks import MUTED, document
@@ -25,7 +26,7 @@ SHOP = "{{ workspace.name }}"
 @dataclass(frozen=True)
 class Starter:
     key: str
-    name: str
+    name: Promise | str  # lazy: shown in the active language; stored with str()
     description: Promise | str
     subject: str
     preheader: str
@@ -134,7 +135,7 @@ SAMPLE_RECOMMENDATIONS: list[dict[str, Any]] = [
 
 WELCOME = Starter(
     key="welcome",
-    name="Welcome",
+    name=pgettext_lazy("starter template", "Welcome"),
     description=_("Greets a new subscriber, says what to expect and gives a first-order code."),
     subject=f"Welcome to {SHOP}, {NAME}!",
     preheader="Here is what to expect — and a little something for your first order.",
@@ -153,7 +154,7 @@ WELCOME = Starter(
 
 ABANDONED_CART = Starter(
     key="abandoned_cart",
-    name="Abandoned cart",
+    name=pgettext_lazy("starter template", "Abandoned cart"),
     description=_("Reminds a shopper of the products left in the cart, with pictures and prices."),
     subject="{{ contact.first_name|default:'Hey' }}, your cart is waiting",
     preheader="{{ event.products.0.name|default:'Your picks' }} and more are still in your cart.",
@@ -178,7 +179,7 @@ ABANDONED_CART = Starter(
 
 BROWSE_ABANDONMENT = Starter(
     key="browse_abandonment",
-    name="Browse abandonment",
+    name=pgettext_lazy("starter template", "Browse abandonment"),
     description=_("Follows up on a product the contact looked at without buying."),
     subject="Still thinking about the {{ event.name|default:'item you viewed' }}?",
     preheader="It is still available — take another look.",
@@ -205,7 +206,7 @@ BROWSE_ABANDONMENT = Starter(
 
 ORDER_THANK_YOU = Starter(
     key="order_thank_you",
-    name="Order thank-you with cross-sell",
+    name=pgettext_lazy("starter template", "Order thank-you with cross-sell"),
     description=_("Thanks the customer for the order, lists it, and suggests products bought together."),
     subject=f"Thank you for your order{{% if event.order_id %}} #{{{{ event.order_id }}}}{{% endif %}}, {NAME}!",
     preheader="Your order is confirmed. Here is what you bought.",
@@ -227,7 +228,7 @@ ORDER_THANK_YOU = Starter(
 
 REPLENISHMENT = Starter(
     key="replenishment",
-    name="Replenishment reminder",
+    name=pgettext_lazy("starter template", "Replenishment reminder"),
     description=_("Reminds a customer to restock what they bought, around when it runs out."),
     subject="Running low on {{ event.products.0.name|default:'your favourites' }}?",
     preheader="Restock in two clicks before you run out.",
@@ -248,7 +249,7 @@ REPLENISHMENT = Starter(
 
 WIN_BACK = Starter(
     key="win_back",
-    name="Win-back with coupon",
+    name=pgettext_lazy("starter template", "Win-back with coupon"),
     description=_("Brings back a customer who has not ordered for a long time, with a coupon code."),
     subject=f"We miss you, {NAME} — here is 15 % off",
     preheader="A little welcome-back gift, valid for 14 days.",
@@ -270,7 +271,7 @@ WIN_BACK = Starter(
 
 BIRTHDAY = Starter(
     key="birthday",
-    name="Birthday",
+    name=pgettext_lazy("starter template", "Birthday"),
     description=_("Wishes a happy birthday with a gift code."),
     subject=f"Happy birthday, {NAME}! 🎂",
     preheader="A birthday gift from all of us inside.",
@@ -292,7 +293,7 @@ BIRTHDAY = Starter(
 
 PROMO = Starter(
     key="promo",
-    name="Promo announcement",
+    name=pgettext_lazy("starter template", "Promo announcement"),
     description=_("Announces a sale or a new collection to a list or segment."),
     subject="{{ contact.first_name|default:'Hey' }}, our spring sale starts now: up to 30 % off",
     preheader="Three days only. Your favourites, for less.",
