@@ -4,9 +4,11 @@ provider of the workspace; what arrives is parsed and compared with hand-compute
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import email
 import email.policy
+import random
 import socket
 import zoneinfo
 from collections.abc import Iterator
@@ -31,6 +33,7 @@ from audiences.models import (
     email_hash,
 )
 from campaigns.delivery.checks import quiet_hours_end
+from campaigns.delivery.composer import quoted_printable
 from campaigns.delivery.recovery import messages_recover
 from campaigns.delivery.sender import LEASE, messages_send_due
 from campaigns.delivery.services import message_send_test, messages_enqueue
@@ -828,3 +831,17 @@ def test_a_connection_lost_during_the_hand_over_is_in_doubt_not_retried(
     assert "Connection reset" in lost.error
     retried = message_of("broadcast:80", busy)
     assert (retried.state, retried.attempts) == ("queued", 1)
+
+
+def test_quoted_printable_by_lines_is_byte_for_byte_binascii() -> None:
+    # Trailing spaces, lines of exactly the soft-break length, "=", non-ASCII, empty lines,
+    # NUL: each line encoded alone must come out as in the whole text, cached or not.
+    pieces = [b"a", b" ", b"\t", b"=", b"\n", b".", "é".encode(), b"x" * 73, b"x" * 75, b"x" * 80, b"\xff", b"\x00"]
+    generator = random.Random(5)  # noqa: S311 - reproducible test texts, not secrets
+    for _ in range(20_000):
+        text = b"".join(generator.choice(pieces) for _ in range(generator.randint(0, 40)))
+        expected = binascii.b2a_qp(text, istext=True)
+        assert quoted_printable(text) == expected
+        assert quoted_printable(text) == expected  # from the remembered lines
+    with_cr = b"line one\r\nline two  \r\n"
+    assert quoted_printable(with_cr) == binascii.b2a_qp(with_cr, istext=True)
