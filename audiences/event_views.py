@@ -13,7 +13,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from audiences import selectors
 from audiences.event_selectors import (
@@ -29,6 +28,7 @@ from audiences.event_selectors import (
     pretty_json,
 )
 from audiences.models import Contact, Event, EventType
+from esp.forms import TimeRangeForm
 from esp.models import Workspace
 from esp.web import WorkspaceView
 
@@ -99,30 +99,13 @@ class ContactEventsView(WorkspaceView):
         )
 
 
-class EventFilterForm(forms.Form):
+class EventFilterForm(TimeRangeForm):
     """The explorer's filters. Times are read in the workspace's time zone (the view
     activates it)."""
 
     name = forms.CharField(label=_("Event"), required=False, max_length=200)
     type = forms.ChoiceField(label=_("Type"), required=False, choices=[("", _("Any")), *EventType.choices])
     email = forms.CharField(label=_("Contact email"), required=False, max_length=254)
-    since = forms.DateTimeField(
-        label=pgettext_lazy("time range", "From"),
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-    until = forms.DateTimeField(
-        label=pgettext_lazy("time range", "Until"),
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        since, until = data.get("since"), data.get("until")
-        if since and until and since >= until:
-            self.add_error("until", _("Must be after the start."))
-        return data
 
 
 class EventsView(WorkspaceView):

@@ -12,7 +12,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from audiences import selectors as audience_selectors
 from audiences.event_selectors import pretty_json
@@ -25,6 +24,7 @@ from campaigns.selectors import (
     MessageQueryTooBroad,
     StateCounts,
 )
+from esp.forms import TimeRangeForm
 from esp.models import Workspace
 from esp.web import WorkspaceView
 
@@ -32,7 +32,7 @@ LOG_PAGE_SIZE = 50
 PROFILE_PAGE_SIZE = 10
 
 
-class MessageFilterForm(forms.Form):
+class MessageFilterForm(TimeRangeForm):
     """The send log's filters. Times are read in the workspace's time zone (the view
     activates it)."""
 
@@ -59,29 +59,12 @@ class MessageFilterForm(forms.Form):
         required=False,
         choices=[("exact", _("exactly")), ("prefix", _("by its start"))],
     )
-    since = forms.DateTimeField(
-        label=pgettext_lazy("time range", "From"),
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-    until = forms.DateTimeField(
-        label=pgettext_lazy("time range", "Until"),
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
 
     def __init__(self, *args: Any, templates: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         template_field = self.fields["template"]
         assert isinstance(template_field, forms.TypedChoiceField)
         template_field.choices = [("", _("Any")), *templates]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        since, until = data.get("since"), data.get("until")
-        if since and until and since >= until:
-            self.add_error("until", _("Must be after the start."))
-        return data
 
     def filters(self) -> MessageFilters:
         data = self.cleaned_data

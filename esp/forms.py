@@ -8,10 +8,35 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from esp.models import ApiScope, Role, User, Workspace
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class TimeRangeForm(forms.Form):
+    """A From/Until pair for the filter forms of logs (events, messages): optional, read in the
+    time zone the view activates, the end after the start. The fields render with
+    templates/partials/time_range_fields.html."""
+
+    since = forms.DateTimeField(
+        label=pgettext_lazy("time range", "From"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = forms.DateTimeField(
+        label=pgettext_lazy("time range", "Until"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", _("Must be after the start."))
+        return data
 
 
 class EmailAuthenticationForm(AuthenticationForm):
