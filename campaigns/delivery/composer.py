@@ -116,12 +116,14 @@ class _Alternative(SafeMIMEMultipart):
 # the same for every recipient. Each line is encoded with its newline, so it comes out exactly
 # as in the whole text (a line's encoding depends only on the line and what ends it: checked
 # against b2a_qp of the whole on random texts); text with a CR is encoded whole.
-_QP_LINES_KEPT = 2048
+_QP_BYTES_KEPT = 4 * 1024 * 1024  # of source lines; a line unique to each recipient is paid once
 _qp_lines: dict[bytes, bytes] = {}
+_qp_kept = 0  # bytes of the lines in _qp_lines
 
 
 def quoted_printable(data: bytes) -> bytes:
     """binascii.b2a_qp(data, istext=True), faster for texts that share lines."""
+    global _qp_kept
     if b"\r" in data:
         return binascii.b2a_qp(data, istext=True)
     *lines, last = data.split(b"\n")
@@ -130,9 +132,12 @@ def quoted_printable(data: bytes) -> bytes:
         encoded = _qp_lines.get(line)
         if encoded is None:
             encoded = binascii.b2a_qp(line + b"\n", istext=True)
-            if len(_qp_lines) >= _QP_LINES_KEPT:
-                _qp_lines.clear()  # the lines unique to each recipient fill it; the shared ones return at once
+            if _qp_kept + len(line) > _QP_BYTES_KEPT:
+                # The lines unique to each recipient fill it; the shared ones come back at once.
+                _qp_lines.clear()
+                _qp_kept = 0
             _qp_lines[line] = encoded
+            _qp_kept += len(line)
         out.append(encoded)
     out.append(binascii.b2a_qp(last, istext=True))
     return b"".join(out)
