@@ -20,7 +20,7 @@ from django.conf import settings
 from redis.commands.core import Script
 
 # KEYS[1]: the provider's key; ARGV[1]: microseconds between two messages.
-# Returns the microseconds to wait before sending.
+# Returns {the reserved slot, microseconds to wait for it}, both by Redis's clock.
 _RESERVE_SLOT = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
@@ -29,7 +29,7 @@ local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
 if slot < now then slot = now end
 local next_slot = slot + interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_slot), 'PX', math.floor((next_slot - now) / 1000) + 1000)
-return slot - now
+return {slot, slot - now}
 """
 
 _lock = threading.Lock()
@@ -59,11 +59,14 @@ def key_for(provider_id: int) -> str:
     return f"{prefix}:ratelimit:provider:{provider_id}"
 
 
-def rate_limit_wait(provider_id: int, per_second: int) -> None:
-    """Block until this process may send one message through the provider. 0 = no limit."""
+def rate_limit_wait(provider_id: int, per_second: int) -> int | None:
+    """Block until this process may send one message through the provider. 0 = no limit.
+    Returns the slot it reserved (microseconds since the epoch by Redis's clock), or None
+    without a limit: slots are what the limit guarantees, whenever the caller wakes up."""
     if per_second <= 0:
-        return
+        return None
     interval_us = max(1, 1_000_000 // per_second)
-    wait_us = int(_script()(keys=[key_for(provider_id)], args=[interval_us]))
+    slot, wait_us = (int(value) for value in _script()(keys=[key_for(provider_id)], args=[interval_us]))
     if wait_us > 0:
         time.sleep(wait_us / 1_000_000)
+    return slot
