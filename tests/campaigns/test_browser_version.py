@@ -86,6 +86,7 @@ def test_the_page_shows_the_version_that_was_sent(
     # The send log's preview of the message is the same version.
     detail = acme_client.get(f"/messages/{before.pk}/").content.decode()
     assert "Old body for A0" in detail and "New body" not in detail
+    assert "from the template version that was sent" in detail
 
     (after,) = send(acme, "broadcast:2", people(acme, 1, "b"), edited)
     page = browser(after)
