@@ -25,6 +25,7 @@ from audiences.segments import conditions  # noqa: F401 — the built-in kinds c
 from audiences.segments.registry import ConditionKind, RuleContext, register_condition_kind
 from audiences.segments.values import RuleErrors, at, days_value
 from campaigns.models import EmailTemplate, MessageEvent, MessageEventType
+from esp.plurals import plural_forms
 
 ACTIONS = (MessageEventType.OPENED, MessageEventType.CLICKED)
 PERIODS = ("ever", "in_last_days")
@@ -151,7 +152,13 @@ def _schema(ctx: RuleContext) -> dict[str, Any]:
         "templates": [{"value": "", "label": _("any email")}]
         + [{"value": pk, "label": name} for pk, name in sorted(_templates(ctx).items(), key=lambda item: item[1])],
         "periods": [{"value": "in_last_days", "label": _("in the last")}, {"value": "ever", "label": _("ever")}],
-        "text": {"days": _("days"), "at_least": _("at least"), "times": _("times")},
+        "text": {
+            "days": _("days"),
+            "at_least": _("at least"),
+            "times": _("times"),
+            "days_forms": plural_forms(lambda n: ngettext("day", "days", n)),
+            "times_forms": plural_forms(lambda n: ngettext("time", "times", n)),
+        },
     }
 
 

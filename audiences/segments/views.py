@@ -14,12 +14,13 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from audiences.behaviour import Segment
 from audiences.segments import selectors, services
 from audiences.segments.compiler import EMPTY_RULES, builder_schema, describe_rules, validate_rules
 from audiences.segments.registry import RuleContext
+from esp.plurals import plural_forms
 from esp.web import WorkspaceView
 
 # The builder's words (static/js/segment_builder.js reads them from the page).
@@ -60,6 +61,18 @@ BUILDER_TEXT = {
     "empty": gettext_lazy("No conditions: every contact matches. Add a condition."),
     "unknown_kind": gettext_lazy("This kind of condition is edited as JSON below."),
 }
+
+
+def builder_text() -> dict[str, Any]:
+    """BUILDER_TEXT in the active language, with the nouns that follow a number in all their
+    forms (the script picks the one for the number typed: 1 день, 3 дня, 5 дней)."""
+    return {
+        **{key: str(text) for key, text in BUILDER_TEXT.items()},
+        "days_forms": plural_forms(lambda n: ngettext("day", "days", n)),
+        "times_forms": plural_forms(lambda n: ngettext("time", "times", n)),
+    }
+
+
 PATH_PART = re.compile(r"conditions\[(\d+)\]")
 
 
@@ -136,7 +149,7 @@ class SegmentFormMixin(WorkspaceView):
                 # Rules that are not even JSON come back as typed, to be fixed in the textarea.
                 "rules_json": rules if isinstance(rules, str) else json.dumps(rules),
                 "schema": builder_schema(ctx),
-                "builder_text": {key: str(text) for key, text in BUILDER_TEXT.items()},
+                "builder_text": builder_text(),
                 "rule_errors": [
                     {"path": path, "label": humane_path(path), "messages": messages}
                     for path, messages in (rule_errors or {}).items()

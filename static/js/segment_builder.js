@@ -65,6 +65,26 @@
     return el("input", { "data-path": path, "data-key": path + "|" + role, ...attrs, oninput });
   }
 
+  // The noun after a count in the form the count takes (1 день, 3 дня, 5 дней): `forms` holds
+  // it for 0 … 199 (esp/plurals.py); larger counts take the form of 100 + n % 100.
+  function countWord(forms, fallback, n) {
+    if (!Array.isArray(forms) || !Number.isInteger(n) || n < 0) return fallback;
+    return forms[n < forms.length ? n : 100 + (n % 100)] || fallback;
+  }
+
+  // A whole-number input and its noun, kept in agreement while the number is typed;
+  // onvalue gets the number (null when empty).
+  function countInput(path, role, attrs, forms, fallback, onvalue) {
+    const initial = attrs.value === "" || attrs.value === null || attrs.value === undefined ? NaN : Number(attrs.value);
+    const word = el("span", { text: countWord(forms, fallback, initial) });
+    const field = input(path, role, attrs, (e) => {
+      const n = e.target.value === "" ? null : parseInt(e.target.value, 10);
+      word.textContent = countWord(forms, fallback, n);
+      onvalue(n);
+    });
+    return [field, word];
+  }
+
   // --- changes: structural ones redraw, typing only writes the JSON --------------------------
 
   function changed() {
@@ -234,9 +254,8 @@
     if (NO_VALUE.includes(operator) || !operator) return [];
     if (DAY_OPERATORS.includes(operator)) {
       return [
-        input(path, "days", { type: "number", min: 0, step: 1, value: target[key] ?? "", class: "rule-days", ...labelled },
-          (e) => { target[key] = e.target.value === "" ? null : parseInt(e.target.value, 10); changed(); }),
-        el("span", { text: T.days }),
+        ...countInput(path, "days", { type: "number", min: 0, step: 1, value: target[key] ?? "", class: "rule-days", ...labelled },
+          T.days_forms, T.days, (n) => { target[key] = n; changed(); }),
       ];
     }
     if (operator === "between") {
@@ -304,9 +323,8 @@
       const did = condition.did !== false;
       const period = condition.period || "ever";
       const window = period === "in_last_days" ? [
-        input(`${path}.days`, "days", { type: "number", min: 0, step: 1, value: condition.days ?? "", class: "rule-days", "aria-label": words.days },
-          (e) => { condition.days = e.target.value === "" ? null : parseInt(e.target.value, 10); changed(); }),
-        el("span", { text: words.days }),
+        ...countInput(`${path}.days`, "days", { type: "number", min: 0, step: 1, value: condition.days ?? "", class: "rule-days", "aria-label": words.days },
+          words.days_forms, words.days, (n) => { condition.days = n; changed(); }),
       ] : [];
       return [
         select(`${path}.action`, "action", spec.actions, `${did}|${condition.action || "opened"}`, (e) => {
@@ -318,9 +336,8 @@
         select(`${path}.template_id`, "template", spec.templates, condition.template_id ?? "",
           (e) => { condition.template_id = e.target.value ? parseInt(e.target.value, 10) : null; changed(); }, T.value),
         el("span", { text: words.at_least }),
-        input(`${path}.count`, "count", { type: "number", min: 1, step: 1, value: condition.count ?? 1, class: "rule-days", "aria-label": words.times },
-          (e) => { condition.count = e.target.value === "" ? null : parseInt(e.target.value, 10); changed(); }),
-        el("span", { text: words.times }),
+        ...countInput(`${path}.count`, "count", { type: "number", min: 1, step: 1, value: condition.count ?? 1, class: "rule-days", "aria-label": words.times },
+          words.times_forms, words.times, (n) => { condition.count = n; changed(); }),
         select(`${path}.period`, "period", spec.periods, period, (e) => {
           condition.period = e.target.value;
           delete condition.days;
@@ -379,9 +396,8 @@
       }, T.between);
       const window = [];
       if (condition.period === "in_last_days") {
-        window.push(input(`${path}.days`, "days", { type: "number", min: 0, step: 1, value: condition.days ?? "", class: "rule-days", "aria-label": T.days },
-          (e) => { condition.days = e.target.value === "" ? null : parseInt(e.target.value, 10); changed(); }),
-        el("span", { text: T.days }));
+        window.push(...countInput(`${path}.days`, "days", { type: "number", min: 0, step: 1, value: condition.days ?? "", class: "rule-days", "aria-label": T.days },
+          T.days_forms, T.days, (n) => { condition.days = n; changed(); }));
       } else if (condition.period === "between") {
         for (const bound of ["from", "to"]) {
           window.push(input(`${path}.${bound}`, bound, { type: "date", value: condition[bound] ?? "", "aria-label": T.between },
@@ -424,9 +440,8 @@
           (e) => { condition.name = e.target.value; changed(); }),
         select(`${path}.count_operator`, "count_operator", spec.count_operators, condition.count_operator || "gte",
           (e) => { condition.count_operator = e.target.value; changed(); }, T.operator),
-        input(`${path}.count`, "count", { type: "number", min: 0, step: 1, value: condition.count ?? 1, class: "rule-days", "aria-label": T.times },
-          (e) => { condition.count = e.target.value === "" ? null : parseInt(e.target.value, 10); changed(); }),
-        el("span", { text: T.times }),
+        ...countInput(`${path}.count`, "count", { type: "number", min: 0, step: 1, value: condition.count ?? 1, class: "rule-days", "aria-label": T.times },
+          T.times_forms, T.times, (n) => { condition.count = n; changed(); }),
         period,
         ...window,
         el("div", { class: "rule-wheres" }, [

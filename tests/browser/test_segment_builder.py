@@ -60,6 +60,23 @@ def test_builder_counts_live_and_saves(page: Page) -> None:
     expect(count).to_have_text("1")
     expect(page.locator(".segment-sample")).to_contain_text("ben@example.com")
 
+    # The noun after a number agrees with it while it is typed ("at least 1 time", "2 times").
+    times_input = second.locator("input[data-path='conditions[1].count']")
+    times = second.locator("input[data-path='conditions[1].count'] + span")
+    expect(times).to_have_text("time")
+    times_input.fill("2")
+    expect(times).to_have_text("times")
+    times_input.fill("1")
+    expect(times).to_have_text("time")
+    days_input = second.locator("input[data-path='conditions[1].days']")
+    days = second.locator("input[data-path='conditions[1].days'] + span")
+    expect(days).to_have_text("days")
+    days_input.fill("1")
+    expect(days).to_have_text("day")
+    days_input.fill("30")
+    expect(days).to_have_text("days")
+    expect(count).to_have_text("1")
+
     # A nested group, negated: "and not (city is set)" keeps ben (no city).
     page.get_by_role("button", name="+ Group").first.click()
     group = page.locator("fieldset.rule-group fieldset.rule-group")

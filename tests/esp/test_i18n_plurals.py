@@ -89,3 +89,16 @@ def test_starter_names_are_translated_and_stored_as_text(acme: Workspace) -> Non
 
     page = logged_in(member(acme, Role.MARKETER, language="ru")).get("/content/templates/new/").content.decode()
     assert "Брошенная корзина" in page and "Abandoned cart" not in page
+
+
+def test_segment_builder_gets_the_forms_of_its_nouns(acme: Workspace) -> None:
+    from audiences.segments.compiler import builder_schema
+    from audiences.segments.views import builder_text
+
+    with override("ru"):
+        text = builder_text()
+        engagement = next(k for k in builder_schema(RuleContext(acme))["kinds"] if k["kind"] == "engagement")
+    for forms in (text["days_forms"], engagement["text"]["days_forms"]):
+        assert [forms[n] for n in (1, 3, 5, 11, 21, 22, 111)] == ["день", "дня", "дней", "дней", "день", "дня", "дней"]
+    assert [text["times_forms"][n] for n in (1, 2, 5)] == ["раз", "раза", "раз"]
+    assert len(text["days_forms"]) == 200  # the script takes 100 + n % 100 above (esp/plurals.py)
