@@ -18,11 +18,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from audiences.fields import clean_attributes
 from audiences.models import CustomField, Gender, MailingList, email_hash, normalise_email
 from esp.models import Workspace
+from esp.plurals import at_most_characters
 from esp.queue import enqueue_after_commit
 
 # Pragmatic address check: one @, a dot in the domain, no spaces; length limits of RFC 5321.
@@ -74,9 +74,7 @@ def parse_contact(
         if value is not None:
             text = value.strip() if type(value) is str else str(value).strip()
             if len(text) > MAX_TEXT[name]:
-                errors[name] = ngettext("At most %(n)d character.", "At most %(n)d characters.", MAX_TEXT[name]) % {
-                    "n": MAX_TEXT[name]
-                }
+                errors[name] = at_most_characters(MAX_TEXT[name])
             values[name] = text
     value = get("gender")
     if value is not None and value != "":

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from audiences.models import EventType
+from esp.plurals import at_most_characters
 
 # Segment's limits: 32 KB per call, 500 KB per batch request.
 MAX_EVENT_BYTES = 32 * 1024
@@ -153,10 +154,6 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
-def _at_most_characters(n: int) -> str:
-    return ngettext("At most %(n)d character.", "At most %(n)d characters.", n) % {"n": n}
-
-
 def _has_nul(value: Any) -> bool:
     """PostgreSQL text and jsonb cannot hold U+0000; found here, it is a 400, not a 500."""
     if isinstance(value, str):
@@ -253,7 +250,7 @@ class Judge:
             if type(event) is not str or not event.strip():
                 self.error(index, "event", _("The event name is required."))
             elif len(event) > MAX_NAME_LENGTH:
-                self.error(index, "event", _at_most_characters(MAX_NAME_LENGTH))
+                self.error(index, "event", at_most_characters(MAX_NAME_LENGTH))
             else:
                 name = event
             given = get("properties")
@@ -314,7 +311,7 @@ class Judge:
             self.error(index, key, _("Expected a string."))
             return ""
         if len(text) > MAX_ID_LENGTH:
-            self.error(index, key, _at_most_characters(MAX_ID_LENGTH))
+            self.error(index, key, at_most_characters(MAX_ID_LENGTH))
             return ""
         return text
 
@@ -326,7 +323,7 @@ class Judge:
             self.error(index, key, _("Expected a string."))
             return ""
         if len(value) > MAX_NAME_LENGTH:
-            self.error(index, key, _at_most_characters(MAX_NAME_LENGTH))
+            self.error(index, key, at_most_characters(MAX_NAME_LENGTH))
             return ""
         return value
 

@@ -12,12 +12,12 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from audiences.behaviour import Segment
 from audiences.models import Contact
 from audiences.segments.compiler import validate_rules
 from esp.models import Workspace
+from esp.plurals import at_most_characters
 from esp.queue import enqueue_after_commit
 
 MAX_NAME = 120
@@ -43,9 +43,7 @@ def segment_save(
     if not name:
         errors["name"] = [_("A segment needs a name.")]
     elif len(name) > MAX_NAME:
-        errors["name"] = [
-            ngettext("At most %(max)d character.", "At most %(max)d characters.", MAX_NAME) % {"max": MAX_NAME}
-        ]
+        errors["name"] = [at_most_characters(MAX_NAME)]
     elif segments.filter(name__iexact=name).exclude(pk=segment.pk).exists():
         errors["name"] = [_("A segment with this name exists already.")]
     try:

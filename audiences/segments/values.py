@@ -56,6 +56,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from esp.plurals import at_most_characters
+
 MAX_TEXT = 500
 MAX_ITEMS = 500
 MAX_DAYS = 36_500
@@ -471,9 +473,7 @@ def _single(value_type: ValueType, value: Any, path: str, errors: RuleErrors, ch
         return None
     text = str(value).strip()
     if len(text) > MAX_TEXT:
-        errors.add(
-            path, ngettext("At most %(max)d character.", "At most %(max)d characters.", MAX_TEXT) % {"max": MAX_TEXT}
-        )
+        errors.add(path, at_most_characters(MAX_TEXT))
         return None
     if value_type == ValueType.CHOICE and choices and text not in choices:
         errors.add(path, _("%(value)r is not one of: %(choices)s.") % {"value": text, "choices": ", ".join(choices)})

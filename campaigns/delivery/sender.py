@@ -82,8 +82,8 @@ OUTBOX = 0  # transport key of "no provider": the outbox
 # (The name carries the statement's shape: a session that prepared an older shape under the
 # old name, a pooled one say, is not handed the new parameters.)
 MARK_SENDING = "campaigns_message_mark_sending_v2"
-_MARK_SENDING_SQL = """
-PREPARE campaigns_message_mark_sending_v2
+_MARK_SENDING_SQL = f"""
+PREPARE {MARK_SENDING}
     (bigint, timestamptz, text, text[], text, timestamptz, bigint, timestamptz, text, integer) AS
 UPDATE campaigns_message SET
     state = CASE WHEN id = $1 THEN 'sending' ELSE 'sent' END,
@@ -97,7 +97,7 @@ UPDATE campaigns_message SET
     provider_message_id = CASE WHEN id = $7 THEN $9 ELSE provider_message_id END
 WHERE (id = $1 AND state = 'claimed' AND claimed_at = $6) OR (id = $7 AND state IN ('sending', 'in_doubt'))
 RETURNING id
-"""
+"""  # noqa: S608 — the name is the constant above; every value is a parameter
 
 
 def _prepare_statements() -> None:
@@ -360,7 +360,7 @@ class Sender:
         hand-over. False when the row is no longer this worker's claim."""
         pending, self.pending = self.pending, None
         rows = _execute_raw(
-            "EXECUTE campaigns_message_mark_sending_v2 (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"EXECUTE {MARK_SENDING} (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 message.pk,
                 timezone.now(),
