@@ -308,11 +308,17 @@ def start_workers(options: argparse.Namespace) -> list[subprocess.Popen[bytes]]:
 
 
 def outstanding(workspace: Workspace) -> bool:
+    """Whether the drain has work left. Polled every 0.2 s on the cores being measured, so it
+    must cost nothing: each probe is the first entry of one of the send log's partial indexes
+    (message_due, message_held), in their own order so that no plan but the index scan pays.
+    (Probing the workspace's rows in those states instead walked every sent row of the
+    workspace: ~70 µs of PostgreSQL CPU a message at 200,000 messages.) Rows of other
+    workspaces count too: the bench's workers drain them as well."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM campaigns_message WHERE workspace_id = %s "
-            "AND state IN ('queued', 'claimed', 'sending'))",
-            [workspace.pk],
+            "SELECT (SELECT id FROM campaigns_message WHERE state = 'queued' AND due_at <= now() "
+            "ORDER BY due_at, id LIMIT 1) IS NOT NULL OR (SELECT id FROM campaigns_message "
+            "WHERE state IN ('claimed', 'sending') ORDER BY claimed_at LIMIT 1) IS NOT NULL"
         )
         return bool(cursor.fetchone()[0])
 

@@ -81,7 +81,10 @@ OUTBOX = 0  # transport key of "no provider": the outbox
 # transaction-pooling PgBouncer, prepared statements do not survive.)
 # (The name carries the statement's shape: a session that prepared an older shape under the
 # old name, a pooled one say, is not handed the new parameters.)
-MARK_SENDING = "campaigns_message_mark_sending_v2"
+# The rows are reached by primary key (`id = ANY`): with the two ORed conditions alone, the
+# generic plan took the claim's rows from message_held by claimed_at — the whole batch,
+# ~30 heap pages, for each message — and filtered two of them out.
+MARK_SENDING = "campaigns_message_mark_sending_v3"
 _MARK_SENDING_SQL = f"""
 PREPARE {MARK_SENDING}
     (bigint, timestamptz, text, text[], text, timestamptz, bigint, timestamptz, text, integer) AS
@@ -95,7 +98,8 @@ UPDATE campaigns_message SET
     template_version = CASE WHEN id = $1 THEN $10 ELSE template_version END,
     sent_at = CASE WHEN id = $7 THEN $8 ELSE sent_at END,
     provider_message_id = CASE WHEN id = $7 THEN $9 ELSE provider_message_id END
-WHERE (id = $1 AND state = 'claimed' AND claimed_at = $6) OR (id = $7 AND state IN ('sending', 'in_doubt'))
+WHERE id = ANY(ARRAY[$1, $7])
+    AND ((id = $1 AND state = 'claimed' AND claimed_at = $6) OR (id = $7 AND state IN ('sending', 'in_doubt')))
 RETURNING id
 """  # noqa: S608 — the name is the constant above; every value is a parameter
 
