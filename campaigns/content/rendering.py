@@ -300,8 +300,6 @@ def _parts(*, subject: str, preheader: str, html: str, text_body: str) -> _Parts
 
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_LINE_SPACE = re.compile(r"[ \t]*\n[ \t]*")
-_BLANK_LINES = re.compile(r"\n{3,}")
 _NO_LINK = re.compile(r" \(#[^)\s]*\)")
 
 
@@ -313,8 +311,20 @@ def _tidy_text(text: str) -> str:
         text = _BR.sub("\n", text)
     if " (#" in text:
         text = _NO_LINK.sub("", text)
-    text = _LINE_SPACE.sub("\n", text)
-    return _BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text
+    # re.sub(r"[ \t]*\n[ \t]*", "\n") and then re.sub(r"\n{3,}", "\n\n"), with str methods:
+    # the regular expressions cost ~15 µs an email, these ~3 (tests/campaigns/test_render_plan.py
+    # checks that both give the same text).
+    lines = text.split("\n")
+    last = len(lines) - 1
+    if last:
+        lines[0] = lines[0].rstrip(" \t")
+        for index in range(1, last):
+            lines[index] = lines[index].strip(" \t")
+        lines[last] = lines[last].lstrip(" \t")
+        text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
 
 
 def _compiled_html(template: EmailTemplate) -> str:

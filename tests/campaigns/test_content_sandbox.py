@@ -147,6 +147,13 @@ def test_syntax_errors_name_their_line() -> None:
     assert "endfor" in caught.value.message
 
 
+def test_a_tag_the_parser_trips_on_is_a_template_problem_not_a_crash() -> None:
+    # Django's parser raises StopIteration on a translated literal with a filter in {% with %}.
+    with pytest.raises(TemplateProblem) as caught:
+        render_string('first\n{% with _("a")|upper as v %}{{ v }}{% endwith %}', {})
+    assert "cannot be read" in caught.value.message
+
+
 def test_lazy_values_are_computed_only_when_used() -> None:
     calls = []
 
