@@ -44,6 +44,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench_email import MJML, PRODUCTS, SUBJECT  # noqa: E402  (bench/ is on sys.path)
+
 from campaigns.content import rendering  # noqa: E402
 from campaigns.content.rendering import email_context, render_parts, template_compile  # noqa: E402
 from campaigns.content.sandbox import freeze, render_budget, render_compiled  # noqa: E402
@@ -51,38 +53,6 @@ from campaigns.content.selectors import DEFAULT_LAYOUT  # noqa: E402
 from campaigns.models import MessageClass  # noqa: E402
 from esp.models import Workspace  # noqa: E402
 
-# bench/send.py's template and event (that module seeds a database when imported).
-MJML = """<mjml>
-<mj-head><mj-preview>{{ contact.first_name|default:"Friend" }}, picked for you in
-  {{ contact.city|default:"your city" }}</mj-preview></mj-head>
-<mj-body>
-  <mj-section><mj-column>
-    <mj-text font-size="20px">Hello {{ contact.first_name|default:"there" }}!</mj-text>
-    <mj-text>Thank you for being with us since {{ contact.created_at|date:"F Y" }}. Your customer number is
-      {{ contact.external_id }}. Here is what we picked for you this week{% if contact.city %}, with free delivery
-      to {{ contact.city }}{% endif %}:</mj-text>
-    <mj-table>
-      {% for product in event.products %}<tr>
-        <td><a href="{{ product.url }}"><img src="{{ product.image_url }}" width="64" alt="{{ product.name }}"></a></td>
-        <td><a href="{{ product.url }}">{{ product.name }}</a><br>{{ product.category }}</td>
-        <td style="text-align:right">{{ product.price|floatformat:2 }} EUR</td>
-      </tr>{% endfor %}
-    </mj-table>
-    <mj-text>Use the code <b>WEEK-{{ contact.external_id }}</b> for 10 % off your next order, valid for seven days.
-      Questions? Reply to this email or visit <a href="https://shop.example/help">our help center</a>.</mj-text>
-    <mj-button href="https://shop.example/new">See what is new</mj-button>
-  </mj-column></mj-section>
-</mj-body></mjml>"""
-SUBJECT = "{{ contact.first_name|default:'Hello' }}, this week's picks"
-
-PRODUCTS = [
-    {"product_id": f"sku-{n}", "name": name, "price": price, "category": category,
-     "url": f"https://shop.example/p/sku-{n}", "image_url": f"https://cdn.shop.example/p/sku-{n}.jpg"}
-    for n, (name, price, category) in enumerate(
-        [("Trail Running Shoe", 89.9, "Shoes"), ("Rain Jacket", 129.0, "Outerwear"),
-         ("Merino Socks", 14.5, "Accessories")]
-    )
-]  # fmt: skip
 FIRST_NAMES = ["Anna", "Ben", "Chloé", "Дмитрий", ""]
 CITIES = ["Berlin", "Paris", "", "Москва"]
 

@@ -63,6 +63,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench_email import MJML, PRODUCTS, SUBJECT  # noqa: E402  (bench/ is on sys.path)
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
@@ -75,37 +76,6 @@ from campaigns.models import (  # noqa: E402
     Provider,
 )
 from esp.models import Workspace  # noqa: E402
-
-MJML = """<mjml>
-<mj-head><mj-preview>{{ contact.first_name|default:"Friend" }}, picked for you in
-  {{ contact.city|default:"your city" }}</mj-preview></mj-head>
-<mj-body>
-  <mj-section><mj-column>
-    <mj-text font-size="20px">Hello {{ contact.first_name|default:"there" }}!</mj-text>
-    <mj-text>Thank you for being with us since {{ contact.created_at|date:"F Y" }}. Your customer number is
-      {{ contact.external_id }}. Here is what we picked for you this week{% if contact.city %}, with free delivery
-      to {{ contact.city }}{% endif %}:</mj-text>
-    <mj-table>
-      {% for product in event.products %}<tr>
-        <td><a href="{{ product.url }}"><img src="{{ product.image_url }}" width="64" alt="{{ product.name }}"></a></td>
-        <td><a href="{{ product.url }}">{{ product.name }}</a><br>{{ product.category }}</td>
-        <td style="text-align:right">{{ product.price|floatformat:2 }} EUR</td>
-      </tr>{% endfor %}
-    </mj-table>
-    <mj-text>Use the code <b>WEEK-{{ contact.external_id }}</b> for 10 % off your next order, valid for seven days.
-      Questions? Reply to this email or visit <a href="https://shop.example/help">our help center</a>.</mj-text>
-    <mj-button href="https://shop.example/new">See what is new</mj-button>
-  </mj-column></mj-section>
-</mj-body></mjml>"""
-
-PRODUCTS = [
-    {"product_id": f"sku-{n}", "name": name, "price": price, "category": category,
-     "url": f"https://shop.example/p/sku-{n}", "image_url": f"https://cdn.shop.example/p/sku-{n}.jpg"}
-    for n, (name, price, category) in enumerate(
-        [("Trail Running Shoe", 89.9, "Shoes"), ("Rain Jacket", 129.0, "Outerwear"),
-         ("Merino Socks", 14.5, "Accessories")]
-    )
-]  # fmt: skip
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -239,7 +209,7 @@ def seed(workspace: Workspace, count: int, sink_port: int) -> EmailTemplate:
     return EmailTemplate.objects.create(
         workspace=workspace,
         name="bench",
-        subject="{{ contact.first_name|default:'Hello' }}, this week's picks",
+        subject=SUBJECT,
         mjml=MJML,
     )
 

@@ -93,6 +93,28 @@ def unpack_problem(wanted: int, got: int) -> TemplateProblem:
     )
 
 
+def count_iteration(loop_dict: dict[str, Any], i: int, len_values: int) -> None:
+    """`forloop`'s counters for iteration i of len_values, as Django's ForNode sets them (the
+    plan's loop and sandbox.BudgetForNode, which renders loops under a tag left to Django)."""
+    loop_dict["counter0"] = i
+    loop_dict["counter"] = i + 1
+    loop_dict["revcounter"] = len_values - i
+    loop_dict["revcounter0"] = len_values - i - 1
+    loop_dict["first"] = i == 0
+    loop_dict["last"] = i == len_values - 1
+
+
+def unpacked(loopvars: tuple[str, ...], item: Any) -> dict[str, Any]:
+    """`{% for a, b in pairs %}`: the item's values by loop variable, as Django's ForNode unpacks them."""
+    try:
+        len_item = len(item)
+    except TypeError:
+        len_item = 1
+    if len(loopvars) != len_item:
+        raise unpack_problem(len(loopvars), len_item)
+    return dict(zip(loopvars, item, strict=True))
+
+
 def _run(block: Block, context: Context, out: list[str], budget: _Budget) -> None:
     step: Any = None
     try:
@@ -229,29 +251,16 @@ class _For(_Step):
         if self.is_reversed:
             values = reversed(values)
         loopvars = self.loopvars
-        num_loopvars = len(loopvars)
-        unpack = num_loopvars > 1
+        unpack = len(loopvars) > 1
         loopvar = self.loopvar
         body = self.body
         scope = context.dicts[-1]
         loop_dict = scope["forloop"] = {"parentloop": parentloop}
-        last = len_values - 1
         for i, item in enumerate(values):
             budget.tick()
-            loop_dict["counter0"] = i
-            loop_dict["counter"] = i + 1
-            loop_dict["revcounter"] = len_values - i
-            loop_dict["revcounter0"] = last - i
-            loop_dict["first"] = i == 0
-            loop_dict["last"] = i == last
+            count_iteration(loop_dict, i, len_values)
             if unpack:
-                try:
-                    len_item = len(item)
-                except TypeError:
-                    len_item = 1
-                if num_loopvars != len_item:
-                    raise unpack_problem(num_loopvars, len_item)
-                context.update(dict(zip(loopvars, item, strict=True)))
+                context.update(unpacked(loopvars, item))
             else:
                 scope[loopvar] = item
             start = len(out)

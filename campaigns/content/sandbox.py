@@ -67,7 +67,7 @@ from django.utils.translation import gettext as _
 
 from campaigns.content.errors import TemplateProblem
 from campaigns.content.plan import MISSING as _MISSING
-from campaigns.content.plan import Plan, build_plan, unpack_problem
+from campaigns.content.plan import Plan, build_plan, count_iteration, unpacked
 from campaigns.content.plan import lookup as _lookup
 
 MAX_SOURCE_CHARS = 300_000
@@ -177,26 +177,15 @@ class BudgetForNode(ForNode):
             if self.is_reversed:
                 values = reversed(values)
             parts: list[str] = []
-            num_loopvars = len(self.loopvars)
-            unpack = num_loopvars > 1
+            loopvars = tuple(self.loopvars)
+            unpack = len(loopvars) > 1
             loop_dict = context["forloop"] = {"parentloop": parentloop}
             for i, item in enumerate(values):
                 if budget is not None:
                     budget.tick()
-                loop_dict["counter0"] = i
-                loop_dict["counter"] = i + 1
-                loop_dict["revcounter"] = len_values - i
-                loop_dict["revcounter0"] = len_values - i - 1
-                loop_dict["first"] = i == 0
-                loop_dict["last"] = i == len_values - 1
+                count_iteration(loop_dict, i, len_values)
                 if unpack:
-                    try:
-                        len_item = len(item)
-                    except TypeError:
-                        len_item = 1
-                    if num_loopvars != len_item:
-                        raise unpack_problem(num_loopvars, len_item)
-                    context.update(dict(zip(self.loopvars, item, strict=True)))
+                    context.update(unpacked(loopvars, item))
                 else:
                     context[self.loopvars[0]] = item
                 produced = 0
