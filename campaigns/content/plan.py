@@ -115,6 +115,15 @@ def unpacked(loopvars: tuple[str, ...], item: Any) -> dict[str, Any]:
     return dict(zip(loopvars, item, strict=True))
 
 
+def loop_values(sequence: Any, context: Context) -> Any:
+    """What `{% for %}` iterates over, as Django's ForNode resolves it: nothing for a missing
+    value, a list for an iterable without a length."""
+    values = sequence.resolve(context, ignore_failures=True)
+    if values is None:
+        return []
+    return values if hasattr(values, "__len__") else list(values)
+
+
 def _run(block: Block, context: Context, out: list[str], budget: _Budget) -> None:
     step: Any = None
     try:
@@ -238,11 +247,7 @@ class _For(_Step):
                 parentloop = scope["forloop"]
                 break
         context.push()
-        values = self.sequence.resolve(context, ignore_failures=True)
-        if values is None:
-            values = []
-        if not hasattr(values, "__len__"):
-            values = list(values)
+        values = loop_values(self.sequence, context)
         len_values = len(values)
         if len_values < 1:
             _run(self.empty, context, out, budget)

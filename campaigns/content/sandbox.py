@@ -67,7 +67,7 @@ from django.utils.translation import gettext as _
 
 from campaigns.content.errors import TemplateProblem
 from campaigns.content.plan import MISSING as _MISSING
-from campaigns.content.plan import Plan, build_plan, count_iteration, unpacked
+from campaigns.content.plan import Plan, build_plan, count_iteration, loop_values, unpacked
 from campaigns.content.plan import lookup as _lookup
 
 MAX_SOURCE_CHARS = 300_000
@@ -166,11 +166,7 @@ class BudgetForNode(ForNode):
         nodelist_empty: Any = self.nodelist_empty
         parentloop = context["forloop"] if "forloop" in context else {}
         with context.push():
-            values = sequence.resolve(context, ignore_failures=True)
-            if values is None:
-                values = []
-            if not hasattr(values, "__len__"):
-                values = list(values)
+            values = loop_values(sequence, context)
             len_values = len(values)
             if len_values < 1:
                 return nodelist_empty.render(context)  # type: ignore[no-any-return]
