@@ -845,3 +845,46 @@ def test_quoted_printable_by_lines_is_byte_for_byte_binascii() -> None:
         assert quoted_printable(text) == expected  # from the remembered lines
     with_cr = b"line one\r\nline two  \r\n"
     assert quoted_printable(with_cr) == binascii.b2a_qp(with_cr, istext=True)
+
+
+@pytest.mark.django_db
+def test_after_a_dropped_connection_the_rest_of_the_batch_goes_over_a_new_one(
+    acme: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch is composed before the hand-overs begin (two phases): a connection closed after
+    an error in between is opened again for the next message, never written to once closed."""
+    from campaigns.delivery import sender as sender_module
+    from campaigns.providers.base import TransientSendError, Transport
+
+    opened: list[Transport] = []
+    delivered: list[str] = []
+
+    class Breaking(Transport):
+        def __init__(self) -> None:
+            self.closed = False
+            opened.append(self)
+
+        def close(self) -> None:
+            self.closed = True
+
+        def send(self, email: Any) -> str:
+            assert not self.closed, "written to after close"
+            if email.to[0] == "first@example.com" and len(opened) == 1:
+                raise TransientSendError("451 4.4.2 Connection dropped", code=451)
+            delivered.append(email.to[0])
+            return f"id-{len(delivered)}"
+
+    monkeypatch.setattr(sender_module, "transport_for", lambda provider, workspace_id=None: Breaking())
+    people = [contact(acme, f"{name}@example.com") for name in ("first", "second", "third")]
+    enqueue(acme, "broadcast:81", people, template(acme))
+
+    messages_send_due()
+
+    assert len(opened) == 2 and opened[0].closed
+    assert sorted(delivered) == ["second@example.com", "third@example.com"]
+    states = {m.to_email: (m.state, m.attempts) for m in Message.objects.filter(source="broadcast:81")}
+    assert states == {
+        "first@example.com": ("queued", 1),  # a refusal with a reply code: retried later
+        "second@example.com": ("sent", 0),
+        "third@example.com": ("sent", 0),
+    }
