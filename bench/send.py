@@ -445,6 +445,8 @@ def main() -> int:
         "--steps", action="store_true", help="with --in-process: print the CPU time of each step of the sender"
     )
     options = parser.parse_args()
+    if (options.profile or options.steps) and not options.in_process:
+        parser.error("--profile and --steps measure the drain in this process: add --in-process")
 
     from django.core.management import call_command
 

@@ -31,6 +31,7 @@ the error path.
 from __future__ import annotations
 
 import html
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -149,7 +150,7 @@ def _annotate(error: Exception, node: Node, context: Context) -> None:
         culprit.template_debug = template.get_exception_info(error, culprit._culprit_node.token)
 
 
-class _Step:
+class _Step(ABC):
     """A node run by the plan; the block holds the bound `run` (its `__self__.node` names the
     node when an error needs its line)."""
 
@@ -158,8 +159,9 @@ class _Step:
     def __init__(self, node: Node) -> None:
         self.node = node
 
+    @abstractmethod
     def run(self, context: Context, out: list[str], budget: _Budget) -> None:
-        raise NotImplementedError
+        """Append what the node renders to `out`."""
 
 
 class _Variable(_Step):
