@@ -50,6 +50,7 @@ from esp.models import Workspace
 __all__ = [
     "Composed",
     "PermanentSendError",
+    "PreparedEmail",
     "TemplateProblem",
     "TransientSendError",
     "Transport",

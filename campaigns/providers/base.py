@@ -93,9 +93,12 @@ class Transport:
         """Hand one message over and return the provider's message id."""
         raise NotImplementedError
 
-    def send_prepared(self, prepared: PreparedEmail) -> str:
+    def send_prepared(self, prepared: PreparedEmail, following: PreparedEmail | None = None) -> str:
         """Hand over a message of the send loop. Transports that can take the message's parts
-        or bytes as they are override this; the others get Django's EmailMessage."""
+        or bytes as they are override this; the others get Django's EmailMessage. `following`
+        is the message the send loop will hand over next through this transport: a transport
+        may get it under way (SMTP sends its envelope along), never deliver it before its own
+        call."""
         return self.send(prepared.email())
 
     def close(self) -> None:

@@ -46,7 +46,7 @@ class OutboxTransport(Transport):
                 email.extra_headers.pop(WORKSPACE_HEADER, None)
         return message_id
 
-    def send_prepared(self, prepared: PreparedEmail) -> str:
+    def send_prepared(self, prepared: PreparedEmail, following: PreparedEmail | None = None) -> str:
         """The row OutboxBackend would store for prepared.email(), made from the parts."""
         recipients = prepared.recipients()
         if not recipients:

@@ -116,6 +116,27 @@ def smtp() -> Iterator[SmtpServer]:
         controller.stop()
 
 
+class _PipeliningHandler(_Handler):
+    """Also offers PIPELINING (RFC 2920), as production MTAs do."""
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+@pytest.fixture
+def pipelining_smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(port=_free_port())
+    controller = Controller(_PipeliningHandler(server), hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
 @pytest.fixture
 def shop(acme: Workspace) -> Workspace:
     acme.name = "Ромашка"
@@ -887,4 +908,47 @@ def test_after_a_dropped_connection_the_rest_of_the_batch_goes_over_a_new_one(
         "first@example.com": ("queued", 1),  # a refusal with a reply code: retried later
         "second@example.com": ("sent", 0),
         "third@example.com": ("sent", 0),
+    }
+
+
+@pytest.mark.django_db
+def test_a_message_taken_back_after_its_envelope_went_ahead_is_never_delivered(
+    shop: Workspace, pipelining_smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message's envelope travels with the previous message's data. If the next row is no
+    longer this worker's when its turn comes (recovery took it back, another worker claimed
+    it), its data never goes: the server, left waiting for it, loses the connection."""
+    from campaigns.providers.smtp import SmtpTransport
+
+    provider_create(
+        workspace=shop,
+        name="Pipelining relay",
+        kind="smtp",
+        credentials={"host": "127.0.0.1", "port": pipelining_smtp.port, "use_tls": False, "timeout": 5},
+        is_default=True,
+    )
+    people = [contact(shop, f"{name}@example.com") for name in ("first", "second", "third")]
+    enqueue(shop, "broadcast:82", people, template(shop))
+    second = message_of("broadcast:82", people[1])
+    other_worker = timezone.now() + dt.timedelta(minutes=5)
+    announced: list[list[str]] = []
+    send_prepared = SmtpTransport.send_prepared
+
+    def send_then_lose_the_next(self: SmtpTransport, prepared: Any, following: Any = None) -> str:
+        announced.append(following.to if following is not None else [])
+        sent = send_prepared(self, prepared, following)
+        if prepared.to == ["first@example.com"]:
+            Message.objects.filter(pk=second.pk).update(claimed_at=other_worker)
+        return sent
+
+    monkeypatch.setattr(SmtpTransport, "send_prepared", send_then_lose_the_next)
+    messages_send_due()
+
+    assert announced[0] == ["second@example.com"]  # its envelope went ahead with the first's data
+    assert [r.rcpt_tos for r in pipelining_smtp.received] == [["first@example.com"], ["third@example.com"]]
+    states = {m.to_email or m.contact.email: m.state for m in Message.objects.filter(source="broadcast:82")}
+    assert states == {
+        "first@example.com": MessageState.SENT,
+        "second@example.com": MessageState.CLAIMED,  # the other worker's, untouched
+        "third@example.com": MessageState.SENT,
     }

@@ -429,6 +429,118 @@ def test_a_pipelined_drop_during_the_data_is_transient_and_not_resent(pipelining
     assert pipelining_sink.handler.data_attempts == 1
 
 
+# --- the next message's envelope ahead, with this one's data (one round trip a message) ------
+
+
+def test_the_next_envelope_travels_with_the_data(pipelining_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second, third = (prepared(to=f"{name}@example.com") for name in ("anna", "ben", "cleo"))
+    transport = SmtpTransport(pipelining_sink.credentials())
+    writes = writes_of(transport, monkeypatch)
+    transport.send_prepared(first, second)
+    transport.send_prepared(second, third)
+    transport.send_prepared(third)
+    transport.close()
+
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [
+        ["anna@example.com"],
+        ["ben@example.com"],
+        ["cleo@example.com"],
+    ]
+    assert pipelining_sink.handler.connections == 1
+    envelopes = [w for w in writes if b"rcpt TO:" in w]
+    # The first envelope alone; each later one at the end of the write that ends the previous
+    # message's data; the last data alone.
+    assert envelopes[0].startswith(b"mail FROM:<news@acme.example>")
+    assert envelopes[1].endswith(
+        b"\r\n.\r\nmail FROM:<news@acme.example> size=%d\r\nrcpt TO:<ben@example.com>\r\ndata\r\n"
+        % len(second.as_bytes())
+    )
+    assert envelopes[2].endswith(b"rcpt TO:<cleo@example.com>\r\ndata\r\n")
+    # EHLO, the first envelope, three data writes, QUIT: one write (and one round trip) a message.
+    assert len(writes) == 6 and writes[-2].endswith(b"\r\n.\r\n") and writes[-1] == b"quit\r\n"
+
+
+def test_a_message_whose_envelope_went_ahead_is_not_delivered_without_its_own_send(
+    pipelining_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send loop names the next message, then does not hand it over (its row was taken
+    back by recovery, or the batch ran out of time): the server was left waiting for its data,
+    so the connection is dropped, which abandons it."""
+    transport = SmtpTransport(pipelining_sink.credentials())
+    first_connection = writes_of(transport, monkeypatch)
+    transport.send_prepared(prepared(to="anna@example.com"), prepared(to="skipped@example.com"))
+    transport.send_prepared(prepared(to="cleo@example.com"))  # not the one announced
+    transport.send_prepared(prepared(to="dan@example.com"), prepared(to="never@example.com"))
+    transport.close()  # with an envelope ahead: no QUIT, which the server would take for data
+
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [
+        ["anna@example.com"],
+        ["cleo@example.com"],
+        ["dan@example.com"],
+    ]
+    assert pipelining_sink.handler.connections == 2
+    assert pipelining_sink.handler.data_attempts == 3
+    # Nothing more on the connection that waits for the skipped message's data (not even QUIT,
+    # which it would take for data): it was dropped at once.
+    assert first_connection[-1].endswith(b"rcpt TO:<skipped@example.com>\r\ndata\r\n")
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [("550 5.1.1 No such user here", PermanentSendError), ("451 4.3.0 Try later", TransientSendError)],
+)
+def test_a_refused_envelope_ahead_fails_its_own_send_only(
+    reply: str, error: type[Exception], pipelining_sink: SmtpSink
+) -> None:
+    pipelining_sink.handler.rcpt_replies["gone@example.com"] = reply
+    gone = prepared(to="gone@example.com")
+    with SmtpTransport(pipelining_sink.credentials()) as transport:
+        transport.send_prepared(prepared(to="anna@example.com"), gone)
+        with pytest.raises(error) as refused:
+            transport.send_prepared(gone, prepared(to="ben@example.com"))
+        transport.send_prepared(prepared(to="ben@example.com"))
+
+    assert refused.value.code == int(reply[:3])  # type: ignore[attr-defined]
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [["anna@example.com"], ["ben@example.com"]]
+    assert pipelining_sink.handler.connections == 1
+
+
+def test_a_data_refusal_leaves_the_envelope_that_went_with_it_standing(pipelining_sink: SmtpSink) -> None:
+    pipelining_sink.handler.data_replies.append("554 5.6.0 Message content rejected")
+    following = prepared(to="ben@example.com")
+    with SmtpTransport(pipelining_sink.credentials()) as transport:
+        with pytest.raises(PermanentSendError) as refused:
+            transport.send_prepared(prepared(), following)
+        transport.send_prepared(following)
+
+    assert refused.value.code == 554
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [["ben@example.com"]]
+    assert pipelining_sink.handler.connections == 1
+
+
+def test_a_drop_during_the_data_keeps_the_message_in_doubt_and_the_next_starts_over(pipelining_sink: SmtpSink) -> None:
+    pipelining_sink.handler.drop_during_data = True
+    following = prepared(to="ben@example.com")
+    with SmtpTransport(pipelining_sink.credentials()) as transport:
+        with pytest.raises(TransientSendError) as failed:
+            transport.send_prepared(prepared(), following)
+        pipelining_sink.handler.drop_during_data = False
+        transport.send_prepared(following)
+
+    assert failed.value.code is None  # no reply: the sender keeps it in doubt
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [["ben@example.com"]]
+
+
+def test_a_server_without_pipelining_gets_each_envelope_in_turn(smtp_sink: SmtpSink) -> None:
+    following = prepared(to="ben@example.com")
+    with SmtpTransport(smtp_sink.credentials()) as transport:
+        transport.send_prepared(prepared(), following)
+        transport.send_prepared(following)
+
+    assert [r.rcpt_tos for r in smtp_sink.received] == [["anna@example.com"], ["ben@example.com"]]
+    assert smtp_sink.handler.connections == 1
+
+
 @pytest.mark.django_db
 def test_the_outbox_stores_a_prepared_message_as_it_stores_an_email(acme: Workspace) -> None:
     message = prepared(subject="Stored")
