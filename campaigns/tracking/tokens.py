@@ -1,8 +1,10 @@
 """Opaque tokens in the links of a sent message: one per message (open pixel, unsubscribe,
 preference center, view in browser) and one per tracked link (click redirect).
 
-A token is the message id (and link index) in base62 followed by a truncated HMAC-SHA256 of
-them, keyed by a key derived from SECRET_KEY with a purpose label. Nothing readable rides in
+A token is the message id (and link index) in base62 followed by a truncated keyed BLAKE2b
+MAC of them (a MAC by design, and half the cost of HMAC-SHA256 for the dozen tokens of every
+message sent), keyed by a key derived from SECRET_KEY with a purpose label. Tokens of mail sent
+before carry a truncated HMAC-SHA256 instead and still verify. Nothing readable rides in
 it — no JSON, no URL, no address — and a token made for one purpose does not verify for the
 other: a click token leaked through a Referer cannot unsubscribe anybody. Message ids are
 global, so the HMAC also binds the workspace: swapping the id of another workspace's message
@@ -42,6 +44,22 @@ def b62encode(number: int, width: int = 0) -> str:
     return text.rjust(max(width, 1), "0")
 
 
+_DIGITS_8 = 62**8
+_DIGITS_4 = 62**4
+
+
+def _b62_mac(number: int) -> str:
+    """b62encode(number, MAC_LENGTH) for a MAC (< 2**96 < 62**17), a third faster: two divisions
+    of the big number into 8-digit chunks, then small-number divisions only."""
+    high, low = divmod(number, _DIGITS_8)
+    top, middle = divmod(high, _DIGITS_8)
+    digits = [ALPHABET[top]]
+    for chunk in (middle, low):
+        left, right = divmod(chunk, _DIGITS_4)
+        digits += (_PAIRS[left // 3844], _PAIRS[left % 3844], _PAIRS[right // 3844], _PAIRS[right % 3844])
+    return "".join(digits)
+
+
 def b62decode(text: str) -> int | None:
     """The number, or None for an empty string, a foreign character or a leading zero (so each
     number has exactly one spelling and a token cannot be varied without changing its MAC)."""
@@ -56,12 +74,21 @@ def b62decode(text: str) -> int | None:
     return number
 
 
+def _key(secret: str, purpose: str) -> bytes:
+    return hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
+
+
 @lru_cache(maxsize=16)
-def _keyed(secret: str, purpose: str) -> hmac.HMAC:
-    # A key per purpose, derived once per secret, and the HMAC state after the key copied for
-    # each token (the send loop signs every link of every message).
-    key = hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
-    return hmac.new(key, digestmod=hashlib.sha256)
+def _keyed(secret: str, purpose: str) -> hashlib.blake2b:
+    # A key per purpose, derived once per secret, and the MAC's state after the key copied
+    # for each token (the send loop signs every link of every message).
+    return hashlib.blake2b(key=_key(secret, purpose), digest_size=MAC_BYTES)
+
+
+@lru_cache(maxsize=16)
+def _legacy_keyed(secret: str, purpose: str) -> hmac.HMAC:
+    # What signed the tokens of mail sent before the BLAKE2b MAC: they still verify.
+    return hmac.new(_key(secret, purpose), digestmod=hashlib.sha256)
 
 
 def _secrets() -> list[str]:
@@ -70,10 +97,10 @@ def _secrets() -> list[str]:
     return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
 
 
-def _mac_with(keyed: hmac.HMAC, payload: str) -> str:
+def _mac_with(keyed: hashlib.blake2b | hmac.HMAC, payload: str) -> str:
     signer = keyed.copy()
     signer.update(payload.encode())
-    return b62encode(int.from_bytes(signer.digest()[:MAC_BYTES], "big"), MAC_LENGTH)
+    return _b62_mac(int.from_bytes(signer.digest()[:MAC_BYTES], "big"))
 
 
 def _mac(secret: str, purpose: str, payload: str) -> str:
@@ -81,7 +108,11 @@ def _mac(secret: str, purpose: str, payload: str) -> str:
 
 
 def _verify(purpose: str, payload: str, mac: str) -> bool:
-    return any(hmac.compare_digest(_mac(secret, purpose, payload), mac) for secret in _secrets())
+    return any(
+        hmac.compare_digest(_mac_with(keyed(secret, purpose), payload), mac)
+        for secret in _secrets()
+        for keyed in (_keyed, _legacy_keyed)
+    )
 
 
 def message_token(message_id: int) -> str:

@@ -4,7 +4,10 @@ machine-open detection, compliance headers and the tenant boundary of tokens."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import ipaddress
+import random
 import time
 
 import pytest
@@ -98,6 +101,31 @@ def test_link_token_binds_message_and_index_and_purpose() -> None:
     assert tokens.read_message_token(token) is None
     assert read_link_token(message_token(42)) is None
     assert read_link_token("g-03" + mac) is None
+
+
+def test_the_macs_digits_are_base62_of_seventeen() -> None:
+    generator = random.Random(7)  # noqa: S311 - reproducible numbers, not secrets
+    numbers = [0, 1, 61, 62, 62**8 - 1, 62**8, 62**16, 2**96 - 1, *(generator.getrandbits(96) for _ in range(2000))]
+    for number in numbers:
+        assert tokens._b62_mac(number) == b62encode(number, tokens.MAC_LENGTH), number
+
+
+def test_tokens_signed_with_hmac_before_still_verify(settings: object) -> None:
+    """Mail sent before the BLAKE2b MAC carries HMAC-SHA256 tokens: their links keep working."""
+    secret = settings.SECRET_KEY  # type: ignore[attr-defined]
+
+    def hmac_token(payload: str, purpose: str) -> str:
+        key = hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
+        digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()[: tokens.MAC_BYTES]
+        return payload + b62encode(int.from_bytes(digest, "big"), tokens.MAC_LENGTH)
+
+    old_message = hmac_token(b62encode(77), tokens.MESSAGE_PURPOSE)
+    old_link = hmac_token(f"{b62encode(77)}-5", tokens.LINK_PURPOSE)
+    assert old_message != message_token(77) and old_link != link_token(77, 5)
+    assert tokens.read_message_token(old_message) == 77
+    assert read_link_token(old_link) == (77, 5)
+    # Each under its own purpose only.
+    assert read_link_token(hmac_token(f"{b62encode(77)}-5", tokens.MESSAGE_PURPOSE)) is None
 
 
 def test_old_secret_still_verifies_after_rotation(settings: object) -> None:
