@@ -31,7 +31,13 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import SafeMIMEMultipart, forbid_multi_line_headers
 
 from campaigns.content.errors import TemplateProblem
-from campaigns.content.rendering import contact_as_dict, email_context, render_email, template_version_snapshot
+from campaigns.content.rendering import (
+    RenderedEmail,
+    contact_as_dict,
+    email_context,
+    render_email,
+    template_version_snapshot,
+)
 from campaigns.models import DeliverySettings, EmailTemplate, Message, SenderIdentity
 from campaigns.providers.base import (
     PermanentSendError,
@@ -51,6 +57,7 @@ __all__ = [
     "Composed",
     "PermanentSendError",
     "PreparedEmail",
+    "Rendered",
     "TemplateProblem",
     "TransientSendError",
     "Transport",
@@ -58,8 +65,10 @@ __all__ = [
     "contact_as_dict",
     "default_provider",
     "rate_limit_wait",
+    "render",
     "template_version_snapshot",
     "transport_for",
+    "wrap",
 ]
 
 
@@ -329,6 +338,51 @@ class Composed:
         return self.prepared.email()
 
 
+@dataclass
+class Rendered:
+    """A message's email rendered for its recipient, before tracking and wrapping."""
+
+    email: RenderedEmail
+    token: str
+    urls: dict[str, str]
+
+
+def render(
+    message: Message, *, workspace: Workspace, template: EmailTemplate, contact: dict[str, Any], event: dict[str, Any]
+) -> Rendered:
+    """The message's email rendered for its recipient. Raises TemplateProblem when the
+    template cannot be rendered for this recipient."""
+    token = message_token(message.pk)
+    urls = message_urls(message, token)
+    context = email_context(workspace=workspace, contact=contact, event=event, urls=urls)
+    return Rendered(render_email(template, context), token, urls)
+
+
+def wrap(
+    message: Message,
+    rendered: Rendered,
+    *,
+    workspace: Workspace,
+    delivery_settings: DeliverySettings,
+    sender: SenderIdentity | None,
+    to_email: str,
+) -> Composed:
+    """The rendered email tracked and wrapped for the hand-over (its MIME bytes are written
+    when a transport asks: PreparedEmail.as_bytes)."""
+    email = rendered.email
+    html, links = track_html(email.html, message=message, settings=delivery_settings, token=rendered.token)
+    prepared = _Prepared(
+        from_email=sender_from_header(sender, workspace),
+        to=to_email,
+        reply_to=sender.reply_to if sender is not None else "",
+        subject=email.subject,
+        text=email.text,
+        html=html,
+        headers=compliance_headers(message, rendered.urls),
+    )
+    return Composed(prepared, email.subject, links)
+
+
 def compose(
     message: Message,
     *,
@@ -340,21 +394,9 @@ def compose(
     sender: SenderIdentity | None,
     to_email: str,
 ) -> Composed:
-    """Render, track and wrap one message (its MIME bytes are written when a transport asks:
-    PreparedEmail.as_bytes). Raises TemplateProblem when the template cannot be rendered for
-    this recipient; does no database writes."""
-    token = message_token(message.pk)
-    urls = message_urls(message, token)
-    context = email_context(workspace=workspace, contact=contact, event=event, urls=urls)
-    rendered = render_email(template, context)
-    html, links = track_html(rendered.html, message=message, settings=delivery_settings, token=token)
-    prepared = _Prepared(
-        from_email=sender_from_header(sender, workspace),
-        to=to_email,
-        reply_to=sender.reply_to if sender is not None else "",
-        subject=rendered.subject,
-        text=rendered.text,
-        html=html,
-        headers=compliance_headers(message, urls),
+    """Render, track and wrap one message (`render`, then `wrap`). Raises TemplateProblem when
+    the template cannot be rendered for this recipient; does no database writes."""
+    rendered = render(message, workspace=workspace, template=template, contact=contact, event=event)
+    return wrap(
+        message, rendered, workspace=workspace, delivery_settings=delivery_settings, sender=sender, to_email=to_email
     )
-    return Composed(prepared, rendered.subject, links)

@@ -952,3 +952,13 @@ def test_a_message_taken_back_after_its_envelope_went_ahead_is_never_delivered(
         "second@example.com": MessageState.CLAIMED,  # the other worker's, untouched
         "third@example.com": MessageState.SENT,
     }
+
+
+@pytest.mark.django_db
+def test_the_links_array_literal_gives_back_every_url_as_it_was() -> None:
+    from campaigns.delivery.sender import _text_array
+
+    values = ['https://x.test/a?b="c"', "back\\slash\\", "comma,{brace} space", "", "Ünïcode ✓", "NULL", "'"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[], %s::text[]", [_text_array(values), _text_array([])])
+        assert cursor.fetchone() == (values, [])
