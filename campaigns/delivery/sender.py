@@ -15,14 +15,15 @@ holds at most one row in `sending` at a time: a crash leaves at most one message
 process.
 
 Cost per message, for throughput: the batch is claimed, checked and loaded in a handful of
-queries; its messages are all composed first (rendered, tracked, written), then handed over
-one by one, so the composing runs with warm CPU caches. Each message costs one UPDATE (the
-previous message's `sent` and this one's `sending`, with the template version it was rendered
-with, in one statement, committed before the hand-over; a version's snapshot is written once
-per process, not per message) plus the provider's own round trips over a connection opened
-once per drain (one for SMTP with PIPELINING: the next message's envelope travels with this
-one's data; its data only after its own `sending` is committed). The message is rendered and written (its MIME
-bytes, for SMTP) before its row is marked `sending`, so a message that cannot be written fails
+queries; its messages then go through passes — all rendered, all tracked and wrapped, all
+written — so each kind of work runs with warm CPU caches, and then they are handed over one by
+one. Each message costs one UPDATE (the previous message's `sent` and this one's `sending`,
+with the template version it was rendered with, in one statement, committed before the
+hand-over; a version's snapshot is written once per process, not per message) plus the
+provider's own round trips over a connection opened once per drain (one for SMTP with
+PIPELINING: the next message's envelope travels with this one's data, its data only after its
+own `sending` is committed). The message is rendered and written (its MIME bytes, for SMTP)
+before its row is marked `sending`, so a message that cannot be written fails
 instead of ending in doubt.
 """
 
@@ -313,6 +314,7 @@ class Sender:
         else:
             contact = contact_as_dict(message.contact) if message.contact is not None else {}
         event = data.get("event") or {}
+        rendered = None
         with self._failing_on_error(batch, message, "rendering"):
             rendered = render(
                 message,
@@ -321,12 +323,12 @@ class Sender:
                 contact=contact,
                 event=event if isinstance(event, dict) else {},
             )
-            # What "view in browser" will show: a lookup in this process but for a version's
-            # first message, whose snapshot is written (committed) before any message names it.
-            return _Ready(
-                message, rendered, checks.recipient(message), template_version_snapshot(template), provider, sender
-            )
-        return None
+        if rendered is None:
+            return None
+        # What "view in browser" will show: a lookup in this process but for a version's first
+        # message, whose snapshot is written (committed) before any message names it.
+        template_version = template_version_snapshot(template)
+        return _Ready(message, rendered, checks.recipient(message), template_version, provider, sender)
 
     def _wrap(self, batch: _Batch, ready: _Ready) -> bool:
         """The rendered message tracked and wrapped; False when it was settled instead."""
@@ -531,9 +533,8 @@ def _maybe_delivered(error: TransientSendError) -> bool:
     retry; a failure without one is the connection's, and a connection that broke during the
     hand-over (SMTP DATA, an HTTP request without an answer) may have delivered. A transport
     that knows better says so with `maybe_delivered`."""
-    known = getattr(error, "maybe_delivered", None)
-    if known is not None:
-        return bool(known)
+    if error.maybe_delivered is not None:
+        return error.maybe_delivered
     return error.code is None
 
 

@@ -27,6 +27,9 @@ class SendError(Exception):
     """A message the provider did not take. `code` is the SMTP reply code or HTTP status."""
 
     transient: bool = False
+    # Whether the provider may have taken the message although this was raised; None: not
+    # known, judged by the sender from `code` (campaigns.delivery.sender._maybe_delivered).
+    maybe_delivered: bool | None = None
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
         message = message.strip() or self.__class__.__name__

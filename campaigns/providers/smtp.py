@@ -132,7 +132,9 @@ class SmtpTransport(Transport):
             self.backend.open()
         except (smtplib.SMTPException, OSError) as error:
             self.backend.close()
-            raise classify_smtp_error(error) from error
+            failure = classify_smtp_error(error)
+            failure.maybe_delivered = False  # nothing goes over a connection that did not open
+            raise failure from error
 
     def close(self) -> None:
         if self._ahead is not None:

@@ -485,6 +485,23 @@ def test_a_message_whose_envelope_went_ahead_is_not_delivered_without_its_own_se
     assert first_connection[-1].endswith(b"rcpt TO:<skipped@example.com>\r\ndata\r\n")
 
 
+def test_a_server_gone_when_a_new_connection_is_needed_took_nothing(pipelining_sink: SmtpSink) -> None:
+    """The envelope that went ahead is abandoned with its connection; the server is down when
+    the next message needs a new one: that message was handed over to nobody (not in doubt)."""
+    transport = SmtpTransport(pipelining_sink.credentials())
+    transport.send_prepared(prepared(to="anna@example.com"), prepared(to="skipped@example.com"))
+    pipelining_sink.stop()
+    try:
+        with pytest.raises(TransientSendError) as failed:
+            transport.send_prepared(prepared(to="cleo@example.com"))
+    finally:
+        pipelining_sink.controller = pipelining_sink._controller()
+        pipelining_sink.start()
+
+    assert failed.value.code is None and failed.value.maybe_delivered is False
+    assert [r.rcpt_tos for r in pipelining_sink.received] == [["anna@example.com"]]
+
+
 @pytest.mark.parametrize(
     ("reply", "error"),
     [("550 5.1.1 No such user here", PermanentSendError), ("451 4.3.0 Try later", TransientSendError)],
