@@ -82,6 +82,10 @@ SENDING_TIMEOUT = dt.timedelta(minutes=5)
 RETRY_BACKOFF = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=15), dt.timedelta(hours=1))
 MAX_ATTEMPTS = 5
 OUTBOX = 0  # transport key of "no provider": the outbox
+# How long a drain reuses the workspaces, delivery settings, templates, senders and providers
+# it loaded for a batch: an edit reaches a running drain within this long (a drain lasts at
+# most a minute; the next one loads them afresh).
+LOOKUPS_FRESH_SECONDS = 5.0
 
 
 # The one statement each message costs, prepared once per database session: planning it took
@@ -173,9 +177,10 @@ class _Ready:
 
 
 @dataclass
-class _Batch:
-    token: dt.datetime
-    started: float
+class _Lookups:
+    """The rows a batch needs besides its messages, by id (and the defaults by workspace)."""
+
+    loaded: float  # time.monotonic()
     workspaces: dict[int, Workspace] = field(default_factory=dict)
     settings: dict[int, DeliverySettings] = field(default_factory=dict)
     templates: dict[int, EmailTemplate] = field(default_factory=dict)
@@ -183,6 +188,25 @@ class _Batch:
     default_senders: dict[int, SenderIdentity] = field(default_factory=dict)
     providers: dict[int, Provider] = field(default_factory=dict)
     default_providers: dict[int, Provider | None] = field(default_factory=dict)
+
+    def serve(self, messages: list[Message]) -> bool:
+        """Whether these are fresh and hold every row the messages name."""
+        if time.monotonic() - self.loaded > LOOKUPS_FRESH_SECONDS:
+            return False
+        return all(
+            m.workspace_id in self.workspaces
+            and (not m.template_id or m.template_id in self.templates)
+            and (not m.sender_id or m.sender_id in self.senders)
+            and (not m.provider_id or m.provider_id in self.providers)
+            for m in messages
+        )
+
+
+@dataclass
+class _Batch:
+    token: dt.datetime
+    started: float
+    known: _Lookups = field(init=False)
     # Providers whose connection could not be opened in this batch: their other messages wait.
     unreachable: dict[int, Exception] = field(default_factory=dict)
 
@@ -194,6 +218,7 @@ class Sender:
     def __init__(self) -> None:
         self.transports: dict[tuple[int, Any], Transport] = {}
         self.pending: _Pending | None = None
+        self.known: _Lookups | None = None
         self.counts: dict[str, int] = {}
 
     # --- provider connections -----------------------------------------------------------
@@ -248,7 +273,9 @@ class Sender:
             _prepare_statements()
             self._load(batch, messages)
             now = timezone.now()
-            verdicts = checks.evaluate(messages, workspaces=batch.workspaces, settings=batch.settings, now=now)
+            verdicts = checks.evaluate(
+                messages, workspaces=batch.known.workspaces, settings=batch.known.settings, now=now
+            )
             checks.apply(verdicts, token=token)
             for _, state, _ in verdicts.settled:
                 self.count(state)
@@ -275,39 +302,29 @@ class Sender:
             _release(ids, token)
 
     def _load(self, batch: _Batch, messages: list[Message]) -> None:
-        workspace_ids = {m.workspace_id for m in messages}
-        batch.workspaces = Workspace.objects.in_bulk(workspace_ids)
-        batch.settings = {s.workspace_id: s for s in DeliverySettings.objects.filter(workspace_id__in=workspace_ids)}
-        for workspace_id in workspace_ids:
-            batch.settings.setdefault(workspace_id, DeliverySettings(workspace_id=workspace_id))
-        batch.templates = EmailTemplate.objects.in_bulk({m.template_id for m in messages if m.template_id})
-        sender_ids = {m.sender_id for m in messages if m.sender_id}
-        for sender in SenderIdentity.objects.filter(
-            Q(pk__in=sender_ids) | Q(workspace_id__in=workspace_ids, is_default=True)
-        ):
-            batch.senders[sender.pk] = sender
-            if sender.is_default:
-                batch.default_senders[sender.workspace_id] = sender
-        batch.providers = Provider.objects.in_bulk({m.provider_id for m in messages if m.provider_id})
-        for workspace_id in workspace_ids:
-            batch.default_providers[workspace_id] = default_provider(batch.workspaces[workspace_id])
+        """The batch's lookups: those of the drain's last batch while they are fresh and hold
+        what these messages name (a broadcast's batches all name the same few rows: six
+        queries a batch saved), else loaded now."""
+        if self.known is None or not self.known.serve(messages):
+            self.known = _lookups_load(messages)
+        batch.known = self.known
 
     def _render(self, batch: _Batch, message: Message) -> _Ready | None:
         """The message rendered for its recipient; None when it was settled instead (render
         error, template gone)."""
-        workspace = batch.workspaces[message.workspace_id]
-        template = batch.templates.get(message.template_id) if message.template_id else None
+        workspace = batch.known.workspaces[message.workspace_id]
+        template = batch.known.templates.get(message.template_id) if message.template_id else None
         if template is None or template.workspace_id != message.workspace_id:
             self._settle_claimed(
                 batch, message, MessageState.FAILED, SkipReason.RENDER_ERROR, "The template was deleted."
             )
             return None
-        sender = batch.senders.get(message.sender_id) if message.sender_id else None
+        sender = batch.known.senders.get(message.sender_id) if message.sender_id else None
         if sender is None or sender.workspace_id != message.workspace_id:
-            sender = batch.default_senders.get(message.workspace_id)
-        provider = batch.providers.get(message.provider_id) if message.provider_id else None
+            sender = batch.known.default_senders.get(message.workspace_id)
+        provider = batch.known.providers.get(message.provider_id) if message.provider_id else None
         if provider is None or provider.workspace_id != message.workspace_id:
-            provider = batch.default_providers.get(message.workspace_id)
+            provider = batch.known.default_providers.get(message.workspace_id)
         data = message.data if isinstance(message.data, dict) else {}
         if checks.is_test(message):
             contact = data.get("contact") or {}
@@ -337,8 +354,8 @@ class Sender:
             ready.composed = wrap(
                 message,
                 ready.rendered,
-                workspace=batch.workspaces[message.workspace_id],
-                delivery_settings=batch.settings[message.workspace_id],
+                workspace=batch.known.workspaces[message.workspace_id],
+                delivery_settings=batch.known.settings[message.workspace_id],
                 sender=ready.sender,
                 to_email=ready.to_email,
             )
@@ -494,6 +511,27 @@ class Sender:
             state=state, reason=reason, error=error
         )
         self.count(state)
+
+
+def _lookups_load(messages: list[Message]) -> _Lookups:
+    known = _Lookups(loaded=time.monotonic())
+    workspace_ids = {m.workspace_id for m in messages}
+    known.workspaces = Workspace.objects.in_bulk(workspace_ids)
+    known.settings = {s.workspace_id: s for s in DeliverySettings.objects.filter(workspace_id__in=workspace_ids)}
+    for workspace_id in workspace_ids:
+        known.settings.setdefault(workspace_id, DeliverySettings(workspace_id=workspace_id))
+    known.templates = EmailTemplate.objects.in_bulk({m.template_id for m in messages if m.template_id})
+    sender_ids = {m.sender_id for m in messages if m.sender_id}
+    for sender in SenderIdentity.objects.filter(
+        Q(pk__in=sender_ids) | Q(workspace_id__in=workspace_ids, is_default=True)
+    ):
+        known.senders[sender.pk] = sender
+        if sender.is_default:
+            known.default_senders[sender.workspace_id] = sender
+    known.providers = Provider.objects.in_bulk({m.provider_id for m in messages if m.provider_id})
+    for workspace_id in workspace_ids:
+        known.default_providers[workspace_id] = default_provider(known.workspaces[workspace_id])
+    return known
 
 
 def _following(prepared: list[_Ready], position: int) -> PreparedEmail | None:

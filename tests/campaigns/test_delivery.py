@@ -962,3 +962,24 @@ def test_the_links_array_literal_gives_back_every_url_as_it_was() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::text[], %s::text[]", [_text_array(values), _text_array([])])
         assert cursor.fetchone() == (values, [])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("fresh_seconds", "loads"), [(5.0, 1), (-1.0, 2)])
+def test_a_drain_reuses_its_lookups_while_they_are_fresh(
+    acme: Workspace, monkeypatch: pytest.MonkeyPatch, fresh_seconds: float, loads: int
+) -> None:
+    """The workspace, its delivery settings, templates, senders and providers are loaded once
+    for a broadcast's batches while fresh; stale, each batch loads them again."""
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns.delivery import sender as sender_module
+
+    monkeypatch.setattr(sender_module, "LOOKUPS_FRESH_SECONDS", fresh_seconds)
+    people = [contact(acme, f"reader{n}@example.com") for n in range(4)]
+    enqueue(acme, "broadcast:83", people, template(acme))
+    with CaptureQueriesContext(connection) as queries:
+        assert messages_send_due(batch_size=2) == 4
+    settings_loads = [q for q in queries.captured_queries if 'FROM "campaigns_deliverysettings"' in q["sql"]]
+    assert len(settings_loads) == loads
+    assert OutboxMessage.objects.count() == 4
