@@ -49,6 +49,7 @@ from campaigns.models import (
 )
 from campaigns.providers.services import provider_create
 from esp.models import OutboxMessage, Workspace
+from tests.campaigns.smtp_servers import ehlo_offering_pipelining
 
 BODY = """<mjml><mj-body><mj-section><mj-column>
 <mj-text>Здравствуйте, {{ contact.first_name|default:"друг" }}! Ваш заказ {{ event.order_id|default:"—" }}.</mj-text>
@@ -122,8 +123,7 @@ class _PipeliningHandler(_Handler):
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return ehlo_offering_pipelining(session, hostname, responses)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from campaigns.providers.services import provider_create
 from campaigns.providers.smtp import SmtpTransport
 from esp.mail import WORKSPACE_HEADER
 from esp.models import OutboxMessage, Workspace
+from tests.campaigns.smtp_servers import ehlo_offering_pipelining
 
 
 @dataclass
@@ -292,8 +293,7 @@ class PipeliningHandler(SinkHandler):
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return ehlo_offering_pipelining(session, hostname, responses)
 
 
 @pytest.fixture
