@@ -231,6 +231,7 @@ class SmtpTransport(Transport):
             connection.putcmd("data")
             code, reply = connection.getreply()
             if code != 354:
+                self._reset(connection)  # the envelope stands until RSET: the connection is reused
                 raise smtplib.SMTPDataError(code, reply)
         if data.startswith(b".") or b"\n." in data:
             data = _LEADING_DOTS.sub(b"..", data)

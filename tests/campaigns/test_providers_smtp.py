@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from django.core.mail import EmailMultiAlternatives
 
 from campaigns.models import Provider
@@ -556,6 +556,43 @@ def test_a_server_without_pipelining_gets_each_envelope_in_turn(smtp_sink: SmtpS
 
     assert [r.rcpt_tos for r in smtp_sink.received] == [["anna@example.com"], ["ben@example.com"]]
     assert smtp_sink.handler.connections == 1
+
+
+class _RefusingData(SMTP):
+    """Answers DATA with 451 while `refusing` holds, before any content (no PIPELINING)."""
+
+    refusing = [True]
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if self.refusing[0]:
+            await self.push("451 4.3.2 Not now")
+            return
+        await super().smtp_DATA(arg)
+
+
+class _RefusingDataController(Controller):
+    def factory(self) -> SMTP:
+        return _RefusingData(self.handler, **self.SMTP_kwargs)
+
+
+def test_a_refused_data_command_leaves_the_connection_ready_for_the_next_message() -> None:
+    """The envelope stands until RSET: without one, the next MAIL would be refused as nested."""
+    sink = SmtpSink()
+    sink.controller = _RefusingDataController(sink.handler, hostname="127.0.0.1", port=sink.port)
+    sink.start()
+    try:
+        with SmtpTransport(sink.credentials()) as transport:
+            with pytest.raises(TransientSendError) as refused:
+                transport.send_prepared(prepared(to="first@example.com"))
+            _RefusingData.refusing[0] = False
+            transport.send_prepared(prepared(to="second@example.com"))
+    finally:
+        _RefusingData.refusing[0] = True
+        sink.stop()
+
+    assert refused.value.code == 451
+    assert [r.rcpt_tos for r in sink.received] == [["second@example.com"]]
+    assert sink.handler.connections == 1
 
 
 @pytest.mark.django_db
