@@ -13,6 +13,7 @@ Both carry the provider's own words, so the send log can show them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 
 from django.core.mail import EmailMultiAlternatives, make_msgid
@@ -50,7 +51,7 @@ class PermanentSendError(SendError):
     """Not worth retrying: the provider refused this message, or the provider is misconfigured."""
 
 
-class PreparedEmail:
+class PreparedEmail(ABC):
     """One email ready for the hand-over, in each shape a transport may want it: its parts
     (the outbox stores them), its MIME bytes and SMTP envelope (SMTP writes them as they are),
     or Django's EmailMessage (the anymail ESPs). campaigns.delivery.composer makes them; the
@@ -71,16 +72,16 @@ class PreparedEmail:
     def recipients(self) -> list[str]:
         return [address for address in self.to if address]
 
+    @abstractmethod
     def as_bytes(self) -> bytes:
         """The message as sent over SMTP (CRLF line ends, dot-stuffing not applied)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def email(self) -> EmailMultiAlternatives:
         """The same message as Django's EmailMessage."""
-        raise NotImplementedError
 
 
-class Transport:
+class Transport(ABC):
     """Open once, send many, close. Usable as a context manager."""
 
     kind: str = ""
@@ -89,12 +90,12 @@ class Transport:
     # is marked `sending`).
     wants_bytes: bool = False
 
-    def open(self) -> None:
+    def open(self) -> None:  # noqa: B027 — a transport without a connection opens nothing
         """Connect (raises TransientSendError / PermanentSendError when that fails)."""
 
+    @abstractmethod
     def send(self, email: EmailMultiAlternatives) -> str:
         """Hand one message over and return the provider's message id."""
-        raise NotImplementedError
 
     def send_prepared(self, prepared: PreparedEmail, following: PreparedEmail | None = None) -> str:
         """Hand over a message of the send loop. Transports that can take the message's parts
@@ -104,7 +105,7 @@ class Transport:
         call."""
         return self.send(prepared.email())
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — a transport without a connection closes nothing
         """Drop the connection; never raises."""
 
     def __enter__(self) -> Transport:
