@@ -47,7 +47,7 @@ from campaigns.providers.base import (
     message_id_domain,
 )
 from campaigns.providers.ratelimit import rate_limit_wait
-from campaigns.providers.registry import default_provider, sender_from_header, transport_for
+from campaigns.providers.registry import sender_from_header, transport_for
 from campaigns.tracking.headers import compliance_headers, message_urls
 from campaigns.tracking.links import track_html
 from campaigns.tracking.tokens import message_token
@@ -63,7 +63,6 @@ __all__ = [
     "Transport",
     "compose",
     "contact_as_dict",
-    "default_provider",
     "rate_limit_wait",
     "render",
     "template_version_snapshot",

@@ -51,7 +51,6 @@ from campaigns.delivery.composer import (
     TransientSendError,
     Transport,
     contact_as_dict,
-    default_provider,
     rate_limit_wait,
     render,
     template_version_snapshot,
@@ -383,12 +382,10 @@ class Sender:
         if transport is None:
             return False
         if transport.wants_bytes:
-            try:
+            with self._failing_on_error(batch, ready.message, "writing"):
                 ready.composed.prepared.as_bytes()
-            except Exception as error:
-                logger.exception("writing message %s failed", ready.message.pk)
-                self._settle_claimed(batch, ready.message, MessageState.FAILED, SkipReason.RENDER_ERROR, repr(error))
-                return False
+                return True
+            return False
         return True
 
     def _connected(self, batch: _Batch, message: Message, provider: Provider | None) -> Transport | None:
@@ -529,8 +526,10 @@ def _lookups_load(messages: list[Message]) -> _Lookups:
         if sender.is_default:
             known.default_senders[sender.workspace_id] = sender
     known.providers = Provider.objects.in_bulk({m.provider_id for m in messages if m.provider_id})
-    for workspace_id in workspace_ids:
-        known.default_providers[workspace_id] = default_provider(known.workspaces[workspace_id])
+    # One default at most per workspace (constraint provider_one_default); none means the outbox.
+    known.default_providers = dict.fromkeys(workspace_ids)
+    for provider in Provider.objects.filter(workspace_id__in=workspace_ids, is_default=True):
+        known.default_providers[provider.workspace_id] = provider
     return known
 
 
