@@ -103,7 +103,10 @@ class _MessagePage(View):
     def page(self, request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
         response = render(request, self.template_name, context, status=status)
         response["Cache-Control"] = NO_STORE
-        response["Referrer-Policy"] = "no-referrer"
+        # The token in this page's URL must not reach other sites, but the page's own forms
+        # must: under "no-referrer" a browser posts them with `Origin: null`, which Django's
+        # CSRF check refuses (the preference center could not be saved).
+        response["Referrer-Policy"] = "same-origin"
         return response
 
 
