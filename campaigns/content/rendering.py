@@ -208,6 +208,10 @@ def template_compile(
         problems.append(problem)
         mjml_ok = False
     effective_layout = layout if use_layout else None
+    if message_class == MessageClass.MARKETING and text_body.strip() and "unsubscribe_url" not in text_body:
+        # The plain-text part is all some readers see: it needs the link as much as the HTML.
+        message = _("The plain-text part of a marketing email needs the unsubscribe link: {{ unsubscribe_url }}.")
+        problems.append(TemplateProblem(message, None, "text_body"))
     if message_class == MessageClass.MARKETING and effective_layout is None:
         # DESIGN rule 8: every marketing email shows an unsubscribe link and the postal address.
         if "unsubscribe_url" not in mjml:
@@ -519,6 +523,15 @@ def render_as_sent(template: EmailTemplate, context: dict[str, Any], *, version_
     return render_parts(parts, context, mjml=snapshot.mjml)
 
 
+@dataclass(frozen=True)
+class Draft:
+    """An unsaved template as the editor shows it: rendered for the sample, and the template
+    of its plain-text part (template tags kept) for the marketer to edit by hand."""
+
+    rendered: RenderedEmail
+    text_template: str
+
+
 def render_draft(
     *,
     subject: str,
@@ -529,7 +542,7 @@ def render_draft(
     message_class: str,
     layout: LayoutParts | None,
     context: dict[str, Any],
-) -> RenderedEmail:
+) -> Draft:
     """An unsaved template rendered for the editor's preview (nothing cached). Raises
     TemplateProblems."""
     html = template_compile(
@@ -543,9 +556,11 @@ def render_draft(
     )
     try:
         parts = _parts(subject=subject, preheader=preheader, html=html, text_body=text_body)
-        return render_parts(parts, context, mjml=mjml)
+        rendered = render_parts(parts, context, mjml=mjml)
     except TemplateProblem as problem:
         raise TemplateProblems([problem]) from None
+    # The text made from the HTML, as _parts makes it: its tags render per recipient.
+    return Draft(rendered, text_body if text_body.strip() else html_to_text(html))
 
 
 # --- the context -----------------------------------------------------------------------------

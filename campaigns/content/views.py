@@ -37,6 +37,9 @@ def _int(value: str | None) -> int | None:
 class Preview:
     rendered: RenderedEmail | None
     problems: list[dict[str, Any]]
+    # What "Edit this text as the plain-text part" copies: the text part's template, not the
+    # sample's rendering of it (which would send the sample's name to everyone).
+    text_template: str = ""
 
 
 def _problem_rows(problems: list[TemplateProblem]) -> list[dict[str, Any]]:
@@ -86,7 +89,7 @@ def preview(
 ) -> Preview:
     use_layout = data.get("use_layout") in (True, "on", "true", "1")
     try:
-        rendered = render_draft(
+        draft = render_draft(
             subject=str(data.get("subject", "")),
             preheader=str(data.get("preheader", "")),
             mjml=str(data.get("mjml", "")).replace("\r\n", "\n"),
@@ -98,7 +101,7 @@ def preview(
         )
     except TemplateProblems as problems:
         return Preview(None, _problem_rows(problems.problems))
-    return Preview(rendered, [])
+    return Preview(draft.rendered, [], draft.text_template)
 
 
 class TemplatesView(WorkspaceView):

@@ -111,7 +111,7 @@
       var source = document.querySelector(copy.dataset.copyText);
       var field = document.getElementById("id_text_body");
       if (source && field) {
-        field.value = source.textContent;
+        field.value = "value" in source ? source.value : source.textContent;
         field.dispatchEvent(new Event("input", { bubbles: true }));
         field.focus();
       }

@@ -78,3 +78,23 @@ def test_live_preview_errors_and_save(page: Page) -> None:
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".flash")).to_contain_text(re.compile("version 2"))
     assert "welcome back!" in EmailTemplate.objects.get(pk=template.pk).mjml
+
+
+def test_plain_text_part_is_copied_as_a_template_not_as_the_sample(page: Page) -> None:
+    workspace = WorkspaceFactory(name="Acme", slug="acme")
+    user = member(workspace, Role.MARKETER, email="marketer@acme.test")
+    template = services.template_create(workspace=workspace, data={"name": "Welcome", "subject": "Hi", "mjml": MJML})
+
+    log_in(page, user.email)
+    page.goto(f"/content/templates/{template.pk}/")
+    page.get_by_text("Plain-text part", exact=True).click()
+    expect(page.locator("#preview-text")).to_contain_text("Hello Alex, welcome!")  # the sample's rendering
+    page.get_by_role("button", name="Edit this text as the plain-text part").click()
+    text_body = page.locator("#id_text_body")
+    # Every recipient gets their own name and their own unsubscribe link, not the sample's.
+    expect(text_body).to_have_value(re.compile(r"Hello \{\{ contact\.first_name\|default:'there' \}\}, welcome!"))
+    expect(text_body).to_have_value(re.compile(r"\{\{ unsubscribe_url \}\}"))
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".flash")).to_contain_text(re.compile("version 2"))
+    saved = EmailTemplate.objects.get(pk=template.pk).text_body
+    assert "{{ contact.first_name|default:'there' }}" in saved and "Alex" not in saved

@@ -157,9 +157,23 @@ def test_layout_wraps_the_template_and_errors_keep_the_template_lines() -> None:
 
 def test_every_part_is_checked_and_reported_together() -> None:
     with pytest.raises(TemplateProblems) as caught:
-        compile_template(doc("<mj-text>{{ x|nope }}</mj-text>"), subject="Hi {% load x %}", text_body="a\n{% if %}")
+        compile_template(
+            doc("<mj-text>{{ x|nope }}</mj-text>"),
+            subject="Hi {% load x %}",
+            text_body="a\n{% if %}\n{{ unsubscribe_url }}",
+        )
     found = {(p.part, p.line) for p in caught.value.problems}
     assert found == {("subject", 1), ("text_body", 2), ("mjml", 5)}
+
+
+def test_a_hand_written_text_part_of_marketing_needs_the_unsubscribe_link() -> None:
+    with pytest.raises(TemplateProblems) as caught:
+        compile_template(doc("<mj-text>hello</mj-text>"), text_body="Hello {{ contact.first_name }}")
+    [problem] = caught.value.problems
+    assert problem.part == "text_body" and "unsubscribe_url" in problem.message
+    compile_template(doc("<mj-text>hello</mj-text>"), text_body="Hello\nUnsubscribe: {{ unsubscribe_url }}")
+    compile_template(doc("<mj-text>Your order</mj-text>"), text_body="Your order", message_class="transactional")
+    compile_template(doc("<mj-text>hello</mj-text>"), text_body="")  # made from the HTML, which has the link
 
 
 def test_marketing_without_layout_needs_unsubscribe_link_and_address() -> None:
