@@ -391,7 +391,7 @@ class Sender:
     def _connected(self, batch: _Batch, message: Message, provider: Provider | None) -> Transport | None:
         """The provider's open connection; None when it cannot be opened, the message then
         settled (a permanent refusal) or back in the queue (nothing was handed over)."""
-        key = provider.pk if provider is not None else OUTBOX
+        key = _unreachable_key(provider)
         if key not in batch.unreachable:
             try:
                 return self.transport(provider, message.workspace_id)
@@ -427,6 +427,10 @@ class Sender:
                 self._finish_sending(message, MessageState.IN_DOUBT, SkipReason.CRASHED, str(error))
             else:
                 self._retry_sending(message, str(error))
+                if error.code is None:
+                    # Unreachable (an ESP's API is only reached when sending): the batch's other
+                    # messages for it go back to the queue untried, as when a connection fails to open.
+                    batch.unreachable[_unreachable_key(provider)] = error
         except PermanentSendError as error:
             self._finish_sending(message, MessageState.FAILED, SkipReason.REJECTED, str(error))
         except Exception as error:
@@ -531,6 +535,10 @@ def _lookups_load(messages: list[Message]) -> _Lookups:
     for provider in Provider.objects.filter(workspace_id__in=workspace_ids, is_default=True):
         known.default_providers[provider.workspace_id] = provider
     return known
+
+
+def _unreachable_key(provider: Provider | None) -> int:
+    return provider.pk if provider is not None else OUTBOX
 
 
 def _following(prepared: list[_Ready], position: int) -> PreparedEmail | None:

@@ -79,7 +79,33 @@ def _classify_cause(cause: BaseException | None, text: str) -> SendError:
             return TransientSendError(text, code=status if isinstance(status, int) else None)
         return PermanentSendError(text, code=status if isinstance(status, int) else None)
     # requests.RequestException, botocore's connection errors, OSError: the network.
-    return TransientSendError(text)
+    failure = TransientSendError(text)
+    if _never_connected(cause):
+        failure.maybe_delivered = False  # safe to send again: the request never left
+    return failure
+
+
+# Raised before the request could leave: the name did not resolve, the connection could not
+# be made in time (urllib3's NewConnectionError, NameResolutionError is one; the connect
+# timeouts of urllib3, requests and botocore; botocore's EndpointConnectionError). A connection
+# dropped later, a read timeout, a TLS error may come after the ESP took the message.
+_NOT_CONNECTED = {"NewConnectionError", "ConnectTimeoutError", "ConnectTimeout", "EndpointConnectionError"}
+
+
+def _never_connected(error: BaseException) -> bool:
+    """Whether a network error happened before the request was sent, by the classes of the
+    errors in its chain (the causes, urllib3's reason inside requests' ConnectionError)."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if any(klass.__name__ in _NOT_CONNECTED for klass in type(current).__mro__):
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+    return False
 
 
 def _message_id(email: EmailMultiAlternatives) -> str:
@@ -137,7 +163,7 @@ class AnymailTransport(Transport):
         except AnymailError as error:
             raise classify_anymail_error(error) from error
         except OSError as error:  # a network error anymail did not wrap
-            raise TransientSendError(f"{self.label}: {error}") from error
+            raise _classify_cause(error, f"{self.label}: {error}") from error
         if not sent:
             raise PermanentSendError(f"{self.label} did not accept the message.")
         # Taken: even without an id (webhooks then cannot name it) it must not be sent again.

@@ -4,8 +4,11 @@ batch, and errors are classified (429/5xx and network errors transient, other 4x
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,6 +227,57 @@ def test_network_errors_are_transient(acme: Workspace, api: FakeApi, kind: str) 
         transport.send(mail())
 
 
+def _real_error(url: str) -> requests.RequestException:
+    """What requests really raises for `url` (unpatched: the `api` fixture is not active here)."""
+    try:
+        requests.post(url, timeout=5)
+    except requests.RequestException as error:
+        return error
+    raise AssertionError(f"{url} answered")
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def hanging_up_server() -> Iterator[str]:
+    """A server that takes the request and closes the connection without an answer: the ESP
+    may have taken the message."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = server.accept()
+                connection.recv(65536)
+                connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/v3/messages"
+    server.close()
+
+
+@pytest.mark.django_db
+def test_an_esp_never_reached_is_safe_to_retry_one_that_hung_up_is_not(acme: Workspace, hanging_up_server: str) -> None:
+    refused = _real_error(f"http://127.0.0.1:{_closed_port()}/v3/messages")
+    hung_up = _real_error(hanging_up_server)
+    with mock.patch.object(requests.Session, "request", autospec=True, side_effect=FakeApi(error=refused)):
+        with transport_for(_provider(acme, "mailgun", ESPS["mailgun"][0])) as transport:
+            with pytest.raises(TransientSendError) as never_sent:
+                transport.send(mail())
+    assert never_sent.value.maybe_delivered is False and never_sent.value.code is None
+    with mock.patch.object(requests.Session, "request", autospec=True, side_effect=FakeApi(error=hung_up)):
+        with transport_for(_provider(acme, "postmark", ESPS["postmark"][0])) as transport:
+            with pytest.raises(TransientSendError) as maybe_sent:
+                transport.send(mail())
+    assert maybe_sent.value.maybe_delivered is None  # the send loop leaves it in doubt
+
+
 @pytest.mark.django_db
 def test_postmark_inactive_recipient_is_permanent(acme: Workspace, api: FakeApi) -> None:
     """Postmark answers 422 with ErrorCode 406 for a recipient it marked inactive (bounced)."""
@@ -304,3 +358,30 @@ def test_amazon_ses_sends_through_boto3(acme: Workspace) -> None:  # pragma: no 
         stubber.add_response("send_email", {"MessageId": "0100018d-ses-id"})
         assert transport.send(mail()) == "0100018d-ses-id"
     transport.close()
+
+
+@pytest.mark.django_db
+def test_a_batch_for_an_unreachable_esp_goes_back_to_the_queue_not_in_doubt(acme: Workspace) -> None:
+    from audiences.models import Contact
+    from campaigns.delivery.sender import messages_send_due
+    from campaigns.delivery.services import messages_enqueue
+    from campaigns.models import EmailTemplate, Message, MessageClass
+
+    acme.postal_address = "1 Main Street"
+    acme.save()
+    people = [Contact.objects.create(workspace=acme, email=f"p{n}@example.com") for n in range(3)]
+    receipt = EmailTemplate.objects.create(
+        workspace=acme, name="Receipt", subject="Your order", mjml="<mjml><mj-body></mj-body></mjml>",
+        message_class=MessageClass.TRANSACTIONAL,
+    )  # fmt: skip
+    messages_enqueue(
+        workspace=acme, source="tx:1", contacts=Contact.objects.filter(pk__in=[p.pk for p in people]),
+        template=receipt, message_class=MessageClass.TRANSACTIONAL,
+        provider=_provider(acme, "mailgun", ESPS["mailgun"][0]),
+    )  # fmt: skip
+    fake = FakeApi(error=_real_error(f"http://127.0.0.1:{_closed_port()}/v3/messages"))
+    with mock.patch.object(requests.Session, "request", autospec=True, side_effect=fake):
+        assert messages_send_due() == 3
+    # Nothing left in doubt: all three wait for a retry, and the ESP was tried once, not three times.
+    assert sorted(Message.objects.values_list("state", "attempts")) == [("queued", 1)] * 3
+    assert len(fake.calls) == 1
