@@ -40,6 +40,7 @@ from campaigns.content.rendering import (
 )
 from campaigns.models import DeliverySettings, EmailTemplate, Message, SenderIdentity
 from campaigns.providers.base import (
+    ESP_MESSAGE_ID,
     PermanentSendError,
     PreparedEmail,
     TransientSendError,
@@ -288,6 +289,7 @@ class _Prepared(PreparedEmail):
         text: str,
         html: str,
         headers: dict[str, str],
+        metadata: dict[str, str],
     ) -> None:
         self.from_email = from_email
         self.envelope_from = _envelope_from(from_email)
@@ -299,6 +301,7 @@ class _Prepared(PreparedEmail):
         # Set here, not left to the transport: the provider id of SMTP and the outbox is this id.
         self.message_id = make_msgid(domain=_message_id_domain(from_email))
         self.headers = {**headers, "Message-ID": self.message_id}
+        self.metadata = metadata
         self._bytes: bytes | None = None
 
     def as_bytes(self) -> bytes:
@@ -322,6 +325,9 @@ class _Prepared(PreparedEmail):
             reply_to=list(self.reply_to) or None,
         )
         email.attach_alternative(self.html, "text/html")
+        # anymail hands it to the ESP, whose webhooks send it back: their events find the
+        # message by it even when its provider id was never written (the worker died first).
+        email.metadata = dict(self.metadata)  # type: ignore[attr-defined]
         return email
 
 
@@ -378,6 +384,7 @@ def wrap(
         text=email.text,
         html=html,
         headers=compliance_headers(message, rendered.urls),
+        metadata={ESP_MESSAGE_ID: str(message.pk)},
     )
     return Composed(prepared, email.subject, links)
 

@@ -113,8 +113,8 @@ def _message_id(email: EmailMultiAlternatives) -> str:
     message_id = getattr(status, "message_id", None)
     if isinstance(message_id, str):
         return message_id
-    if message_id:  # one id per recipient: a set
-        return ",".join(sorted(str(m) for m in message_id))[:255]
+    if message_id:  # one id per recipient: a set (None for a recipient the ESP did not name)
+        return ",".join(sorted(str(m) for m in message_id if m))[:255]
     return ""
 
 

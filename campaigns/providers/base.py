@@ -51,6 +51,11 @@ class PermanentSendError(SendError):
     """Not worth retrying: the provider refused this message, or the provider is misconfigured."""
 
 
+# The metadata key under which a message carries our Message id to an ESP and back in the
+# ESP's webhook events.
+ESP_MESSAGE_ID = "esp_message_id"
+
+
 class PreparedEmail(ABC):
     """One email ready for the hand-over, in each shape a transport may want it: its parts
     (the outbox stores them), its MIME bytes and SMTP envelope (SMTP writes them as they are),
@@ -68,6 +73,8 @@ class PreparedEmail(ABC):
     # Extra headers (compliance headers, Message-ID) in the order they are written.
     headers: dict[str, str]
     message_id: str
+    # What the ESP echoes in its webhooks' events ({ESP_MESSAGE_ID: our Message id}).
+    metadata: dict[str, str]
 
     def recipients(self) -> list[str]:
         return [address for address in self.to if address]

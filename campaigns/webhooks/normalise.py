@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from campaigns.models import MessageEventType, ProviderKind
+from campaigns.providers.base import ESP_MESSAGE_ID
 
 POSTMARK_SOFT_TYPES = {"SoftBounce", "Transient", "DnsError"}
 # SparkPost bounce classes that say nothing against the address itself: soft bounces, DNS,
@@ -200,7 +201,7 @@ def observe(kind: str, event: AnymailTrackingEvent) -> Observed | None:
 
 
 def our_message_id(event: AnymailTrackingEvent) -> int | None:
-    """Our Message id when the sender put it in the message's metadata ("esp_message_id")."""
+    """Our Message id when the sender put it in the message's metadata (ESP_MESSAGE_ID)."""
     metadata = event.metadata if isinstance(event.metadata, dict) else {}
-    value = str(metadata.get("esp_message_id", ""))
+    value = str(metadata.get(ESP_MESSAGE_ID, ""))
     return int(value) if value.isdigit() and len(value) < 19 else None

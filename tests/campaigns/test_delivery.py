@@ -806,6 +806,7 @@ def test_the_composers_mime_bytes_are_djangos(case: int) -> None:
         text=text,
         html=html,
         headers={"Feedback-ID": "broadcast-1:marketing:1:esp", "List-Unsubscribe": "<https://x.test/e/u/abc>"},
+        metadata={"esp_message_id": "1"},
     )
     date = "Mon, 23 Nov 2026 19:23:52 -0000"
     django_email = prepared.email()

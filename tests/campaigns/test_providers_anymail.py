@@ -360,28 +360,45 @@ def test_amazon_ses_sends_through_boto3(acme: Workspace) -> None:  # pragma: no 
     transport.close()
 
 
-@pytest.mark.django_db
-def test_a_batch_for_an_unreachable_esp_goes_back_to_the_queue_not_in_doubt(acme: Workspace) -> None:
+def _queue_receipts(workspace: Workspace, provider: Provider, count: int) -> None:
     from audiences.models import Contact
-    from campaigns.delivery.sender import messages_send_due
     from campaigns.delivery.services import messages_enqueue
-    from campaigns.models import EmailTemplate, Message, MessageClass
+    from campaigns.models import EmailTemplate, MessageClass
 
-    acme.postal_address = "1 Main Street"
-    acme.save()
-    people = [Contact.objects.create(workspace=acme, email=f"p{n}@example.com") for n in range(3)]
+    people = [Contact.objects.create(workspace=workspace, email=f"p{n}@example.com") for n in range(count)]
     receipt = EmailTemplate.objects.create(
-        workspace=acme, name="Receipt", subject="Your order", mjml="<mjml><mj-body></mj-body></mjml>",
+        workspace=workspace, name="Receipt", subject="Your order", mjml="<mjml><mj-body></mj-body></mjml>",
         message_class=MessageClass.TRANSACTIONAL,
     )  # fmt: skip
     messages_enqueue(
-        workspace=acme, source="tx:1", contacts=Contact.objects.filter(pk__in=[p.pk for p in people]),
-        template=receipt, message_class=MessageClass.TRANSACTIONAL,
-        provider=_provider(acme, "mailgun", ESPS["mailgun"][0]),
+        workspace=workspace, source="tx:1", contacts=Contact.objects.filter(pk__in=[p.pk for p in people]),
+        template=receipt, message_class=MessageClass.TRANSACTIONAL, provider=provider,
     )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_batch_for_an_unreachable_esp_goes_back_to_the_queue_not_in_doubt(acme: Workspace) -> None:
+    from campaigns.delivery.sender import messages_send_due
+    from campaigns.models import Message
+
+    _queue_receipts(acme, _provider(acme, "mailgun", ESPS["mailgun"][0]), 3)
     fake = FakeApi(error=_real_error(f"http://127.0.0.1:{_closed_port()}/v3/messages"))
     with mock.patch.object(requests.Session, "request", autospec=True, side_effect=fake):
         assert messages_send_due() == 3
     # Nothing left in doubt: all three wait for a retry, and the ESP was tried once, not three times.
     assert sorted(Message.objects.values_list("state", "attempts")) == [("queued", 1)] * 3
     assert len(fake.calls) == 1
+
+
+@pytest.mark.django_db
+def test_the_esp_gets_our_message_id_as_metadata_for_its_webhooks(acme: Workspace, api: FakeApi) -> None:
+    from campaigns.delivery.sender import messages_send_due
+    from campaigns.models import Message
+
+    credentials, api.status, api.body, provider_id = ESPS["postmark"]
+    _queue_receipts(acme, _provider(acme, "postmark", credentials), 1)
+    messages_send_due()
+    message = Message.objects.get()
+    assert (message.state, message.provider_message_id) == ("sent", provider_id)
+    (call,) = api.calls
+    assert json.loads(call["data"])["Metadata"] == {"esp_message_id": str(message.pk)}

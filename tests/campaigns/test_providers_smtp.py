@@ -317,6 +317,7 @@ def prepared(to: str = "anna@example.com", subject: str = "Hello") -> Any:
         text="Plain text part\n.a line that starts with a dot\n",
         html="<p>HTML part</p>",
         headers={"List-Unsubscribe": "<https://x.test/e/u/abc>"},
+        metadata={"esp_message_id": "1"},
     )
 
 
