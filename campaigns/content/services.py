@@ -102,16 +102,19 @@ def template_update(*, workspace: Workspace, template_id: int, data: dict[str, A
 
 
 def template_free_name(*, workspace: Workspace, name: str) -> str:
-    """`name`, or "name (2)", "name (3)"… when taken."""
+    """`name`, or "name (2)", "name (3)"… when taken; shortened to fit the column."""
+    longest = EmailTemplate._meta.get_field("name").max_length or 200
+    name = name[:longest].strip()
     taken = {
         n.lower()
         for n in EmailTemplate.objects.in_workspace(workspace)
-        .filter(name__istartswith=name)
+        .filter(name__istartswith=name[: longest - 8])
         .values_list("name", flat=True)
     }
     candidate, number = name, 2
     while candidate.lower() in taken:  # the copies the marketer kept: a handful
-        candidate, number = f"{name} ({number})", number + 1
+        suffix = f" ({number})"
+        candidate, number = f"{name[: longest - len(suffix)].rstrip()}{suffix}", number + 1
     return candidate
 
 

@@ -55,3 +55,13 @@ def test_copying_twice_gives_a_free_name(acme: Workspace) -> None:
     first = services.template_copy_starter(workspace=acme, starter_key="welcome")
     second = services.template_copy_starter(workspace=acme, starter_key="welcome")
     assert (first.name, second.name) == ("Welcome", "Welcome (2)")
+
+
+def test_a_free_name_fits_the_column_however_long_the_name(acme: Workspace) -> None:
+    long_name = "Весенняя распродажа " * 10  # 200 characters
+    first = services.template_copy_starter(workspace=acme, starter_key="welcome", name=long_name)
+    second = services.template_copy_starter(workspace=acme, starter_key="welcome", name=long_name)
+    third = services.template_copy_starter(workspace=acme, starter_key="welcome", name=long_name + "and more")
+    assert first.name == long_name.strip()
+    assert second.name == long_name[:196] + " (2)"  # cut to fit the 200 characters of the column
+    assert third.name == long_name[:196] + " (3)"
