@@ -22,6 +22,7 @@ may go:
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -83,6 +84,23 @@ def _line(source: str, offset: int) -> int:
     return source.count("\n", 0, offset) + 1
 
 
+class _Lines:
+    """Line numbers of offsets met in increasing order, each counted from the one before (a
+    count from the start for every tag made a long source take quadratic time)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.offset = 0
+        self.line = 1
+
+    def at(self, offset: int) -> int:
+        if offset < self.offset:
+            return _line(self.source, offset)
+        self.line += self.source.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+
 @dataclass
 class _Open:
     name: str
@@ -94,7 +112,10 @@ def _django_spans(source: str) -> list[tuple[int, int]]:
 
 
 def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
-    return any(start <= offset < end for start, end in spans)
+    # The spans are in order and do not overlap: only the last one starting at or before
+    # `offset` can hold it (a scan of all of them for each "<" took minutes on a large source).
+    index = bisect.bisect_right(spans, offset, key=lambda span: span[0]) - 1
+    return index >= 0 and offset < spans[index][1]
 
 
 def _read_tag(source: str, tag_start: int, start: int) -> tuple[int, bool]:
@@ -138,6 +159,7 @@ def check_mjml(source: str) -> None:
             % {"limit": number_format(MAX_MJML_CHARS, force_grouping=True)}
         )
     spans = _django_spans(source)
+    lines = _Lines(source)
     stack: list[_Open] = []
     pos = 0
     seen_root = seen_body = False
@@ -173,7 +195,7 @@ def check_mjml(source: str) -> None:
                 _("A “<” that starts no element: write &lt; for a less-than sign in text."), _line(source, lt)
             )
         closing, name = match.group(1) == "/", match.group(2).lower()
-        line = _line(source, lt)
+        line = lines.at(lt)
         if closing:
             end = source.find(">", lt)
             if end == -1:

@@ -51,6 +51,21 @@ def test_mjml_errors_name_their_line(lines: list[str], line: int, words: str) ->
     assert words in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "last, words",
+    [
+        ("<mj-text>{% if a < b %}x{% endif %}</mj-text>", "turn the comparison around"),
+        ("<mj-txt>x</mj-txt>", "Unknown MJML element <mj-txt>"),
+    ],
+)
+def test_mistakes_at_the_end_of_a_long_source_name_their_line(last: str, words: str) -> None:
+    # Thousands of tags and template tags before it: the spans and lines are found in order.
+    texts = [f"<mj-text>{{{{ contact.first_name }}}} {{% if n %}}{n}{{% endif %}}</mj-text>" for n in range(4000)]
+    with pytest.raises(TemplateProblem) as caught:
+        compile_mjml(doc(*texts, last))
+    assert caught.value.line == 5 + len(texts) and words in caught.value.message
+
+
 def test_not_mjml_at_all() -> None:
     with pytest.raises(TemplateProblem) as caught:
         compile_mjml("Hello, plain text")
