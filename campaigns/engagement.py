@@ -100,7 +100,13 @@ def _events(condition: dict[str, Any], ctx: RuleContext) -> QuerySet[MessageEven
     No workspace filter: the outer query is the workspace's contacts, and an event carries its
     message's contact; naming only (contact, type, occurred_at) keeps each probe inside the
     partial engagement index."""
-    events = MessageEvent.objects.filter(contact_id=OuterRef("pk"), type=condition["action"], is_machine=False)
+    # A click counts as an open too, as on the message (opened_at): the pixel of a reader who
+    # blocks images never loads, their click shows they opened it.
+    if condition["action"] == MessageEventType.OPENED:
+        types = [MessageEventType.OPENED, MessageEventType.CLICKED]
+    else:
+        types = [condition["action"]]
+    events = MessageEvent.objects.filter(contact_id=OuterRef("pk"), type__in=types, is_machine=False)
     if condition["period"] == "in_last_days":
         events = events.filter(occurred_at__gte=ctx.clock.now - dt.timedelta(days=condition["days"]))
     if condition["template_id"] is not None:

@@ -95,6 +95,17 @@ def test_opened_any_email(acme: Workspace, world: dict[str, Any]) -> None:
     assert names(acme, engagement(action="opened", period="in_last_days", days=4)) == {"eve"}
 
 
+def test_a_click_without_an_open_counts_as_an_open(acme: Workspace) -> None:
+    """A reader who blocks images never loads the pixel; their click shows they opened the
+    email (the message's opened_at says so too)."""
+    promo = EmailTemplateFactory(workspace=acme, name="Promo")
+    ida = Contact.objects.create(workspace=acme, email="ida@example.com")
+    event(mail(ida, promo), "clicked", days_ago(3))
+    assert names(acme, engagement(action="opened", period="in_last_days", days=7)) == {"ida"}
+    assert names(acme, engagement(did=False, action="opened")) == set()
+    assert names(acme, engagement(action="clicked")) == {"ida"}
+
+
 def test_clicked_leaves_machine_clicks_out(acme: Workspace, world: dict[str, Any]) -> None:
     assert names(acme, engagement(action="clicked")) == {"cara"}
     assert names(acme, engagement(action="clicked", period="in_last_days", days=30)) == set()
