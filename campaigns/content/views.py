@@ -10,7 +10,9 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
@@ -197,14 +199,20 @@ class TemplateEditView(WorkspaceView):
         return self._render(request, template, TemplateForm(instance=template), [])
 
     def post(self, request: HttpRequest, template_id: int) -> HttpResponse:
-        template = selectors.template_get(workspace=self.workspace, template_id=template_id)
+        saved = self._save(request, selectors.template_get(workspace=self.workspace, template_id=template_id))
+        if isinstance(saved, HttpResponse):
+            return saved
+        messages.success(request, _("Saved (version %(version)d).") % {"version": saved.version})
+        return redirect("content-template", template_id=saved.pk)
+
+    def _save(self, request: HttpRequest, template: EmailTemplate) -> EmailTemplate | HttpResponse:
+        """The posted editor saved (a new version when its content changed), or the editor
+        again showing what stops the save."""
         form = TemplateForm(request.POST, instance=EmailTemplate.objects.get(pk=template.pk))
         if not form.is_valid():
             return self._render(request, template, form, [], status=400)
         try:
-            template = services.template_update(
-                workspace=self.workspace, template_id=template.pk, data=form.cleaned_data
-            )
+            return services.template_update(workspace=self.workspace, template_id=template.pk, data=form.cleaned_data)
         except TemplateProblems as problems:
             form.add_problems(problems.problems)
             messages.error(request, _("Not saved: fix the problems below first."))
@@ -213,8 +221,6 @@ class TemplateEditView(WorkspaceView):
             for field, errors in error.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
             return self._render(request, template, form, [], status=400)
-        messages.success(request, _("Saved (version %(version)d).") % {"version": template.version})
-        return redirect("content-template", template_id=template.pk)
 
 
 class TemplatePreviewView(WorkspaceView):
@@ -260,13 +266,18 @@ class SampleEventsView(WorkspaceView):
         return response
 
 
-class TemplateTestView(WorkspaceView):
-    """Send the saved version to the logged-in user, for the chosen sample contact and event."""
+class TemplateTestView(TemplateEditView):
+    """Save the editor's content (what the marketer sees in the preview is what they test),
+    then send that version to the logged-in user, for the chosen sample contact and event."""
+
+    http_method_names = ["post"]
 
     def post(self, request: HttpRequest, template_id: int) -> HttpResponse:
-        template = selectors.template_get(workspace=self.workspace, template_id=template_id)
         from campaigns.delivery.services import message_send_test  # H3's delivery road
 
+        saved = self._save(request, selectors.template_get(workspace=self.workspace, template_id=template_id))
+        if isinstance(saved, HttpResponse):
+            return saved  # nothing is sent from a template that cannot be saved
         contact = selectors.sample_contact(
             workspace=self.workspace, contact_id=_int(request.POST.get("sample_contact"))
         )
@@ -275,17 +286,26 @@ class TemplateTestView(WorkspaceView):
         )
         user = request_user(request)
         try:
-            message_send_test(
-                workspace=self.workspace, template=template, to_email=user.email, sample_contact=contact, event=event
+            message = message_send_test(
+                workspace=self.workspace, template=saved, to_email=user.email, sample_contact=contact, event=event
             )
         except ValidationError as error:
-            for message in error.messages:
-                messages.error(request, message)
+            for text in error.messages:
+                messages.error(request, text)
         else:
             messages.success(
-                request, _("A test of the saved version is on its way to %(email)s.") % {"email": user.email}
+                request,
+                format_html(
+                    _(
+                        "Saved (version {version}); a test is on its way to {email}: "
+                        '<a href="{url}">follow it in the send log</a>.'
+                    ),
+                    version=saved.version,
+                    email=user.email,
+                    url=reverse("message", args=[message.pk]),
+                ),
             )
-        return redirect("content-template", template_id=template.pk)
+        return redirect("content-template", template_id=saved.pk)
 
 
 class TemplateDeleteView(WorkspaceView):

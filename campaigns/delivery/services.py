@@ -23,8 +23,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences.contacts import parse_contact
-from audiences.models import Contact, MailingList, normalise_email
+from audiences.models import Contact, MailingList, Suppression, email_hash, normalise_email
 from audiences.services import contact_save, is_suppressed
+from campaigns.delivery.checks import HARD_SUPPRESSION
 from campaigns.models import EmailTemplate, Message, MessageClass, MessageState, Provider, SenderIdentity
 from esp.models import Workspace
 from esp.queue import enqueue_after_commit
@@ -199,6 +200,17 @@ def message_send_test(
 
     _check_owner(workspace, template=template, sample_contact=sample_contact)
     address = normalise_email(to_email)
+    blocked = (
+        Suppression.objects.in_workspace(workspace)
+        .filter(email_hash=email_hash(address), reason__in=HARD_SUPPRESSION)
+        .first()
+    )
+    if blocked is not None:
+        # It would be suppressed at send time: say so now rather than promise a test.
+        raise ValidationError(
+            _("%(email)s is on the suppression list (%(reason)s): no email can be sent to it.")
+            % {"email": address, "reason": blocked.get_reason_display()}
+        )
     snapshot = contact_as_dict(sample_contact) if sample_contact is not None else {}
     with transaction.atomic():
         message = Message.objects.create(

@@ -94,7 +94,9 @@ def test_plain_text_part_is_copied_as_a_template_not_as_the_sample(page: Page) -
     # Every recipient gets their own name and their own unsubscribe link, not the sample's.
     expect(text_body).to_have_value(re.compile(r"Hello \{\{ contact\.first_name\|default:'there' \}\}, welcome!"))
     expect(text_body).to_have_value(re.compile(r"\{\{ unsubscribe_url \}\}"))
-    page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.locator(".flash")).to_contain_text(re.compile("version 2"))
+    # The test button saves the edit first: the test is of what the preview shows.
+    page.get_by_role("button", name=re.compile("Save and send a test")).click()
+    expect(page.locator(".flash")).to_contain_text("Saved (version 2); a test is on its way to marketer@acme.test")
+    expect(page.get_by_role("link", name="follow it in the send log")).to_be_visible()
     saved = EmailTemplate.objects.get(pk=template.pk).text_body
     assert "{{ contact.first_name|default:'there' }}" in saved and "Alex" not in saved

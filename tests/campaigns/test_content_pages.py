@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from audiences.models import Contact
+from audiences.services import suppression_add
 from campaigns.content import services
 from campaigns.models import EmailTemplate, Layout, Message
 from esp.models import Role, Workspace
@@ -162,17 +163,38 @@ def test_viewer_looks_and_previews_but_cannot_change(acme: Workspace) -> None:
     assert viewer.post(f"/content/templates/{template.pk}/delete/").status_code == 403
 
 
-def test_send_test_to_me(acme: Workspace, acme_client: Client, acme_owner: object) -> None:
+def test_send_test_to_me_saves_the_edit_first(acme: Workspace, acme_client: Client, acme_owner: object) -> None:
     template = make_template(acme)
     anna = Contact.objects.create(workspace=acme, email="anna@example.com", first_name="Anna")
-    response = acme_client.post(
-        f"/content/templates/{template.pk}/test/", {"sample_contact": str(anna.pk), "sample_event": "sample:cart"}
-    )
-    assert response.status_code == 302
+    sample = {"sample_contact": str(anna.pk), "sample_event": "sample:cart"}
+    edited = form_data(template, subject="Edited {{ contact.first_name }}")
+    response = acme_client.post(f"/content/templates/{template.pk}/test/", {**edited, **sample}, follow=True)
+    assert response.status_code == 200
+    template.refresh_from_db()
+    # The unsaved edit was saved, and its version is the one tested.
+    assert (template.version, template.subject) == (2, "Edited {{ contact.first_name }}")
     message = Message.objects.get(workspace=acme, source__startswith="test:")
     assert message.to_email == "owner@acme.test" and message.template_id == template.pk
     assert message.data["contact"]["first_name"] == "Anna"
     assert message.data["event"]["products"][0]["name"] == "Trail running shoes"
+    page = response.content.decode()
+    assert "Saved (version 2); a test is on its way to owner@acme.test" in page
+    assert f'<a href="/messages/{message.pk}/">follow it in the send log</a>' in page
+
+    # A broken edit is neither saved nor sent: the editor shows why.
+    broken = acme_client.post(
+        f"/content/templates/{template.pk}/test/", {**form_data(template, mjml="<mjml><mj-txt>"), **sample}
+    )
+    assert broken.status_code == 400 and "Not saved" in broken.content.decode()
+    assert Message.objects.filter(source__startswith="test:").count() == 1
+
+
+def test_send_test_to_a_suppressed_address_says_so(acme: Workspace, acme_client: Client, acme_owner: object) -> None:
+    template = make_template(acme)
+    suppression_add(workspace=acme, email="owner@acme.test", reason="hard_bounce")
+    page = acme_client.post(f"/content/templates/{template.pk}/test/", form_data(template), follow=True)
+    assert "owner@acme.test is on the suppression list (Hard bounce)" in page.content.decode()
+    assert not Message.objects.filter(source__startswith="test:").exists()
 
 
 def test_layout_page(acme: Workspace, acme_client: Client) -> None:

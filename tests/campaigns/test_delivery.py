@@ -20,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
@@ -667,10 +668,13 @@ def test_send_test_bypasses_list_caps_and_quiet_hours_but_not_hard_bounces(
         workspace=shop, template=tpl, to_email="me@romashka.example", sample_contact=sample, event={"order_id": "T-1"}
     )
     assert test.source.startswith("test:") and test.contact_id is None
+    refused = message_send_test(workspace=shop, template=tpl, to_email="bounced@romashka.example")
     Suppression.objects.create(
         workspace=shop, email_hash=email_hash("bounced@romashka.example"), reason=SuppressionReason.HARD_BOUNCE
     )
-    refused = message_send_test(workspace=shop, template=tpl, to_email="bounced@romashka.example")
+    # Asked now, the test is refused at once; the one asked before the bounce is suppressed at send time.
+    with pytest.raises(ValidationError, match="on the suppression list"):
+        message_send_test(workspace=shop, template=tpl, to_email="bounced@romashka.example")
 
     messages_send_due()
 
