@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from audiences.models import Contact, Event, MailingList, PendingEvents, SubscriptionStatus
 from audiences.pipeline import pending_events_process
-from campaigns.content.services import template_copy_starter
+from campaigns.content.services import template_copy_starter, template_update
 from campaigns.content.starters import STARTERS
 from campaigns.delivery.sender import messages_send_due
 from campaigns.delivery.services import messages_enqueue
@@ -35,7 +35,15 @@ def seed(workspace: Workspace) -> None:
     sender_create(
         workspace=workspace, from_name=workspace.name, from_email="hello@demo.shop", reply_to="support@demo.shop"
     )
+    orders = sender_create(
+        workspace=workspace, from_name=f"{workspace.name} orders", from_email="orders@demo.shop",
+        reply_to="support@demo.shop",
+    )  # fmt: skip
     templates = {key: template_copy_starter(workspace=workspace, starter_key=key) for key in STARTERS}
+    # Order mail comes from the orders address, the rest from the default sender.
+    templates["order_thank_you"] = template_update(
+        workspace=workspace, template_id=templates["order_thank_you"].pk, data={"sender_id": orders.pk}
+    )
     _send_demo_mail(workspace, templates)
     # The rules go in after the demo month was sent, so that they do not hold that back.
     delivery_settings_update(
@@ -95,6 +103,21 @@ def _send_demo_mail(workspace: Workspace, templates: dict[str, EmailTemplate]) -
             message_class=MessageClass.MARKETING,
             data={"event": event.properties},
         )
+    # Thank-you notes for the latest orders: transactional, from the orders address.
+    orders = (
+        Event.objects.in_workspace(workspace)
+        .filter(name="Order Completed", contact__isnull=False)
+        .order_by("-occurred_at")[:15]
+    )
+    for event in orders:
+        messages_enqueue(
+            workspace=workspace,
+            source=f"demo:thank-you:{event.properties.get('order_id', event.pk)}",
+            contacts=contacts.filter(pk=event.contact_id),
+            template=templates["order_thank_you"],
+            message_class=MessageClass.TRANSACTIONAL,
+            data={"event": event.properties},
+        )
     messages_send_due()
 
 
@@ -126,7 +149,9 @@ def _engagement(workspace: Workspace, rng: random.Random) -> None:
         if rng.random() < 0.12:  # Apple Mail Privacy Protection fetches every image at once
             _record(message, MessageEventType.OPENED, at + dt.timedelta(minutes=2), f"{key}:mpp", machine=True)
         if rng.random() < 0.45:
-            opened = at + dt.timedelta(hours=rng.uniform(0.2, 40))
+            # Within 40 hours of the send, and never after now (a click follows within minutes).
+            since = (now - at).total_seconds() / 3600
+            opened = at + dt.timedelta(hours=rng.uniform(0.2, min(40.0, since - 0.5)))
             _record(message, MessageEventType.OPENED, opened, f"{key}:open")
             if message.links and rng.random() < 0.3:
                 clicked = opened + dt.timedelta(minutes=rng.uniform(0.5, 10))

@@ -47,6 +47,15 @@ class EmailTemplate(WorkspaceOwned):
     # Empty: the plain-text part is generated from the HTML of each rendered message.
     text_body = models.TextField(_("plain-text part"), blank=True, default="")
     use_layout = models.BooleanField(_("use the workspace's header and footer"), default=True)
+    # Who the mail is from and the provider it goes through, when not the workspace's defaults
+    # (receipts from orders@ over a transactional stream, promotions from news@). Not content:
+    # changing them makes no new version. A message's own sender/provider wins over these.
+    sender = models.ForeignKey(
+        "SenderIdentity", verbose_name=_("sender"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider = models.ForeignKey(
+        "Provider", verbose_name=_("provider"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     version = models.PositiveIntegerField(default=1)
     compiled_html = models.TextField(blank=True, default="")
     # The starter this template was copied from, if any ("abandoned_cart", ...).

@@ -32,11 +32,19 @@ INVALID = OpenApiResponse(description="Invalid fields or content problems, each 
 
 
 class TemplateSerializer(serializers.ModelSerializer[EmailTemplate]):
+    # Ids, checked against the workspace by the service (another's is "no such").
+    sender = serializers.IntegerField(
+        source="sender_id", allow_null=True, required=False, help_text="Sender identity id; null: the default."
+    )
+    provider = serializers.IntegerField(
+        source="provider_id", allow_null=True, required=False, help_text="Provider id; null: the default."
+    )
+
     class Meta:
         model = EmailTemplate
         fields = [
             "id", "name", "description", "message_class", "subject", "preheader", "mjml", "text_body",
-            "use_layout", "version", "starter", "created_at", "updated_at",
+            "use_layout", "sender", "provider", "version", "starter", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "version", "starter", "created_at", "updated_at"]
         extra_kwargs = {"mjml": {"trim_whitespace": False}, "text_body": {"trim_whitespace": False}}

@@ -8,7 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.content.errors import TemplateProblem
-from campaigns.models import EmailTemplate, MessageClass
+from campaigns.models import EmailTemplate, MessageClass, Provider, SenderIdentity
 
 # Which form field shows the problems of which part of a template or layout.
 PART_FIELDS = {
@@ -43,12 +43,41 @@ class TemplateForm(forms.ModelForm[EmailTemplate]):
             "text_body": _("Leave empty to generate it from the HTML of each email (links kept as “text (url)”)."),
         }
 
+    # The workspace's own senders and providers only (set in __init__); posted as ids.
+    sender = forms.ModelChoiceField(
+        queryset=SenderIdentity.objects.none(),
+        required=False,
+        label=_("Sender"),
+        empty_label=_("The workspace's default sender"),
+    )
+    provider = forms.ModelChoiceField(
+        queryset=Provider.objects.none(),
+        required=False,
+        label=_("Sent through"),
+        empty_label=_("The workspace's default provider"),
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        workspace_id = self.instance.workspace_id
+        sender = self.fields["sender"]
+        provider = self.fields["provider"]
+        sender.queryset = SenderIdentity.objects.filter(workspace_id=workspace_id)  # type: ignore[attr-defined]
+        provider.queryset = Provider.objects.filter(workspace_id=workspace_id)  # type: ignore[attr-defined]
+        sender.initial, provider.initial = self.instance.sender_id, self.instance.provider_id
         self.fields["message_class"].choices = MessageClass.choices  # type: ignore[attr-defined]
         # Uniqueness of the name is the service's to judge (case-insensitive, per workspace).
         self.fields["mjml"].strip = False  # type: ignore[attr-defined]
         self.fields["text_body"].strip = False  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The services take ids.
+        for name in ("sender", "provider"):
+            if name in cleaned:
+                chosen = cleaned.pop(name)
+                cleaned[f"{name}_id"] = chosen.pk if chosen is not None else None
+        return cleaned
 
     def validate_unique(self) -> None:
         pass

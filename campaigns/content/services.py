@@ -15,16 +15,27 @@ from campaigns.content.errors import TemplateProblems
 from campaigns.content.rendering import layout_problems, template_compile
 from campaigns.content.selectors import LayoutParts
 from campaigns.content.starters import STARTERS
-from campaigns.models import EmailTemplate, Layout, MessageClass
+from campaigns.models import EmailTemplate, Layout, MessageClass, Provider, SenderIdentity
 from esp.models import Workspace
 
 # Changing any of these makes a new version (the compiled HTML and the cache follow it).
 CONTENT_FIELDS = ("subject", "preheader", "mjml", "text_body", "use_layout", "message_class")
-EDITABLE_FIELDS = ("name", "description", *CONTENT_FIELDS)
+# Who sends it and through which provider (ids; None: the workspace's defaults).
+ROUTING_FIELDS = ("sender_id", "provider_id")
+EDITABLE_FIELDS = ("name", "description", *CONTENT_FIELDS, *ROUTING_FIELDS)
 
 
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
     values = {key: data[key] for key in EDITABLE_FIELDS if key in data}
+    for key in ROUTING_FIELDS:
+        if key in values:
+            value = values[key]
+            if value in (None, ""):
+                values[key] = None
+            elif not isinstance(value, bool) and str(value).isdigit():
+                values[key] = int(value)
+            else:
+                raise ValidationError({key.removesuffix("_id"): _("Expected the id of one, or nothing.")})
     for key in ("name", "description", "subject", "preheader"):
         if key in values:
             values[key] = str(values[key] or "").strip()
@@ -35,6 +46,18 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
     if "message_class" in values and values["message_class"] not in MessageClass.values:
         raise ValidationError({"message_class": _("Choose marketing or transactional.")})
     return values
+
+
+def _check_routing(workspace: Workspace, values: dict[str, Any]) -> None:
+    """The sender and provider named must be this workspace's (another's is "no such")."""
+    errors = {}
+    sender_id, provider_id = values.get("sender_id"), values.get("provider_id")
+    if sender_id is not None and not SenderIdentity.objects.in_workspace(workspace).filter(pk=sender_id).exists():
+        errors["sender"] = _("No such sender in this workspace.")
+    if provider_id is not None and not Provider.objects.in_workspace(workspace).filter(pk=provider_id).exists():
+        errors["provider"] = _("No such provider in this workspace.")
+    if errors:
+        raise ValidationError(errors)
 
 
 def _check_name(workspace: Workspace, name: str, template_id: int | None = None) -> None:
@@ -67,6 +90,7 @@ def template_create(*, workspace: Workspace, data: dict[str, Any], starter: str 
     values.setdefault("use_layout", True)
     values.setdefault("message_class", MessageClass.MARKETING)
     _check_name(workspace, values.get("name", ""))
+    _check_routing(workspace, values)
     compiled = _compile(workspace, values)
     try:
         with transaction.atomic():
@@ -86,6 +110,7 @@ def template_update(*, workspace: Workspace, template_id: int, data: dict[str, A
         template = EmailTemplate.objects.select_for_update().get(pk=template.pk)
         if "name" in values:
             _check_name(workspace, values["name"], template.pk)
+        _check_routing(workspace, values)
         content_changed = any(key in values and values[key] != getattr(template, key) for key in CONTENT_FIELDS)
         for key, value in values.items():
             setattr(template, key, value)

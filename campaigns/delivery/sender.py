@@ -318,10 +318,13 @@ class Sender:
                 batch, message, MessageState.FAILED, SkipReason.RENDER_ERROR, "The template was deleted."
             )
             return None
-        sender = batch.known.senders.get(message.sender_id) if message.sender_id else None
+        # The message's own sender and provider, else its template's, else the workspace's.
+        sender_id = message.sender_id or template.sender_id
+        sender = batch.known.senders.get(sender_id) if sender_id else None
         if sender is None or sender.workspace_id != message.workspace_id:
             sender = batch.known.default_senders.get(message.workspace_id)
-        provider = batch.known.providers.get(message.provider_id) if message.provider_id else None
+        provider_id = message.provider_id or template.provider_id
+        provider = batch.known.providers.get(provider_id) if provider_id else None
         if provider is None or provider.workspace_id != message.workspace_id:
             provider = batch.known.default_providers.get(message.workspace_id)
         data = message.data if isinstance(message.data, dict) else {}
@@ -522,14 +525,18 @@ def _lookups_load(messages: list[Message]) -> _Lookups:
     for workspace_id in workspace_ids:
         known.settings.setdefault(workspace_id, DeliverySettings(workspace_id=workspace_id))
     known.templates = EmailTemplate.objects.in_bulk({m.template_id for m in messages if m.template_id})
-    sender_ids = {m.sender_id for m in messages if m.sender_id}
+    templates = known.templates.values()
+    sender_ids = {m.sender_id for m in messages if m.sender_id} | {t.sender_id for t in templates if t.sender_id}
     for sender in SenderIdentity.objects.filter(
         Q(pk__in=sender_ids) | Q(workspace_id__in=workspace_ids, is_default=True)
     ):
         known.senders[sender.pk] = sender
         if sender.is_default:
             known.default_senders[sender.workspace_id] = sender
-    known.providers = Provider.objects.in_bulk({m.provider_id for m in messages if m.provider_id})
+    provider_ids = {m.provider_id for m in messages if m.provider_id} | {
+        t.provider_id for t in templates if t.provider_id
+    }
+    known.providers = Provider.objects.in_bulk(provider_ids)
     # One default at most per workspace (constraint provider_one_default); none means the outbox.
     known.default_providers = dict.fromkeys(workspace_ids)
     for provider in Provider.objects.filter(workspace_id__in=workspace_ids, is_default=True):

@@ -98,3 +98,23 @@ def test_another_workspaces_template_is_a_404(acme_api: APIClient, globex: Works
     assert acme_api.get("/api/v1/templates").json()["results"] == []
     template.refresh_from_db()
     assert template.name == "Secret"
+
+
+def test_sender_and_provider_are_the_workspaces_own(acme: Workspace, globex: Workspace, acme_api: APIClient) -> None:
+    from campaigns.providers.services import provider_create, sender_create
+
+    ours = sender_create(workspace=acme, from_name="Orders", from_email="orders@acme.test")
+    theirs = sender_create(workspace=globex, from_name="Globex", from_email="hi@globex.test")
+    relay = provider_create(workspace=acme, name="Relay", kind="smtp", credentials={"host": "127.0.0.1"})
+    template = services.template_create(workspace=acme, data={"name": "Receipt", "subject": "Hi", "mjml": MJML})
+    url = f"/api/v1/templates/{template.pk}"
+
+    patched = acme_api.patch(url, {"sender": ours.pk, "provider": relay.pk}, format="json")
+    assert patched.status_code == 200, patched.json()
+    assert (patched.json()["sender"], patched.json()["provider"], patched.json()["version"]) == (ours.pk, relay.pk, 1)
+    refused = acme_api.patch(url, {"sender": theirs.pk, "provider": 10**9}, format="json")
+    assert refused.status_code == 400
+    assert set(refused.json()["error"]["fields"]) == {"sender", "provider"}
+    template.refresh_from_db()
+    assert (template.sender_id, template.provider_id) == (ours.pk, relay.pk)  # nothing changed
+    assert acme_api.patch(url, {"sender": None}, format="json").json()["sender"] is None

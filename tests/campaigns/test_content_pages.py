@@ -237,3 +237,23 @@ def test_another_workspaces_template_is_a_404(acme_client: Client, globex: Works
         "/content/preview/", form_data(template, sample_contact=str(gina.pk), sample_event=f"event:{event.pk}")
     ).content.decode()
     assert "Gina" not in content and "Secret" not in content and "Hello Alex" in content
+
+
+def test_the_editor_routes_a_template_through_the_workspaces_own_sender(
+    acme: Workspace, globex: Workspace, acme_client: Client
+) -> None:
+    from campaigns.providers.services import sender_create
+
+    ours = sender_create(workspace=acme, from_name="Orders", from_email="orders@acme.test")
+    theirs = sender_create(workspace=globex, from_name="Globex", from_email="hi@globex.test")
+    template = make_template(acme)
+    page = acme_client.get(f"/content/templates/{template.pk}/").content.decode()
+    assert "orders@acme.test" in page and "hi@globex.test" not in page
+    saved = acme_client.post(f"/content/templates/{template.pk}/", form_data(template, sender=str(ours.pk)))
+    assert saved.status_code == 302
+    template.refresh_from_db()
+    assert (template.sender_id, template.version) == (ours.pk, 1)  # routing is not content: no new version
+    refused = acme_client.post(f"/content/templates/{template.pk}/", form_data(template, sender=str(theirs.pk)))
+    assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()
+    template.refresh_from_db()
+    assert template.sender_id == ours.pk

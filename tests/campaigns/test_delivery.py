@@ -248,6 +248,33 @@ def test_sender_identity_and_reply_to(shop: Workspace, provider: Provider, smtp:
 
 
 @pytest.mark.django_db
+def test_a_templates_sender_and_provider_route_its_mail(
+    shop: Workspace, provider: Provider, smtp: SmtpServer, pipelining_smtp: SmtpServer
+) -> None:
+    """Receipts from orders@ through their own relay; the workspace's defaults for the rest;
+    a message's own sender wins over its template's."""
+    orders = SenderIdentity.objects.create(workspace=shop, from_name="Заказы", from_email="orders@romashka.example")
+    care = SenderIdentity.objects.create(workspace=shop, from_name="Забота", from_email="care@romashka.example")
+    relay = provider_create(
+        workspace=shop, name="Receipts relay", kind="smtp",
+        credentials={"host": "127.0.0.1", "port": pipelining_smtp.port, "use_tls": False, "timeout": 5},
+    )  # fmt: skip
+    receipt = template(shop, message_class=MessageClass.TRANSACTIONAL, sender=orders, provider=relay)
+    anna, bob, cara = (contact(shop, f"{n}@example.ru", first_name=n) for n in ("anna", "bob", "cara"))
+    enqueue(shop, "tx:1", [anna], receipt)
+    enqueue(shop, "tx:2", [bob], receipt, sender=care)
+    enqueue(shop, "broadcast:9", [cara], template(shop))
+    messages_send_due()
+    (to_anna,) = pipelining_smtp.to("anna@example.ru")
+    assert str(to_anna["From"]) == "Заказы <orders@romashka.example>"
+    (to_bob,) = pipelining_smtp.to("bob@example.ru")
+    assert str(to_bob["From"]) == "Забота <care@romashka.example>"
+    (to_cara,) = smtp.to("cara@example.ru")  # the default provider and sender
+    assert str(to_cara["From"]) == '"Магазин «Ромашка», Москва" <hello@romashka.example>'
+    assert smtp.to("anna@example.ru") == [] and pipelining_smtp.to("cara@example.ru") == []
+
+
+@pytest.mark.django_db
 def test_transactional_mail_has_no_unsubscribe_headers(shop: Workspace, provider: Provider, smtp: SmtpServer) -> None:
     anna = contact(shop, "anna@example.ru", first_name="Анна")
     enqueue(shop, "step:1", [anna], template(shop, message_class=MessageClass.TRANSACTIONAL))

@@ -108,6 +108,11 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     assert OutboxMessage.objects.filter(workspace=workspace).count() >= sent.count()
     cart = sent.filter(source__startswith="demo:abandoned-cart:").first()
     assert cart is not None and cart.data["event"]["products"] and cart.links
+    # Order thank-yous are transactional and come from the orders address (their template's sender).
+    thanks = sent.filter(source__startswith="demo:thank-you:")
+    assert thanks.exists() and not thanks.exclude(message_class="transactional").exists()
+    stored = OutboxMessage.objects.filter(workspace=workspace, to=[thanks.first().to_email]).order_by("-id")
+    assert any("orders@demo.shop" in mail.from_email for mail in stored)
     assert sent.count() / 4 < sent.exclude(opened_at=None).count() < sent.count()
     assert MessageEvent.objects.filter(message__workspace=workspace, is_machine=True).exists()
     assert names["Email Opened"] > 50 and names["Email Clicked"] > 10
