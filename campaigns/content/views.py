@@ -161,7 +161,9 @@ class TemplateNewView(WorkspaceView):
         return redirect("content-template", template_id=template.pk)
 
 
-class TemplateEditView(WorkspaceView):
+class _TemplateForm(WorkspaceView):
+    """The editor's page and the save of its form, shared by Save and Save-and-test."""
+
     def _render(
         self,
         request: HttpRequest,
@@ -194,17 +196,6 @@ class TemplateEditView(WorkspaceView):
             status=status,
         )
 
-    def get(self, request: HttpRequest, template_id: int) -> HttpResponse:
-        template = selectors.template_get(workspace=self.workspace, template_id=template_id)
-        return self._render(request, template, TemplateForm(instance=template), [])
-
-    def post(self, request: HttpRequest, template_id: int) -> HttpResponse:
-        saved = self._save(request, selectors.template_get(workspace=self.workspace, template_id=template_id))
-        if isinstance(saved, HttpResponse):
-            return saved
-        messages.success(request, _("Saved (version %(version)d).") % {"version": saved.version})
-        return redirect("content-template", template_id=saved.pk)
-
     def _save(self, request: HttpRequest, template: EmailTemplate) -> EmailTemplate | HttpResponse:
         """The posted editor saved (a new version when its content changed), or the editor
         again showing what stops the save."""
@@ -221,6 +212,19 @@ class TemplateEditView(WorkspaceView):
             for field, errors in error.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
             return self._render(request, template, form, [], status=400)
+
+
+class TemplateEditView(_TemplateForm):
+    def get(self, request: HttpRequest, template_id: int) -> HttpResponse:
+        template = selectors.template_get(workspace=self.workspace, template_id=template_id)
+        return self._render(request, template, TemplateForm(instance=template), [])
+
+    def post(self, request: HttpRequest, template_id: int) -> HttpResponse:
+        saved = self._save(request, selectors.template_get(workspace=self.workspace, template_id=template_id))
+        if isinstance(saved, HttpResponse):
+            return saved
+        messages.success(request, _("Saved (version %(version)d).") % {"version": saved.version})
+        return redirect("content-template", template_id=saved.pk)
 
 
 class TemplatePreviewView(WorkspaceView):
@@ -266,11 +270,9 @@ class SampleEventsView(WorkspaceView):
         return response
 
 
-class TemplateTestView(TemplateEditView):
+class TemplateTestView(_TemplateForm):
     """Save the editor's content (what the marketer sees in the preview is what they test),
     then send that version to the logged-in user, for the chosen sample contact and event."""
-
-    http_method_names = ["post"]
 
     def post(self, request: HttpRequest, template_id: int) -> HttpResponse:
         from campaigns.delivery.services import message_send_test  # H3's delivery road
