@@ -89,7 +89,7 @@ class WorkspaceForm(forms.ModelForm):
 
     class Meta:
         model = Workspace
-        fields = ["name", "time_zone", "default_from_name", "default_from_email", "postal_address"]
+        fields = ["name", "time_zone", "default_from_name", "default_from_email", "postal_address", "language"]
         widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
 
 

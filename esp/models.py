@@ -66,6 +66,16 @@ class Workspace(models.Model):
         blank=True,
         help_text=_("Printed in every marketing email; required before any marketing send."),
     )
+    language = models.CharField(
+        _("language of emails"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default=settings.LANGUAGE_CODE,
+        help_text=_(
+            "The built-in texts of emails (footer links, totals) are written in it, unless a contact's "
+            "locale names another language the service speaks."
+        ),
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -63,8 +63,11 @@ def workspace_update(
     default_from_name: str,
     default_from_email: str,
     postal_address: str,
+    language: str | None = None,
 ) -> Workspace:
     workspace.name = name.strip()
+    if language is not None:
+        workspace.language = language
     workspace.time_zone = time_zone
     workspace.default_from_name = default_from_name.strip()
     workspace.default_from_email = default_from_email.strip()

@@ -57,10 +57,10 @@ DEFAULT_HEADER = f"""    <mj-section background-color="{BACKDROP}" padding="24px
 DEFAULT_FOOTER = f"""    <mj-section background-color="{BACKDROP}" padding="16px 0 32px">
       <mj-column>
         <mj-text align="center" font-size="12px" line-height="18px" color="{MUTED}">
-          You receive this email because you are a customer or subscriber of {{{{ workspace.name }}}}.<br />
-          <a href="{{{{ preferences_url }}}}" style="color:{MUTED};">Email preferences</a> ·
-          <a href="{{{{ unsubscribe_url }}}}" style="color:{MUTED};">Unsubscribe</a>{{% if view_in_browser_url %}} ·
-          <a href="{{{{ view_in_browser_url }}}}" style="color:{MUTED};">View in browser</a>{{% endif %}}<br />
+          {{{{ labels.why_you_get_this }}}}<br />
+          <a href="{{{{ preferences_url }}}}" style="color:{MUTED};">{{{{ labels.preferences }}}}</a> ·
+          <a href="{{{{ unsubscribe_url }}}}" style="color:{MUTED};">{{{{ labels.unsubscribe }}}}</a>{{% if view_in_browser_url %}} ·
+          <a href="{{{{ view_in_browser_url }}}}" style="color:{MUTED};">{{{{ labels.view_in_browser }}}}</a>{{% endif %}}<br />
           {{{{ workspace.postal_address|linebreaksbr }}}}
         </mj-text>
       </mj-column>
@@ -121,7 +121,7 @@ TOTALS = """    {% if event.total or event.revenue or event.value %}
     <mj-section padding="0 24px 8px">
       <mj-column>
         <mj-divider border-color="#e5e7eb" border-width="1px" padding="8px 0" />
-        <mj-text align="right" font-size="17px" padding="4px 0">Total: <span class="price">{{ event.total|default:event.revenue|default:event.value|floatformat:2 }} {{ event.currency|default:'' }}</span></mj-text>
+        <mj-text align="right" font-size="17px" padding="4px 0">{{ labels.total }} <span class="price">{{ event.total|default:event.revenue|default:event.value|floatformat:2 }} {{ event.currency|default:'' }}</span></mj-text>
       </mj-column>
     </mj-section>
     {% endif %}"""
@@ -130,7 +130,7 @@ TOTALS = """    {% if event.total or event.revenue or event.value %}
 RECOMMENDED = f"""    {{% if recommended_products %}}
     <mj-section padding="24px 16px 0">
       <mj-column>
-        <mj-text font-size="20px" font-weight="bold" padding="0 8px">{{{{ recommended_title|default:'You might also like' }}}}</mj-text>
+        <mj-text font-size="20px" font-weight="bold" padding="0 8px">{{{{ recommended_title|default:labels.you_might_also_like }}}}</mj-text>
       </mj-column>
     </mj-section>
     <mj-section padding="8px 16px 24px">
@@ -139,7 +139,7 @@ RECOMMENDED = f"""    {{% if recommended_products %}}
         {{% if p.image_url %}}<mj-image src="{{{{ p.image_url }}}}" alt="{{{{ p.name }}}}" href="{{{{ p.url|default:'#' }}}}" border-radius="8px" padding="0 0 8px" />{{% endif %}}
         <mj-text align="center" font-size="15px" font-weight="bold" padding="0">{{{{ p.name }}}}</mj-text>
         <mj-text align="center" color="{MUTED}" padding="2px 0 8px">{{% if p.price is not None %}}{{{{ p.price|floatformat:2 }}}}{{% endif %}}</mj-text>
-        <mj-button href="{{{{ p.url|default:'#' }}}}" font-size="14px" inner-padding="8px 16px" padding="0">View</mj-button>
+        <mj-button href="{{{{ p.url|default:'#' }}}}" font-size="14px" inner-padding="8px 16px" padding="0">{{{{ labels.view }}}}</mj-button>
       </mj-column>
       {{% endfor %}}
     </mj-section>

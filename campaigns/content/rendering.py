@@ -21,14 +21,17 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from audiences.models import Contact
 from campaigns.content import selectors
@@ -640,10 +643,38 @@ def _event_dict(event: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def email_language(*, workspace: Workspace, contact: dict[str, Any]) -> str:
+    """The language of an email's built-in texts: the contact's (the language of their locale,
+    "ru-RU" or "ru"), when the service speaks it, else the workspace's."""
+    known = {code for code, _name in settings.LANGUAGES}
+    locale = str(contact.get("locale") or "").replace("_", "-")
+    if locale.split("-")[0].lower() in known:
+        return locale.split("-")[0].lower()
+    return workspace.language if workspace.language in known else settings.LANGUAGE_CODE
+
+
+@lru_cache(maxsize=256)
+def email_labels(language: str, workspace_name: str) -> dict[str, str]:
+    """The built-in texts of the default footer and the blocks (`labels.unsubscribe`, …), in
+    `language`: a plain dict the sandbox renders like any other data."""
+    with translation.override(language):
+        return {
+            "why_you_get_this": _("You receive this email because you are a customer or subscriber of %(shop)s.")
+            % {"shop": workspace_name},
+            "preferences": _("Email preferences"),
+            "unsubscribe": pgettext("the link in an email's footer", "Unsubscribe"),
+            "view_in_browser": _("View in browser"),
+            "total": _("Total:"),
+            "you_might_also_like": _("You might also like"),
+            "view": pgettext("a product's button in an email", "View"),
+        }
+
+
 def email_context(
     *, workspace: Workspace, contact: dict[str, Any], event: dict[str, Any], urls: dict[str, str]
 ) -> dict[str, Any]:
     """The plain-data context of one recipient's email."""
+    labels = email_labels(email_language(workspace=workspace, contact=contact or {}), workspace.name)
     contact_data = _revive(contact or {}, _DATE_FIELDS, _DATETIME_FIELDS)
     facts = contact_data.get("facts")
     contact_data["facts"] = _revive(facts, (), _FACT_DATETIMES) if isinstance(facts, dict) else {}
@@ -656,6 +687,7 @@ def email_context(
         "unsubscribe_url": urls.get("unsubscribe_url", ""),
         "preferences_url": urls.get("preferences_url", ""),
         "view_in_browser_url": urls.get("view_in_browser_url", ""),
+        "labels": labels,
         # Only queried when the template shows recommendations.
         "recommended_products": Lazy(
             lambda: selectors.recommended_products(

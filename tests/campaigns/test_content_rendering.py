@@ -71,6 +71,22 @@ def test_personalised_subject_preheader_html_and_text(acme: Workspace) -> None:
     assert nobody.preheader == "Your town deals inside"
 
 
+def test_the_built_in_texts_speak_the_contacts_or_the_workspaces_language(acme: Workspace) -> None:
+    acme.name, acme.language = "Ромашка & Co", "ru"
+    acme.save()
+    template = make_template(acme)
+    ivan = Contact.objects.create(workspace=acme, email="ivan@example.ru", first_name="Иван")
+    jane = Contact.objects.create(workspace=acme, email="jane@example.com", first_name="Jane", locale="en-GB")
+    hans = Contact.objects.create(workspace=acme, email="hans@example.de", first_name="Hans", locale="de_DE")
+    russian = render_email(template, context_for(acme, ivan))
+    assert ">Отписаться</a>" in russian.html and "Отписаться (https://esp.test/e/u/tok)" in russian.text
+    assert "клиент или подписчик Ромашка &amp; Co." in russian.html  # the shop's name escaped as data
+    english = render_email(template, context_for(acme, jane))
+    assert ">Unsubscribe</a>" in english.html and "customer or subscriber of Ромашка &amp; Co." in english.html
+    # A language the service does not speak: the workspace's.
+    assert ">Отписаться</a>" in render_email(template, context_for(acme, hans)).html
+
+
 def test_subject_is_one_line_and_not_html_escaped(acme: Workspace) -> None:
     template = make_template(acme, subject="{{ contact.last_name }} & {{ event.title }}")
     context = email_context(

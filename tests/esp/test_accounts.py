@@ -202,11 +202,13 @@ def test_workspace_settings_validate_and_save(acme: Workspace, acme_client: Clie
             "default_from_name": "Acme",
             "default_from_email": "news@acme.test",
             "postal_address": "1 Road, Sofia",
+            "language": "ru",
         },
     )
     assert good.status_code == 302
     acme.refresh_from_db()
     assert acme.name == "Acme EU" and acme.time_zone == "Europe/Sofia" and acme.can_send_marketing
+    assert acme.language == "ru"  # the emails' built-in texts
 
 
 @pytest.mark.django_db
