@@ -289,7 +289,13 @@ class TemplateTestView(_TemplateForm):
         user = request_user(request)
         try:
             message = message_send_test(
-                workspace=self.workspace, template=saved, to_email=user.email, sample_contact=contact, event=event
+                workspace=self.workspace,
+                template=saved,
+                to_email=user.email,
+                sample_contact=contact,
+                # The preview's built-in person when no contact was chosen: the test shows what the preview did.
+                sample_data=None if contact is not None else SAMPLE_CONTACT,
+                event=event,
             )
         except ValidationError as error:
             for text in error.messages:

@@ -190,6 +190,7 @@ def message_send_test(
     template: EmailTemplate,
     to_email: str,
     sample_contact: Contact | None = None,
+    sample_data: dict[str, Any] | None = None,
     event: dict[str, Any] | None = None,
 ) -> Message:
     """A test of `template` to `to_email` (the editor's "send test to me"), personalised for a
@@ -211,7 +212,8 @@ def message_send_test(
             _("%(email)s is on the suppression list (%(reason)s): no email can be sent to it.")
             % {"email": address, "reason": blocked.get_reason_display()}
         )
-    snapshot = contact_as_dict(sample_contact) if sample_contact is not None else {}
+    # A contact of the workspace, else the given sample data (the editor's built-in person).
+    snapshot = contact_as_dict(sample_contact) if sample_contact is not None else dict(sample_data or {})
     with transaction.atomic():
         message = Message.objects.create(
             workspace=workspace,

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from audiences.models import Contact
 from campaigns.content import services
-from campaigns.models import EmailTemplate
+from campaigns.models import EmailTemplate, Message
 from esp.models import Role
 from tests.browser.test_flows import log_in
 from tests.factories import WorkspaceFactory, member
@@ -98,5 +98,7 @@ def test_plain_text_part_is_copied_as_a_template_not_as_the_sample(page: Page) -
     page.get_by_role("button", name=re.compile("Save and send a test")).click()
     expect(page.locator(".flash")).to_contain_text("Saved (version 2); a test is on its way to marketer@acme.test")
     expect(page.get_by_role("link", name="follow it in the send log")).to_be_visible()
+    # Personalised for the preview's built-in person, as the preview showed it.
+    assert Message.objects.get(source__startswith="test:").data["contact"]["first_name"] == "Alex"
     saved = EmailTemplate.objects.get(pk=template.pk).text_body
     assert "{{ contact.first_name|default:'there' }}" in saved and "Alex" not in saved
