@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterable
 
 from django.db.models import Q
 from django.utils import timezone
@@ -94,31 +95,28 @@ def _send_demo_mail(workspace: Workspace, templates: dict[str, EmailTemplate]) -
         .order_by("contact_id", "-occurred_at")
         .distinct("contact_id")[:25]
     )
-    for event in abandoned:
-        messages_enqueue(
-            workspace=workspace,
-            source=f"demo:abandoned-cart:{event.properties.get('cart_id', event.pk)}",
-            contacts=contacts.filter(pk=event.contact_id),
-            template=templates["abandoned_cart"],
-            message_class=MessageClass.MARKETING,
-            data={"event": event.properties},
-        )
+    _mail_each(abandoned, "abandoned-cart", "cart_id", templates["abandoned_cart"], MessageClass.MARKETING)
     # Thank-you notes for the latest orders: transactional, from the orders address.
     orders = (
         Event.objects.in_workspace(workspace)
         .filter(name="Order Completed", contact__isnull=False)
         .order_by("-occurred_at")[:15]
     )
-    for event in orders:
+    _mail_each(orders, "thank-you", "order_id", templates["order_thank_you"], MessageClass.TRANSACTIONAL)
+    messages_send_due()
+
+
+def _mail_each(events: Iterable[Event], kind: str, key: str, template: EmailTemplate, message_class: str) -> None:
+    """One message to each event's contact, showing that event (its cart, its order)."""
+    for event in events:
         messages_enqueue(
-            workspace=workspace,
-            source=f"demo:thank-you:{event.properties.get('order_id', event.pk)}",
-            contacts=contacts.filter(pk=event.contact_id),
-            template=templates["order_thank_you"],
-            message_class=MessageClass.TRANSACTIONAL,
+            workspace=template.workspace,
+            source=f"demo:{kind}:{event.properties.get(key, event.pk)}",
+            contacts=Contact.objects.in_workspace(template.workspace).filter(pk=event.contact_id).exclude(email=""),
+            template=template,
+            message_class=message_class,
             data={"event": event.properties},
         )
-    messages_send_due()
 
 
 def _engagement(workspace: Workspace, rng: random.Random) -> None:
