@@ -9,6 +9,11 @@ written back in at most two statements. What each message class is spared:
   (a delay, not a drop), daily and weekly caps;
 - transactional, and tests sent from the editor: only suppression by hard bounce, complaint
   or erasure.
+
+Caps hold across workers: a batch takes a session advisory lock on each contact whose capped
+mail it may send, for as long as it runs, and counts that contact's sends only once it holds
+the lock. A contact whose lock another worker holds waits a few seconds (its message goes back
+to the queue), so two workers never both see "one more is allowed" for the same contact.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ HARD_SUPPRESSION = frozenset(
 )
 # Rows that count towards a frequency cap: sent, or handed over and possibly sent.
 CAP_STATES = (MessageState.SENT, MessageState.SENDING, MessageState.IN_DOUBT)
+# The advisory-lock namespace of frequency caps (first key of pg_try_advisory_lock(int, int)).
+CAP_LOCK_CLASS = 0xCA9
+# How long a message waits when another worker holds its contact's cap lock: that batch ends
+# within seconds, and this one's count then includes what it sent.
+CAP_BUSY_DELAY = dt.timedelta(seconds=5)
 
 
 def is_test(message: Message) -> bool:
@@ -63,8 +73,11 @@ class Verdicts:
     ready: list[Message] = field(default_factory=list)
     # (message id, final state, reason)
     settled: list[tuple[int, str, str]] = field(default_factory=list)
-    # (message id, new due_at): back to the queue until quiet hours end.
-    delayed: list[tuple[int, dt.datetime]] = field(default_factory=list)
+    # (message id, new due_at, reason): back to the queue until quiet hours end, or for a
+    # moment while another worker sends to the same capped contact.
+    delayed: list[tuple[int, dt.datetime, str]] = field(default_factory=list)
+    # Contacts whose cap lock this batch holds: `unlock_caps` when the batch ends.
+    cap_locks: list[int] = field(default_factory=list)
 
 
 @lru_cache(maxsize=512)
@@ -107,7 +120,9 @@ def evaluate(
     now: dt.datetime,
 ) -> Verdicts:
     """Sort a claimed batch (in send order) into messages to send now, messages settled as
-    suppressed/skipped, and messages delayed by quiet hours. Reads only; see `apply`."""
+    suppressed/skipped, and messages delayed (quiet hours, a capped contact another worker is
+    sending to). Takes the batch's cap locks (release them with `unlock_caps`); writes nothing
+    else: see `apply`."""
     verdicts = Verdicts()
     addresses = {message.id: recipient(message) for message in messages}
 
@@ -140,7 +155,9 @@ def evaluate(
     day_counts: Counter[int] = Counter()
     week_counts: Counter[int] = Counter()
     if capped:
-        day_counts, week_counts = _recent_marketing_sends({m.contact_id for m in capped if m.contact_id}, now)
+        verdicts.cap_locks = _lock_caps({m.contact_id for m in capped if m.contact_id})
+        day_counts, week_counts = _recent_marketing_sends(set(verdicts.cap_locks), now)
+    held = set(verdicts.cap_locks)
 
     for message in messages:
         address = addresses[message.id]
@@ -167,10 +184,13 @@ def evaluate(
             zone = _zone(contact_zone) or _zone(workspace.time_zone) or dt.UTC
             until = quiet_hours_end(now, zone, rules.quiet_hours_start, rules.quiet_hours_end)
             if until is not None:
-                verdicts.delayed.append((message.id, until))
+                verdicts.delayed.append((message.id, until, SkipReason.QUIET_HOURS))
                 continue
         contact_id = message.contact_id
-        if contact_id is not None:
+        if contact_id is not None and (rules.daily_cap is not None or rules.weekly_cap is not None):
+            if contact_id not in held:
+                verdicts.delayed.append((message.id, now + CAP_BUSY_DELAY, ""))
+                continue
             # Earlier messages of this batch that pass count as sent: a batch holding three
             # mails for one contact with a cap of two sends two.
             if rules.daily_cap is not None and day_counts[contact_id] >= rules.daily_cap:
@@ -183,6 +203,32 @@ def evaluate(
             week_counts[contact_id] += 1
         verdicts.ready.append(message)
     return verdicts
+
+
+def _lock_key(contact_id: int) -> int:
+    return contact_id % 2**31  # an int4 key; two contacts sharing one only wait for each other
+
+
+def _lock_caps(contact_ids: set[int]) -> list[int]:
+    """Take the cap lock of each of these contacts that no other session holds; the ones taken."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c FROM unnest(%s::bigint[]) AS c WHERE pg_try_advisory_lock(%s, (c %% 2147483648)::int)",
+            [sorted(contact_ids), CAP_LOCK_CLASS],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def unlock_caps(verdicts: Verdicts) -> None:
+    """Release the cap locks the batch took (at its end, once its messages are handed over)."""
+    if not verdicts.cap_locks:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_unlock(%s, k) FROM unnest(%s::int[]) AS k",
+            [CAP_LOCK_CLASS, [_lock_key(c) for c in verdicts.cap_locks]],
+        )
+    verdicts.cap_locks = []
 
 
 def _recent_marketing_sends(contact_ids: set[int], now: dt.datetime) -> tuple[Counter[int], Counter[int]]:
@@ -230,14 +276,14 @@ def apply(verdicts: Verdicts, *, token: dt.datetime) -> None:
                 [list(ids), list(states), list(reasons), token],
             )
         if verdicts.delayed:
-            ids, dues = zip(*verdicts.delayed, strict=True)
+            ids, dues, reasons = zip(*verdicts.delayed, strict=True)
             # Back to the queue with a later due_at: the beat tick picks it up when quiet hours
             # end (DESIGN rule 2: the database holds time).
             cursor.execute(
                 """
-                UPDATE campaigns_message m SET state = 'queued', due_at = v.due_at, reason = %s, claimed_at = NULL
-                FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, due_at)
+                UPDATE campaigns_message m SET state = 'queued', due_at = v.due_at, reason = v.reason, claimed_at = NULL
+                FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS v(id, due_at, reason)
                 WHERE m.id = v.id AND m.state = 'claimed' AND m.claimed_at = %s
                 """,
-                [SkipReason.QUIET_HOURS, list(ids), list(dues), token],
+                [list(ids), list(dues), list(reasons), token],
             )

@@ -268,6 +268,7 @@ class Sender:
             .select_related("contact", "contact__facts")
             .order_by("due_at", "id")
         )
+        verdicts = checks.Verdicts()
         try:
             _prepare_statements()
             self._load(batch, messages)
@@ -295,10 +296,15 @@ class Sender:
                     break
                 self._hand_over(batch, ready, _following(prepared, position))
         finally:
-            self.flush()
-            # Whatever is still claimed (an error above, or the lease running out) was never
-            # handed over: back to the queue for the next drain.
-            _release(ids, token)
+            try:
+                self.flush()
+                # Whatever is still claimed (an error above, or the lease running out) was never
+                # handed over: back to the queue for the next drain.
+                _release(ids, token)
+            finally:
+                # Every capped message of the batch is now `sending`/`sent` or back in the
+                # queue: another worker counting the same contacts sees them.
+                checks.unlock_caps(verdicts)
 
     def _load(self, batch: _Batch, messages: list[Message]) -> None:
         """The batch's lookups: those of the drain's last batch while they are fresh and hold
