@@ -92,6 +92,14 @@ class WorkspaceForm(forms.ModelForm):
         fields = ["name", "time_zone", "default_from_name", "default_from_email", "postal_address", "language"]
         widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Added later than the other fields: a post without it keeps the workspace's language.
+        self.fields["language"].required = False
+
+    def clean_language(self) -> str:
+        return str(self.cleaned_data.get("language") or self.instance.language)
+
 
 class InvitationForm(forms.Form):
     email = forms.EmailField(label=_("Email address"))

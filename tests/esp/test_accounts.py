@@ -209,6 +209,11 @@ def test_workspace_settings_validate_and_save(acme: Workspace, acme_client: Clie
     acme.refresh_from_db()
     assert acme.name == "Acme EU" and acme.time_zone == "Europe/Sofia" and acme.can_send_marketing
     assert acme.language == "ru"  # the emails' built-in texts
+    # A form posted without the language (a script written before it existed) keeps it.
+    again = {"name": "Acme EU", "time_zone": "Europe/Sofia", "default_from_email": "news@acme.test"}
+    assert acme_client.post("/settings/workspace/", again).status_code == 302
+    acme.refresh_from_db()
+    assert acme.language == "ru"
 
 
 @pytest.mark.django_db
