@@ -278,6 +278,26 @@ def test_an_esp_never_reached_is_safe_to_retry_one_that_hung_up_is_not(acme: Wor
     assert maybe_sent.value.maybe_delivered is None  # the send loop leaves it in doubt
 
 
+@pytest.mark.skipif(not HAS_BOTO3, reason="boto3 is not installed")
+def test_amazon_connection_errors_say_whether_the_request_left() -> None:
+    """SES errors reach us as anymail API errors caused by botocore's: no connection is safe
+    to retry, a read timeout may have delivered."""
+    from anymail.exceptions import AnymailAPIError
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    endpoint = "https://email.eu-west-1.amazonaws.com"
+    expected = {EndpointConnectionError: False, ConnectTimeoutError: False, ReadTimeoutError: None}
+    for botocore_error, maybe_delivered in expected.items():
+        try:
+            try:
+                raise botocore_error(endpoint_url=endpoint)
+            except botocore_error as cause:
+                raise AnymailAPIError(str(cause)) from cause
+        except AnymailAPIError as error:
+            failure = classify_anymail_error(error)
+        assert type(failure) is TransientSendError and failure.maybe_delivered is maybe_delivered, botocore_error
+
+
 @pytest.mark.django_db
 def test_postmark_inactive_recipient_is_permanent(acme: Workspace, api: FakeApi) -> None:
     """Postmark answers 422 with ErrorCode 406 for a recipient it marked inactive (bounced)."""
