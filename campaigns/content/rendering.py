@@ -647,9 +647,9 @@ def email_language(*, workspace: Workspace, contact: dict[str, Any]) -> str:
     """The language of an email's built-in texts: the contact's (the language of their locale,
     "ru-RU" or "ru"), when the service speaks it, else the workspace's."""
     known = {code for code, _name in settings.LANGUAGES}
-    locale = str(contact.get("locale") or "").replace("_", "-")
-    if locale.split("-")[0].lower() in known:
-        return locale.split("-")[0].lower()
+    spoken = str(contact.get("locale") or "").replace("_", "-").split("-")[0].lower()
+    if spoken in known:
+        return spoken
     return workspace.language if workspace.language in known else settings.LANGUAGE_CODE
 
 

@@ -211,10 +211,11 @@ def _lock_key(contact_id: int) -> int:
 
 def _lock_caps(contact_ids: set[int]) -> list[int]:
     """Take the cap lock of each of these contacts that no other session holds; the ones taken."""
+    ordered = sorted(contact_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c FROM unnest(%s::bigint[]) AS c WHERE pg_try_advisory_lock(%s, (c %% 2147483648)::int)",
-            [sorted(contact_ids), CAP_LOCK_CLASS],
+            "SELECT c FROM unnest(%s::bigint[], %s::int[]) AS t(c, k) WHERE pg_try_advisory_lock(%s, k)",
+            [ordered, [_lock_key(c) for c in ordered], CAP_LOCK_CLASS],
         )
         return [row[0] for row in cursor.fetchall()]
 
