@@ -28,8 +28,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences.filters import ContactFilter, contacts_matching
-from audiences.jobs import ExportJob, JobFile, JobStatus, job_claim, jobs_stalled_requeue, media_path, safe_cell
-from audiences.models import Contact, CustomField, MailingList, SubscriptionStatus
+from audiences.jobs.machinery import JobFile, job_claim, jobs_stalled_requeue, media_path, safe_cell
+from audiences.models import Contact, CustomField, ExportJob, JobStatus, MailingList, SubscriptionStatus
 from esp.models import User, Workspace
 from esp.queue import enqueue_after_commit
 

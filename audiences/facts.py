@@ -49,7 +49,7 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audiences.behaviour import CustomerFacts, LifecycleSettings, LifecycleStage, RfmSegment
+from audiences.models import CustomerFacts, LifecycleSettings, LifecycleStage, RfmSegment
 from esp.models import Workspace
 from esp.queue import enqueue_after_commit
 

@@ -63,17 +63,17 @@ from audiences.contacts import (
     custom_fields_of,
     parse_contact,
 )
-from audiences.jobs import (
+from audiences.jobs.machinery import JobFile, job_claim, jobs_stalled_requeue, media_path, safe_cell
+from audiences.models import (
+    ConsentSource,
+    Contact,
+    CustomField,
     ImportJob,
     ImportMode,
-    JobFile,
     JobStatus,
-    job_claim,
-    jobs_stalled_requeue,
-    media_path,
-    safe_cell,
+    MailingList,
+    normalise_email,
 )
-from audiences.models import ConsentSource, Contact, CustomField, MailingList, normalise_email
 from audiences.segments.services import segments_workspace_changed
 from esp.models import User, Workspace
 from esp.queue import enqueue_after_commit

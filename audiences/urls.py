@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from audiences import event_views, insight_views, job_views, views
+from audiences import views
+from audiences.events import views as event_views
+from audiences.insights import views as insight_views
+from audiences.jobs import views as job_views
 from audiences.segments import views as segment_views
 
 urlpatterns = [

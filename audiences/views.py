@@ -15,7 +15,7 @@ from django.utils.translation import ngettext
 from django.views import View
 
 from audiences import selectors, services
-from audiences.event_views import timeline_context
+from audiences.events.views import timeline_context
 from audiences.filters import ContactFilter, contacts_matching
 from audiences.forms import (
     ContactFilterForm,
@@ -25,7 +25,7 @@ from audiences.forms import (
     PublicSubscribeForm,
     SuppressionForm,
 )
-from audiences.insights import contact_purchases
+from audiences.insights.selectors import contact_purchases
 from audiences.models import ConsentSource, Contact, CustomField, MailingList, Subscription, Suppression
 from audiences.tasks import CONFIRM_SALT
 from esp.models import Role, Workspace

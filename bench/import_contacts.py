@@ -47,8 +47,12 @@ from django.db import connection  # noqa: E402
 
 from audiences import imports, tasks  # noqa: E402
 from audiences.imports import import_create, import_preview, import_run, import_start  # noqa: E402
-from audiences.jobs import ImportJob  # noqa: E402
-from audiences.models import Contact, CustomField, FieldType  # noqa: E402
+from audiences.models import (  # noqa: E402
+    Contact,
+    CustomField,
+    FieldType,
+    ImportJob,
+)
 from esp.models import Workspace  # noqa: E402
 
 FIRST = ["Anna", "Maria", "John", "Peter", "Elena", "Lucas", "Sofia", "Mehmet", "Olga", "Chen"]

@@ -45,7 +45,7 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 
-from audiences.behaviour import Segment  # noqa: E402
+from audiences.models import Segment  # noqa: E402
 from audiences.segments.compiler import segment_queryset  # noqa: E402
 from audiences.segments.membership import segment_refresh  # noqa: E402
 from audiences.segments.services import segment_save  # noqa: E402

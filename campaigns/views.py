@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from audiences import selectors as audience_selectors
-from audiences.event_selectors import pretty_json
+from audiences.events.selectors import pretty_json
 from campaigns import selectors
 from campaigns.models import MessageClass, MessageState, SkipReason
 from campaigns.selectors import (

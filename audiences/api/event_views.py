@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from audiences import selectors
-from audiences.event_selectors import (
+from audiences.events.selectors import (
     MAX_PAGE_SIZE,
     EventCursor,
     EventFilters,

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from audiences.api.serializers import ContactSerializer
 from audiences.api.views import AudiencesAPIView, api_validation
-from audiences.behaviour import Segment, SegmentMembership
+from audiences.models import Segment, SegmentMembership
 from audiences.segments import selectors, services
 from audiences.segments.compiler import validate_rules
 

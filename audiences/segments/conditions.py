@@ -38,12 +38,14 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from audiences.behaviour import Event, LifecycleStage, RfmSegment
 from audiences.models import (
     ConsentAction,
     ConsentRecord,
+    Event,
     FieldType,
     Gender,
+    LifecycleStage,
+    RfmSegment,
     Subscription,
     SubscriptionStatus,
 )

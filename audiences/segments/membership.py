@@ -23,8 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from audiences.behaviour import Segment
-from audiences.models import Contact
+from audiences.models import Contact, Segment
 from audiences.segments.compiler import rules_time_relative, segment_queryset
 from audiences.segments.registry import RuleContext
 from esp.models import Workspace

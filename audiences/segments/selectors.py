@@ -9,9 +9,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from audiences.behaviour import Segment, SegmentMembership
-from audiences.event_selectors import event_names as stored_event_names
-from audiences.models import Contact
+from audiences.events.selectors import event_names as stored_event_names
+from audiences.models import Contact, Segment, SegmentMembership
 from audiences.segments.compiler import segment_queryset
 from audiences.segments.registry import RuleContext
 from esp.models import Workspace

@@ -13,8 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audiences.behaviour import Segment
-from audiences.models import Contact
+from audiences.models import Contact, Segment
 from audiences.segments.compiler import validate_rules
 from esp.models import Workspace
 from esp.plurals import at_most_characters

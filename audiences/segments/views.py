@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from audiences.behaviour import Segment
+from audiences.models import Segment
 from audiences.segments import selectors, services
 from audiences.segments.compiler import EMPTY_RULES, builder_schema, describe_rules, validate_rules
 from audiences.segments.registry import RuleContext

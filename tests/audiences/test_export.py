@@ -17,8 +17,16 @@ from django.http import Http404
 from audiences import exports
 from audiences.exports import export_create, export_file, export_get, export_run
 from audiences.imports import import_create, import_preview, import_run, import_start
-from audiences.jobs import ExportJob, JobStatus
-from audiences.models import Contact, CustomField, FieldType, MailingList, Subscription, SubscriptionStatus
+from audiences.models import (
+    Contact,
+    CustomField,
+    ExportJob,
+    FieldType,
+    JobStatus,
+    MailingList,
+    Subscription,
+    SubscriptionStatus,
+)
 from esp.models import User, Workspace
 
 

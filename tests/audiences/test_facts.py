@@ -11,9 +11,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from audiences.behaviour import CustomerFacts, LifecycleStage
 from audiences.facts import purchase_facts_refresh
-from audiences.models import Contact
+from audiences.models import Contact, CustomerFacts, LifecycleStage
 from audiences.services import contact_save
 from esp.models import Workspace
 from tests.conftest import key_client

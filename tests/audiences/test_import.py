@@ -31,12 +31,14 @@ from audiences.imports import (
     import_targets,
     imports_resume_stalled,
 )
-from audiences.jobs import ImportJob, ImportMode, JobStatus
 from audiences.models import (
     ConsentRecord,
     Contact,
     CustomField,
     FieldType,
+    ImportJob,
+    ImportMode,
+    JobStatus,
     MailingList,
     Subscription,
     SubscriptionStatus,

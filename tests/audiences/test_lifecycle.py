@@ -12,10 +12,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from audiences.behaviour import CustomerFacts, LifecycleSettings, LifecycleStage, Segment
 from audiences.facts import lifecycle_refresh, lifecycle_thresholds, purchase_facts_refresh
-from audiences.insights import lifecycle_counts
-from audiences.models import Contact
+from audiences.insights.selectors import lifecycle_counts
+from audiences.models import Contact, CustomerFacts, LifecycleSettings, LifecycleStage, Segment
 from audiences.services import contact_save
 from esp.models import Role, Workspace
 from tests.conftest import logged_in

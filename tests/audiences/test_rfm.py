@@ -13,9 +13,8 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from audiences.behaviour import CustomerFacts, RfmSegment, Segment
 from audiences.facts import rfm_score, rfm_segment_of, scoring_request, scoring_request_all, scoring_status
-from audiences.models import Contact
+from audiences.models import Contact, CustomerFacts, RfmSegment, Segment
 from audiences.services import contact_save
 from esp.models import Role, Workspace
 from tests.conftest import logged_in

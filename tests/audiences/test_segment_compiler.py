@@ -32,11 +32,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from audiences.behaviour import CustomerFacts, Event
 from audiences.models import (
     ConsentRecord,
     Contact,
+    CustomerFacts,
     CustomField,
+    Event,
     MailingList,
     Subscription,
 )

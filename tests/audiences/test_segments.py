@@ -17,8 +17,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audiences import services as audience_services
-from audiences.behaviour import Segment, SegmentMembership
-from audiences.models import Contact, MailingList
+from audiences.models import Contact, MailingList, Segment, SegmentMembership
 from audiences.segments.membership import segment_refresh, segments_refresh_contacts, segments_refresh_due
 from audiences.segments.selectors import event_names, segment_history, segment_members_page
 from audiences.segments.services import segment_delete, segment_save

@@ -15,8 +15,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from audiences import event_selectors
-from audiences.event_selectors import EventCursor, EventFilters, contact_timeline, event_names, events_page
+from audiences.events import selectors as event_selectors
+from audiences.events.selectors import EventCursor, EventFilters, contact_timeline, event_names, events_page
 from audiences.models import Contact, Event
 from audiences.services import contact_save
 from esp.models import ApiScope, Role, Workspace

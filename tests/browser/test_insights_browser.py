@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from audiences.behaviour import CustomerFacts, LifecycleSettings, Segment
 from audiences.facts import rfm_score
+from audiences.models import CustomerFacts, LifecycleSettings, Segment
 from audiences.services import contact_save
 from esp.models import Role
 from tests.browser.test_flows import log_in

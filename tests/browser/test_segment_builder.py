@@ -11,8 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from audiences.behaviour import Segment
-from audiences.models import Contact
+from audiences.models import Contact, Segment
 from esp.models import Role
 from tests.browser.test_flows import log_in
 from tests.factories import EventFactory, WorkspaceFactory, member

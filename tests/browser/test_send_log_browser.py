@@ -8,8 +8,7 @@ import datetime as dt
 import pytest
 from playwright.sync_api import Page, expect
 
-from audiences.behaviour import Segment
-from audiences.models import Contact
+from audiences.models import Contact, Segment
 from campaigns import views
 from campaigns.models import Message
 from esp.models import Role

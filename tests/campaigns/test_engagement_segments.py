@@ -12,8 +12,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from audiences.behaviour import SegmentMembership
-from audiences.models import Contact
+from audiences.models import Contact, SegmentMembership
 from audiences.segments.compiler import (
     builder_schema,
     describe_rules,

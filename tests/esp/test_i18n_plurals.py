@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import override
 
-from audiences.behaviour import LifecycleSettings
+from audiences.models import LifecycleSettings
 from audiences.segments.compiler import describe_rules, validate_rules
 from audiences.segments.registry import RuleContext
 from campaigns.content import services

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from kombu.exceptions import OperationalError
 
-from audiences.jobs import ImportJob
+from audiences.models import ImportJob
 from audiences.tasks import run_import
 from esp.models import Role, Workspace
 from tests.conftest import logged_in

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db.models import Count, F
 from django.utils import timezone
 
-from audiences.event_selectors import event_summary
+from audiences.events.selectors import event_summary
 from audiences.models import (
     Contact,
     ContactAlias,

@@ -13,9 +13,8 @@ from typing import Any
 from django.db.models import Avg, Count
 from django.utils.translation import gettext as _
 
-from audiences.behaviour import CustomerFacts, LifecycleStage, RfmSegment, Segment
 from audiences.facts import RFM_SEGMENT_GRID
-from audiences.models import Contact
+from audiences.models import Contact, CustomerFacts, LifecycleStage, RfmSegment, Segment
 from esp.models import Workspace
 
 SCORES = (1, 2, 3, 4, 5)

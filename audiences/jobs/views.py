@@ -21,8 +21,8 @@ from audiences.imports import (
     import_start,
     import_targets,
 )
-from audiences.jobs import ImportMode, JobFile, JobStatus
-from audiences.models import ConsentSource, MailingList, SubscriptionStatus
+from audiences.jobs.machinery import JobFile
+from audiences.models import ConsentSource, ImportMode, JobStatus, MailingList, SubscriptionStatus
 from esp.web import WorkspaceView, request_user
 
 RECENT_JOBS = 20

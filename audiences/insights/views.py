@@ -1,6 +1,6 @@
 """The RFM and lifecycle pages: the RFM grid and named segments (a click makes a segment of a
 cell), the scoring job's state and button, lifecycle stage counts and the workspace's
-thresholds. Logic is in audiences.facts (scores, thresholds) and audiences.insights (reads)."""
+thresholds. Logic is in audiences.facts (scores, thresholds) and audiences.insights.selectors (reads)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from audiences import facts, insights
-from audiences.behaviour import LifecycleSettings, LifecycleStage, RfmSegment, Segment
+from audiences import facts
+from audiences.insights import selectors as insights
+from audiences.models import LifecycleSettings, LifecycleStage, RfmSegment, Segment
 from esp.models import Role
 from esp.web import WorkspaceView
 

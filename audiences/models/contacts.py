@@ -201,18 +201,3 @@ class Suppression(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.email or self.email_hash[:12]
-
-
-from audiences.behaviour import (  # noqa: E402,F401
-    ContactAlias,
-    CustomerFacts,
-    Event,
-    EventType,
-    LifecycleSettings,
-    LifecycleStage,
-    PendingEvents,
-    RfmSegment,
-    Segment,
-    SegmentMembership,
-)
-from audiences.jobs import ExportJob, ImportJob  # noqa: E402,F401

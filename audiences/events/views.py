@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from audiences import selectors
-from audiences.event_selectors import (
+from audiences.events.selectors import (
     EventCursor,
     EventFilters,
     EventPage,

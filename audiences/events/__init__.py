@@ -1,0 +1,1 @@
+"""Events: the explorer and the contact timeline."""

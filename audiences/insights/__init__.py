@@ -1,0 +1,1 @@
+"""RFM and lifecycle insights over purchase facts."""

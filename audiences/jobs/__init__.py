@@ -1,0 +1,1 @@
+"""Long jobs of the audience: CSV imports and exports, their pages and shared machinery."""
