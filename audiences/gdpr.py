@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from audiences import hooks
 from audiences.models import (
     ConsentRecord,
     Contact,
@@ -194,3 +195,4 @@ def contact_erase(*, workspace: Workspace, contact_id: int) -> None:
     # name it in clear text.
     Suppression.objects.in_workspace(workspace).filter(email__iexact=address.strip()).update(email="", note="")
     OutboxMessage.objects.filter(_outbox_of(workspace.pk, address)).delete()
+    hooks.contacts_erased.fire(hooks.ContactsErased(workspace.pk, (contact_id,)))

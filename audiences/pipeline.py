@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from audiences import hooks
 from audiences.models import EventType, PendingEvents
 from esp.queue import enqueue_after_commit
 
@@ -37,7 +38,8 @@ MERGE_ROUNDS = 5
 
 def pending_events_process(*, pending_id: int) -> None:
     """Claim the row (SKIP LOCKED: a second task for it returns at once), merge identities,
-    refresh the facts and segments of every contact concerned, delete the row."""
+    refresh the facts and segments of every contact concerned, fire "events stored", delete
+    the row."""
     from audiences.facts import purchase_facts_refresh
     from audiences.segments.membership import segments_refresh_contacts
 
@@ -46,9 +48,14 @@ def pending_events_process(*, pending_id: int) -> None:
         if pending is None:
             return  # done already, or being done by another worker
         contact_ids = identities_merge(workspace_id=pending.workspace_id, event_ids=pending.event_ids)
+        # Facts and segments are audiences' own and run in this transaction, so a crash repeats
+        # them with the row; the layers above hear of the events through the hook, after commit.
         if contact_ids:
             purchase_facts_refresh(workspace_id=pending.workspace_id, contact_ids=contact_ids)
             segments_refresh_contacts(workspace_id=pending.workspace_id, contact_ids=contact_ids)
+        hooks.events_stored.fire(
+            hooks.EventsStored(pending.workspace_id, hooks.ids(pending.event_ids), hooks.ids(list(contact_ids)))
+        )
         pending.delete()
 
 

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audiences import hooks
 from audiences.contacts import REJECTED, contacts_upsert, custom_fields_of, parse_contact
 from audiences.models import (
     ConsentAction,
@@ -90,6 +91,7 @@ def contact_delete(*, workspace: Workspace, contact_id: int) -> None:
     contact = get_object_or_404(Contact.objects.in_workspace(workspace), pk=contact_id)
     segment_memberships_forget(workspace_id=workspace.pk, contacts=Contact.objects.filter(pk=contact.pk))
     contact.delete()
+    hooks.contacts_erased.fire(hooks.ContactsErased(workspace.pk, (contact_id,)))
 
 
 # --- lists ----------------------------------------------------------------------------------
@@ -216,6 +218,7 @@ def subscription_unsubscribe(
     subscription.save()
     _record(contact, mailing_list, ConsentAction.UNSUBSCRIBED, context)
     segments_contacts_changed(workspace_id=workspace.pk, contact_ids=[contact.pk])
+    hooks.contacts_unsubscribed.fire(hooks.ContactsUnsubscribed(workspace.pk, (contact.pk,), mailing_list.pk))
     return subscription
 
 
@@ -224,13 +227,24 @@ def subscription_unsubscribe(
 
 @transaction.atomic
 def suppression_add(*, workspace: Workspace, email: str, reason: str, note: str = "") -> Suppression:
+    """Suppress an address (an existing entry is kept as it is). Fires "contacts suppressed",
+    and for reason "unsubscribed" also "contacts unsubscribed" from all marketing."""
     if reason not in SuppressionReason.values:
         raise ValidationError({"reason": _("Unknown reason.")})
-    suppression, _created = Suppression.objects.get_or_create(
+    suppression, created = Suppression.objects.get_or_create(
         workspace=workspace,
         email_hash=email_hash(email),
         defaults={"email": email.strip(), "reason": reason, "note": note[:400]},
     )
+    if created:
+        contact_ids = hooks.ids(
+            Contact.objects.in_workspace(workspace)
+            .filter(email__lower=email.strip().lower())
+            .values_list("pk", flat=True)
+        )
+        hooks.contacts_suppressed.fire(hooks.ContactsSuppressed(workspace.pk, (email.strip(),), contact_ids, reason))
+        if reason == SuppressionReason.UNSUBSCRIBED:
+            hooks.contacts_unsubscribed.fire(hooks.ContactsUnsubscribed(workspace.pk, contact_ids, None))
     return suppression
 
 
@@ -281,6 +295,9 @@ def contacts_bulk_action(
         return _bulk_subscription(workspace, mailing_list, contacts, subscribe=action == "subscribe")
     if action == "delete":
         count = contacts.count()
+        if hooks.contacts_erased.has_subscribers:
+            erased = hooks.ids(contacts.values_list("pk", flat=True))
+            hooks.contacts_erased.fire(hooks.ContactsErased(workspace.pk, erased))
         segment_memberships_forget(workspace_id=workspace.pk, contacts=contacts)
         # Set-based delete of the contacts and what hangs off them (Django's delete() would
         # walk the relations in Python, row by row).
@@ -325,11 +342,16 @@ def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, contacts
             INSERT INTO audiences_consentrecord
                 (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
             SELECT %s, contact_id, %s, 'unsubscribed', 'admin', %s, '', '' FROM changed
+            RETURNING contact_id
         """  # noqa: S608
         args = [now, now, workspace.pk, mailing_list.pk, *contact_params, workspace.pk, mailing_list.pk, now]
     with connection.cursor() as cursor:
         cursor.execute(sql, args)
-        return cursor.rowcount
+        if subscribe:
+            return cursor.rowcount
+        unsubscribed = hooks.ids([row[0] for row in cursor.fetchall()])
+    hooks.contacts_unsubscribed.fire(hooks.ContactsUnsubscribed(workspace.pk, unsubscribed, mailing_list.pk))
+    return len(unsubscribed)
 
 
 # --- custom fields --------------------------------------------------------------------------

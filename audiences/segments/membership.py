@@ -1,5 +1,6 @@
 """Materialised segment membership: who is in a segment now, and when each contact entered and
-left (SegmentMembership rows), so later issues can start series on "entered" / "left".
+left (SegmentMembership rows); each change fires "segment membership changed" (audiences.hooks),
+so series can start on "entered" / "left".
 
 A refresh is one set-based statement: the segment's query is run once (a MATERIALIZED CTE),
 members no longer matched get exited_at, new matches get a row with entered_at — all in one
@@ -23,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from audiences import hooks
 from audiences.models import Contact, Segment
 from audiences.segments.compiler import rules_time_relative, segment_queryset
 from audiences.segments.registry import RuleContext
@@ -131,17 +133,21 @@ def _lock(segment_id: int) -> None:
 def _apply(
     segment: Segment, matched: QuerySet[Contact], now: dt.datetime, *, contact_ids: list[int] | None
 ) -> tuple[int, int, int]:
-    """One statement: (entered, exited, matched count). With contact_ids, only those
-    contacts' memberships are considered."""
+    """One statement: (entered, exited, matched count); "segment membership changed" is fired
+    with who entered and left. With contact_ids, only those contacts' memberships are
+    considered."""
     matched_sql, matched_params = matched.order_by().values("pk").query.sql_with_params()
     only_these = "AND m.contact_id = ANY(%s)" if contact_ids is not None else ""
+    # The ids are read back only when someone listens: a full refresh may move millions.
+    listened = hooks.segment_membership_changed.has_subscribers
+    changed_ids = ", (SELECT array_agg(id) FROM entered), (SELECT array_agg(id) FROM exited)" if listened else ""
     sql = f"""
         WITH matched(id) AS MATERIALIZED ({matched_sql}),
         exited AS (
             UPDATE audiences_segmentmembership m SET exited_at = %s
             WHERE m.segment_id = %s AND m.exited_at IS NULL {only_these}
               AND NOT EXISTS (SELECT 1 FROM matched WHERE matched.id = m.contact_id)
-            RETURNING 1
+            RETURNING m.contact_id AS id
         ),
         entered AS (
             INSERT INTO audiences_segmentmembership (workspace_id, segment_id, contact_id, entered_at)
@@ -150,9 +156,10 @@ def _apply(
                 SELECT 1 FROM audiences_segmentmembership m
                 WHERE m.segment_id = %s AND m.contact_id = matched.id AND m.exited_at IS NULL)
             ON CONFLICT (segment_id, contact_id) WHERE exited_at IS NULL DO NOTHING
-            RETURNING 1
+            RETURNING contact_id AS id
         )
         SELECT (SELECT count(*) FROM entered), (SELECT count(*) FROM exited), (SELECT count(*) FROM matched)
+            {changed_ids}
     """  # noqa: S608 — the matched subquery is Django-compiled SQL with its own parameters
     params: list[Any] = [*matched_params, now, segment.pk]
     if contact_ids is not None:
@@ -160,5 +167,11 @@ def _apply(
     params += [segment.workspace_id, segment.pk, now, segment.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        entered, exited, count = cursor.fetchone()
+        entered, exited, count, *changed = cursor.fetchone()
+    if changed and (entered or exited):
+        hooks.segment_membership_changed.fire(
+            hooks.SegmentMembershipChanged(
+                segment.workspace_id, segment.pk, hooks.ids(changed[0] or []), hooks.ids(changed[1] or [])
+            )
+        )
     return int(entered), int(exited), int(count)
