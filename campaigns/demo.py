@@ -21,7 +21,7 @@ from campaigns.content.starters import STARTERS
 from campaigns.delivery.sender import messages_send_due
 from campaigns.delivery.services import messages_enqueue
 from campaigns.events import message_event_record
-from campaigns.models import EmailTemplate, Message, MessageClass, MessageEventType, MessageState
+from campaigns.models import EmailTemplate, Message, MessageClass, MessageEventType, MessageSource, MessageState
 from campaigns.providers.services import delivery_settings_update, sender_create
 from esp.models import Workspace
 
@@ -69,7 +69,7 @@ def _send_demo_mail(workspace: Workspace, templates: dict[str, EmailTemplate]) -
     newsletter = MailingList.objects.in_workspace(workspace).filter(name="Newsletter").first()
     messages_enqueue(
         workspace=workspace,
-        source="demo:welcome",
+        source=str(MessageSource.demo("welcome")),
         contacts=contacts.filter(pk__in=list(contacts.order_by("-id").values_list("pk", flat=True)[:60])),
         template=templates["welcome"],
         message_class=MessageClass.MARKETING,
@@ -80,7 +80,7 @@ def _send_demo_mail(workspace: Workspace, templates: dict[str, EmailTemplate]) -
         )
         messages_enqueue(
             workspace=workspace,
-            source="demo:promo-autumn-sale",
+            source=str(MessageSource.demo("promo-autumn-sale")),
             contacts=subscribers,
             template=templates["promo"],
             message_class=MessageClass.MARKETING,
@@ -111,7 +111,7 @@ def _mail_each(events: Iterable[Event], kind: str, key: str, template: EmailTemp
     for event in events:
         messages_enqueue(
             workspace=template.workspace,
-            source=f"demo:{kind}:{event.properties.get(key, event.pk)}",
+            source=str(MessageSource.demo(f"{kind}:{event.properties.get(key, event.pk)}")),
             contacts=Contact.objects.in_workspace(template.workspace).filter(pk=event.contact_id).exclude(email=""),
             template=template,
             message_class=message_class,

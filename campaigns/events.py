@@ -26,7 +26,15 @@ from django.utils.translation import ngettext
 from audiences.ingest import ContactEvent, events_record_for_contacts
 from audiences.models import SuppressionReason
 from audiences.services import suppression_add
-from campaigns.models import DeliverySettings, DeliveryStatus, Message, MessageEventType, MessageState, SkipReason
+from campaigns.models import (
+    DeliverySettings,
+    DeliveryStatus,
+    Message,
+    MessageEventType,
+    MessageSource,
+    MessageState,
+    SkipReason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +203,7 @@ def message_event_record(
 def _is_test(message: Message) -> bool:
     # "Send test to me" renders for a sample contact but goes to a member: nothing that
     # happens to it is that contact's engagement.
-    return message.source.startswith("test:") or bool((message.data or {}).get("test"))
+    return MessageSource.parse(message.source).is_test or bool((message.data or {}).get("test"))
 
 
 def _suppress(message: Message, reason: str, note: str) -> None:

@@ -13,6 +13,10 @@ the send loop, the webhooks and the profile need, each partial where it can be.
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
@@ -243,10 +247,72 @@ class DeliveryStatus(models.TextChoices):
     COMPLAINED = "complained", _("Complaint")
 
 
+class SourceKind(StrEnum):
+    BROADCAST = "broadcast"
+    STEP = "step"
+    TRANSACTIONAL = "tx"
+    TEST = "test"
+    DEMO = "demo"
+
+
+@dataclass(frozen=True)
+class MessageSource:
+    """What a message was sent for, stored in `Message.source` as "<kind>:<key>". Built and read
+    only here, so a kind's spelling lives in one place."""
+
+    kind: str
+    key: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+    @classmethod
+    def broadcast(cls, broadcast_id: int) -> MessageSource:
+        return cls(SourceKind.BROADCAST, str(broadcast_id))
+
+    @classmethod
+    def step(cls, enrollment_id: int, step_key: str) -> MessageSource:
+        return cls(SourceKind.STEP, f"{enrollment_id}:{step_key}")
+
+    @classmethod
+    def transactional(cls, idempotency_key: str) -> MessageSource:
+        return cls(SourceKind.TRANSACTIONAL, idempotency_key)
+
+    @classmethod
+    def test(cls) -> MessageSource:
+        return cls(SourceKind.TEST, str(uuid.uuid4()))
+
+    @classmethod
+    def demo(cls, key: str) -> MessageSource:
+        return cls(SourceKind.DEMO, key)
+
+    @classmethod
+    def parse(cls, source: str) -> MessageSource:
+        kind, _sep, key = source.partition(":")
+        return cls(kind, key)
+
+    @staticmethod
+    def prefix(kind: str) -> str:
+        """The start of every source of a kind (for a LIKE or startswith)."""
+        return f"{kind}:"
+
+    @property
+    def is_test(self) -> bool:
+        return self.kind == SourceKind.TEST
+
+    @property
+    def is_transactional(self) -> bool:
+        return self.kind == SourceKind.TRANSACTIONAL
+
+    @property
+    def is_campaign(self) -> bool:
+        """A broadcast or a series step: many messages share it (a Feedback-ID worth having)."""
+        return self.kind in (SourceKind.BROADCAST, SourceKind.STEP)
+
+
 class Message(WorkspaceOwned):
     """One email to one contact (the send log). Unique on (source, contact) so that whoever
-    creates it twice gets the row that exists: `source` is "broadcast:<id>", "step:<id>",
-    "tx:<idempotency key>", "test:<uuid>"."""
+    creates it twice gets the row that exists: `source` is a MessageSource."""
 
     id = models.BigAutoField(primary_key=True)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from campaigns.models import Message, MessageEvent
+from campaigns.models import Message, MessageEvent, MessageSource
 
 
 class MessageContactSerializer(serializers.Serializer[dict[str, Any]]):
@@ -69,8 +69,8 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         read_only_fields = fields
 
     def get_idempotency_key(self, message: Message) -> str | None:
-        kind, _sep, key = message.source.partition(":")
-        return key if kind == "tx" else None
+        source = MessageSource.parse(message.source)
+        return source.key if source.is_transactional else None
 
 
 class MessageDetailSerializer(MessageSerializer):

@@ -27,7 +27,15 @@ from functools import lru_cache
 from django.db import connection
 
 from audiences.models import Subscription, SubscriptionStatus, Suppression, SuppressionReason, email_hash
-from campaigns.models import DeliverySettings, Message, MessageClass, MessageState, SkipReason
+from campaigns.models import (
+    DeliverySettings,
+    Message,
+    MessageClass,
+    MessageSource,
+    MessageState,
+    SkipReason,
+    SourceKind,
+)
 from esp.models import Workspace
 
 # Reasons that stop every message, transactional ones and tests included.
@@ -49,7 +57,7 @@ CAP_BUSY_DELAY = dt.timedelta(seconds=5)
 
 
 def is_test(message: Message) -> bool:
-    return message.source.startswith("test:")
+    return MessageSource.parse(message.source).is_test
 
 
 def is_marketing(message: Message) -> bool:
@@ -63,7 +71,8 @@ def recipient(message: Message) -> str:
     transactional mail to an address that has no contact go to the row's own address."""
     if message.contact_id is not None:
         return message.contact.email if message.contact is not None else ""
-    if is_test(message) or message.source.startswith("tx:"):
+    source = MessageSource.parse(message.source)
+    if source.is_test or source.is_transactional:
         return message.to_email
     return ""
 
@@ -243,13 +252,14 @@ def _recent_marketing_sends(contact_ids: set[int], now: dt.datetime) -> tuple[Co
                    count(*)
             FROM campaigns_message
             WHERE contact_id = ANY(%(contacts)s) AND message_class = %(marketing)s AND state = ANY(%(states)s)
-              AND source NOT LIKE 'test:%%' AND coalesce(sent_at, claimed_at) > %(week)s
+              AND source NOT LIKE %(tests)s AND coalesce(sent_at, claimed_at) > %(week)s
             GROUP BY contact_id
             """,
             {
                 "contacts": list(contact_ids),
                 "marketing": MessageClass.MARKETING,
                 "states": list(CAP_STATES),
+                "tests": MessageSource.prefix(SourceKind.TEST) + "%",
                 "day": now - dt.timedelta(days=1),
                 "week": now - dt.timedelta(days=7),
             },

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -26,13 +25,20 @@ from audiences.contacts import parse_contact
 from audiences.models import Contact, MailingList, Suppression, email_hash, normalise_email
 from audiences.services import contact_save, is_suppressed
 from campaigns.delivery.checks import HARD_SUPPRESSION
-from campaigns.models import EmailTemplate, Message, MessageClass, MessageState, Provider, SenderIdentity
+from campaigns.models import (
+    EmailTemplate,
+    Message,
+    MessageClass,
+    MessageSource,
+    MessageState,
+    Provider,
+    SenderIdentity,
+    SourceKind,
+)
 from esp.models import Workspace
 from esp.queue import enqueue_after_commit
 
-TX_PREFIX = "tx:"
-TEST_PREFIX = "test:"
-MAX_IDEMPOTENCY_KEY = 200 - len(TX_PREFIX)
+MAX_IDEMPOTENCY_KEY = 200 - len(MessageSource.prefix(SourceKind.TRANSACTIONAL))
 
 
 def _json(value: Any) -> str:
@@ -164,7 +170,7 @@ def message_send_transactional(
         raise ValidationError(
             {"idempotency_key": _("Give a key of 1 to %(n)d characters.") % {"n": MAX_IDEMPOTENCY_KEY}}
         )
-    source = TX_PREFIX + key
+    source = str(MessageSource.transactional(key))
     with transaction.atomic():
         _tx_lock(workspace, source)
         existing = Message.objects.in_workspace(workspace).filter(source=source).order_by("id").first()
@@ -218,7 +224,7 @@ def message_send_test(
         message = Message.objects.create(
             workspace=workspace,
             contact=None,
-            source=f"{TEST_PREFIX}{uuid.uuid4()}",
+            source=str(MessageSource.test()),
             message_class=template.message_class,
             template=template,
             to_email=address,

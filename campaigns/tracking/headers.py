@@ -6,16 +6,11 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from campaigns.models import MessageClass
+from campaigns.models import MessageClass, MessageSource
 from campaigns.tracking.tokens import message_token
 
 if TYPE_CHECKING:
     from campaigns.models import Message
-
-# Sources whose id names a campaign (a broadcast, a series step): worth a Feedback-ID of their
-# own. Transactional and test sources are unique per message, which Gmail's feedback loop
-# cannot aggregate, so they give only their kind.
-_CAMPAIGN_SOURCES = ("broadcast", "step")
 
 
 def message_urls(message: Message, token: str | None = None) -> dict[str, str]:
@@ -32,8 +27,10 @@ def message_urls(message: Message, token: str | None = None) -> dict[str, str]:
 
 
 def feedback_id(message: Message) -> str:
-    kind, _sep, rest = message.source.partition(":")
-    campaign = f"{kind}-{rest}" if kind in _CAMPAIGN_SOURCES and rest else kind
+    # A campaign's messages share a Feedback-ID; transactional and test sources are unique per
+    # message, which Gmail's feedback loop cannot aggregate, so they give only their kind.
+    source = MessageSource.parse(message.source)
+    campaign = f"{source.kind}-{source.key}" if source.is_campaign and source.key else source.kind
     # Gmail's format: fields separated by colons, the sender's identifier last.
     return f"{campaign}:{message.message_class}:{message.workspace_id}:esp"
 

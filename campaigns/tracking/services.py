@@ -39,7 +39,7 @@ from audiences.services import (
     suppression_lift,
 )
 from campaigns.events import message_event_record
-from campaigns.models import DeliverySettings, Message, MessageEventType
+from campaigns.models import DeliverySettings, Message, MessageEventType, MessageSource
 from campaigns.tracking.machine import classify
 from campaigns.tracking.tokens import read_link_token, read_message_token
 
@@ -74,7 +74,7 @@ def message_link_by_token(token: str) -> tuple[Message, int, str] | None:
 def is_test(message: Message) -> bool:
     # "Send test to me" goes to a member of the workspace: their opens and clicks are no
     # engagement of any contact.
-    return message.source.startswith("test:") or bool((message.data or {}).get("test"))
+    return MessageSource.parse(message.source).is_test or bool((message.data or {}).get("test"))
 
 
 # --- opens and clicks ---------------------------------------------------------------------
