@@ -10,15 +10,23 @@ from campaigns import views as send_log_views
 
 urlpatterns: list[URLPattern | URLResolver] = []
 
-# The send log (H6): the log, one message, and the profile's "Messages" section.
+# The send log: the log, one message, and the profile's "Messages" section.
 urlpatterns += [
     path("messages/", send_log_views.MessagesView.as_view(), name="messages"),
     path("messages/<int:email_id>/", send_log_views.MessageView.as_view(), name="message"),
     path("messages/contact/<int:contact_id>/", send_log_views.ContactMessagesView.as_view(), name="contact-messages"),
 ]
 
-# Sending settings (H2): providers, sender identities, delivery settings.
+# Sending settings: providers, sender identities, delivery settings.
 urlpatterns += [path("settings/sending/", include("campaigns.providers.urls"))]
 
-# Email content (H1): templates, the starter gallery, the editor's preview, the layout.
-urlpatterns += [path("content/", include("campaigns.content.urls"))]
+# Email content: templates, the starter gallery, the editor's preview, the layout; the editor's
+# "send test" goes through delivery, so its page is here, above both.
+urlpatterns += [
+    path(
+        "content/templates/<int:template_id>/test/",
+        send_log_views.TemplateTestView.as_view(),
+        name="content-template-test",
+    ),
+    path("content/", include("campaigns.content.urls")),
+]

@@ -1,6 +1,7 @@
 """Browser pages of the send log: the workspace's messages (filters, keyset pages), one
 message with its events and a preview, and the "Messages" section of a contact's profile
-(loaded by htmx; audiences does not import campaigns, its template names this page's URL)."""
+(loaded by htmx; audiences does not import campaigns, its template names this page's URL).
+Also the editor's "send test": a page that sends sits above delivery, not inside content."""
 
 from __future__ import annotations
 
@@ -8,14 +9,23 @@ import zoneinfo
 from typing import Any
 
 from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext as gettext_now
 from django.utils.translation import gettext_lazy as _
 
 from audiences import selectors as audience_selectors
 from audiences.events.selectors import pretty_json
 from campaigns import selectors
+from campaigns.content import selectors as content_selectors
+from campaigns.content.starters import SAMPLE_CONTACT
+from campaigns.content.views import EditorView
+from campaigns.delivery.services import message_send_test
 from campaigns.models import MessageClass, MessageState, SkipReason
 from campaigns.selectors import (
     ContactMessageCursor,
@@ -26,7 +36,7 @@ from campaigns.selectors import (
 )
 from esp.forms import TimeRangeForm
 from esp.models import Workspace
-from esp.web import WorkspaceView
+from esp.web import WorkspaceView, request_user
 
 LOG_PAGE_SIZE = 50
 PROFILE_PAGE_SIZE = 10
@@ -184,3 +194,42 @@ def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zoneinfo.ZoneInfo("UTC")
+
+
+class TemplateTestView(EditorView):
+    """Save the editor's content (what the marketer sees in the preview is what they test),
+    then send that version to the logged-in user, for the chosen sample contact and event."""
+
+    def post(self, request: HttpRequest, template_id: int) -> HttpResponse:
+        saved = self._save(request, content_selectors.template_get(workspace=self.workspace, template_id=template_id))
+        if isinstance(saved, HttpResponse):
+            return saved  # nothing is sent from a template that cannot be saved
+        contact, event = self._sample(request)
+        user = request_user(request)
+        try:
+            message = message_send_test(
+                workspace=self.workspace,
+                template=saved,
+                to_email=user.email,
+                sample_contact=contact,
+                # The preview's built-in person when no contact was chosen: the test shows what the preview did.
+                sample_data=None if contact is not None else SAMPLE_CONTACT,
+                event=event,
+            )
+        except ValidationError as error:
+            for text in error.messages:
+                messages.error(request, text)
+        else:
+            messages.success(
+                request,
+                format_html(
+                    gettext_now(
+                        "Saved (version {version}); a test is on its way to {email}: "
+                        '<a href="{url}">follow it in the send log</a>.'
+                    ),
+                    version=saved.version,
+                    email=user.email,
+                    url=reverse("message", args=[message.pk]),
+                ),
+            )
+        return redirect("content-template", template_id=saved.pk)

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy
 
 from audiences import facts
 from audiences.insights import selectors as insights
+from audiences.insights import services as insight_services
 from audiences.models import LifecycleSettings, LifecycleStage, RfmSegment, Segment
 from esp.models import Role
 from esp.web import WorkspaceView
@@ -63,9 +64,11 @@ class RfmSegmentView(WorkspaceView):
             if named:
                 if named not in RfmSegment.values:
                     raise ValidationError(_("Unknown RFM segment."))
-                segment = insights.rfm_named_segment(workspace=self.workspace, segment=named)
+                segment = insight_services.rfm_named_segment(workspace=self.workspace, segment=named)
             elif recency is not None and frequency is not None:
-                segment = insights.rfm_cell_segment(workspace=self.workspace, recency=recency, frequency=frequency)
+                segment = insight_services.rfm_cell_segment(
+                    workspace=self.workspace, recency=recency, frequency=frequency
+                )
             else:
                 raise ValidationError(_("Choose a cell of the grid or a named segment."))
         except ValidationError as error:
@@ -156,7 +159,7 @@ class LifecycleSegmentView(WorkspaceView):
         try:
             if stage not in LifecycleStage.values:
                 raise ValidationError(_("Unknown lifecycle stage."))
-            segment = insights.lifecycle_stage_segment(workspace=self.workspace, stage=stage)
+            segment = insight_services.lifecycle_stage_segment(workspace=self.workspace, stage=stage)
         except ValidationError as error:
             return _segment_error(request, error, "lifecycle")
         return _to_segment(segment)

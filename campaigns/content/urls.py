@@ -15,7 +15,6 @@ urlpatterns = [
         views.TemplateSavedPreviewView.as_view(),
         name="content-template-preview",
     ),
-    path("templates/<int:template_id>/test/", views.TemplateTestView.as_view(), name="content-template-test"),
     path("templates/<int:template_id>/delete/", views.TemplateDeleteView.as_view(), name="content-template-delete"),
     path("preview/", views.TemplatePreviewView.as_view(), name="content-preview"),
     path("preview/events/", views.SampleEventsView.as_view(), name="content-sample-events"),

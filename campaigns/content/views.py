@@ -10,12 +10,11 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.formats import date_format
-from django.utils.html import format_html
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
+from audiences.models import Contact
 from campaigns.content import selectors, services
 from campaigns.content.blocks import BLANK, BLOCKS
 from campaigns.content.errors import TemplateProblem, TemplateProblems
@@ -25,7 +24,7 @@ from campaigns.content.selectors import LayoutParts
 from campaigns.content.starters import SAMPLE_CONTACT, SAMPLE_EVENTS, SAMPLE_RECOMMENDATIONS, STARTERS
 from campaigns.models import EmailTemplate, MessageClass
 from esp.models import Role, Workspace
-from esp.web import WorkspaceView, request_user
+from esp.web import WorkspaceView
 
 # Links of a preview: nothing to unsubscribe from yet; the sandboxed frame stays put.
 PREVIEW_URLS = {"unsubscribe_url": "#unsubscribe", "preferences_url": "#preferences", "view_in_browser_url": "#browser"}
@@ -161,7 +160,7 @@ class TemplateNewView(WorkspaceView):
         return redirect("content-template", template_id=template.pk)
 
 
-class _TemplateForm(WorkspaceView):
+class EditorView(WorkspaceView):
     """The editor's page and the save of its form, shared by Save and Save-and-test."""
 
     def _render(
@@ -196,6 +195,13 @@ class _TemplateForm(WorkspaceView):
             status=status,
         )
 
+    def _sample(self, request: HttpRequest) -> tuple[Contact | None, dict[str, Any]]:
+        """The sample contact and event chosen in the editor's form."""
+        contact_id = _int(request.POST.get("sample_contact"))
+        contact = selectors.sample_contact(workspace=self.workspace, contact_id=contact_id)
+        key = request.POST.get("sample_event", "")
+        return contact, selectors.sample_event(workspace=self.workspace, contact=contact, key=key)
+
     def _save(self, request: HttpRequest, template: EmailTemplate) -> EmailTemplate | HttpResponse:
         """The posted editor saved (a new version when its content changed), or the editor
         again showing what stops the save."""
@@ -214,7 +220,7 @@ class _TemplateForm(WorkspaceView):
             return self._render(request, template, form, [], status=400)
 
 
-class TemplateEditView(_TemplateForm):
+class TemplateEditView(EditorView):
     def get(self, request: HttpRequest, template_id: int) -> HttpResponse:
         template = selectors.template_get(workspace=self.workspace, template_id=template_id)
         return self._render(request, template, TemplateForm(instance=template), [])
@@ -268,52 +274,6 @@ class SampleEventsView(WorkspaceView):
         response = render(request, "campaigns/content/partials/sample_events.html", options)
         response["HX-Trigger"] = "preview-refresh"
         return response
-
-
-class TemplateTestView(_TemplateForm):
-    """Save the editor's content (what the marketer sees in the preview is what they test),
-    then send that version to the logged-in user, for the chosen sample contact and event."""
-
-    def post(self, request: HttpRequest, template_id: int) -> HttpResponse:
-        from campaigns.delivery.services import message_send_test  # H3's delivery road
-
-        saved = self._save(request, selectors.template_get(workspace=self.workspace, template_id=template_id))
-        if isinstance(saved, HttpResponse):
-            return saved  # nothing is sent from a template that cannot be saved
-        contact = selectors.sample_contact(
-            workspace=self.workspace, contact_id=_int(request.POST.get("sample_contact"))
-        )
-        event = selectors.sample_event(
-            workspace=self.workspace, contact=contact, key=request.POST.get("sample_event", "")
-        )
-        user = request_user(request)
-        try:
-            message = message_send_test(
-                workspace=self.workspace,
-                template=saved,
-                to_email=user.email,
-                sample_contact=contact,
-                # The preview's built-in person when no contact was chosen: the test shows what the preview did.
-                sample_data=None if contact is not None else SAMPLE_CONTACT,
-                event=event,
-            )
-        except ValidationError as error:
-            for text in error.messages:
-                messages.error(request, text)
-        else:
-            messages.success(
-                request,
-                format_html(
-                    _(
-                        "Saved (version {version}); a test is on its way to {email}: "
-                        '<a href="{url}">follow it in the send log</a>.'
-                    ),
-                    version=saved.version,
-                    email=user.email,
-                    url=reverse("message", args=[message.pk]),
-                ),
-            )
-        return redirect("content-template", template_id=saved.pk)
 
 
 class TemplateDeleteView(WorkspaceView):
