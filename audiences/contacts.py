@@ -9,7 +9,7 @@ import io
 import json
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +127,22 @@ def parse_contact(
     )
 
 
+def contact_payload(data: Any, fields: Mapping[str, CustomField], *, ignored: Collection[str] = ()) -> dict[str, Any]:
+    """A contact mapping of a request, checked for shape before parse_contact judges the
+    values: an object, with known keys only, and `attributes` an object. `ignored` keys are
+    dropped (the read-only fields of a representation sent back: id, created_at, ...)."""
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": _("Expected a JSON object.")})
+    payload = {key: value for key, value in data.items() if key not in ignored}
+    unknown = sorted(set(payload) - set(STANDARD_FIELDS) - {"attributes"} - set(fields))
+    errors = {key: _("Unknown field; custom fields must be declared first.") for key in unknown}
+    if payload.get("attributes") is not None and not isinstance(payload["attributes"], dict):
+        errors["attributes"] = _("Expected an object of custom field values.")
+    if errors:
+        raise ValidationError(errors)
+    return payload
+
+
 def _parse_date(text: str) -> dt.date | None:
     text = text.strip()
     try:
@@ -145,6 +161,7 @@ class RowOutcome:
     status: str  # created | updated | unchanged (existing, skipped) | rejected
     contact_id: int | None = None
     error: str = ""
+    field: str = "email"  # what a rejection is about
 
 
 # Columns copied into the staging table, in order. `given` has a bit set for each standard field
@@ -262,7 +279,9 @@ def contacts_stage(rows: list[ContactInput]) -> StagedRows:
             if item.external_id in last_by_external and last_by_external[item.external_id] != index:
                 earlier = last_by_external[item.external_id]
                 if outcomes[earlier] is None:
-                    outcomes[earlier] = RowOutcome(REJECTED, error=_("The same external_id appears again later."))
+                    outcomes[earlier] = RowOutcome(
+                        REJECTED, error=_("The same external_id appears again later."), field="external_id"
+                    )
             last_by_external[item.external_id] = index
     staged = [index for index, outcome in enumerate(outcomes) if outcome is None]
     data = "".join([_stage_line(index, rows[index]) for index in staged]).encode()
@@ -378,7 +397,9 @@ def contacts_upsert(
             )
             for row_no, contact_id, error in cursor.fetchall():
                 if error == "external_id":
-                    outcomes[row_no] = RowOutcome(REJECTED, error=_("The external_id belongs to another contact."))
+                    outcomes[row_no] = RowOutcome(
+                        REJECTED, error=_("The external_id belongs to another contact."), field="external_id"
+                    )
                 else:
                     outcomes[row_no] = RowOutcome(UPDATED if update_existing else UNCHANGED, contact_id)
                     if contact_id is not None:

@@ -71,6 +71,13 @@ def list_get(*, workspace: Workspace, list_id: int) -> MailingList:
     return get_object_or_404(lists(workspace=workspace), pk=list_id)
 
 
+def public_list_get(*, workspace_slug: str, list_id: int) -> MailingList:
+    """A list of the public subscribe page: found by its workspace's slug, and only if public."""
+    return get_object_or_404(
+        MailingList.objects.select_related("workspace"), pk=list_id, workspace__slug=workspace_slug, is_public=True
+    )
+
+
 def lists_with_counts(*, workspace: Workspace) -> QuerySet[MailingList]:
     """Lists with `pending`, `subscribed` and `unsubscribed` counted in the same query."""
     counts = {
@@ -81,6 +88,10 @@ def lists_with_counts(*, workspace: Workspace) -> QuerySet[MailingList]:
 
 def list_get_with_counts(*, workspace: Workspace, list_id: int) -> MailingList:
     return get_object_or_404(lists_with_counts(workspace=workspace), pk=list_id)
+
+
+def contact_subscriptions(*, workspace: Workspace, contact: Contact) -> QuerySet[Subscription]:
+    return Subscription.objects.in_workspace(workspace).filter(contact=contact).select_related("mailing_list")
 
 
 def subscription_find(*, workspace: Workspace, mailing_list: MailingList, contact: Contact) -> Subscription | None:

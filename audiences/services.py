@@ -4,18 +4,31 @@ Every function takes the workspace it acts in; other workspaces' rows are never 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from audiences import hooks
-from audiences.contacts import REJECTED, contacts_upsert, custom_fields_of, parse_contact
+from audiences.contacts import (
+    CREATED,
+    REJECTED,
+    UNCHANGED,
+    UPDATED,
+    ContactInput,
+    contact_payload,
+    contacts_upsert,
+    custom_fields_of,
+    parse_contact,
+)
 from audiences.models import (
     ConsentAction,
     ConsentRecord,
@@ -38,6 +51,8 @@ from audiences.segments.services import (
     segments_contacts_changed,
     segments_workspace_changed,
 )
+from esp.api.errors import error_fields
+from esp.mail import send_templated_mail
 from esp.models import Workspace
 from esp.net import client_ip
 from esp.queue import enqueue_after_commit
@@ -53,9 +68,68 @@ def contact_save(
     item = parse_contact(data, custom_fields_of(workspace))
     (outcome,) = contacts_upsert(workspace=workspace, rows=[item], update_existing=update_existing, source=source)
     if outcome.status == REJECTED:
-        raise ValidationError({"email": outcome.error})
+        raise ValidationError({outcome.field: outcome.error})
     segments_contacts_changed(workspace_id=workspace.pk, contact_ids=[outcome.contact_id])
     return Contact.objects.in_workspace(workspace).get(pk=outcome.contact_id), outcome.status == "created"
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    index: int
+    status: str  # created | updated | unchanged | rejected
+    contact_id: int | None
+    errors: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class BulkSaved:
+    items: list[BulkItem]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            name: sum(1 for item in self.items if item.status == name)
+            for name in (CREATED, UPDATED, UNCHANGED, REJECTED)
+        }
+
+
+def contacts_bulk_save(
+    *,
+    workspace: Workspace,
+    items: list[Any],
+    update_existing: bool = True,
+    mailing_list: MailingList | None = None,
+    consent_text: str = "",
+    ignored: Collection[str] = (),
+) -> BulkSaved:
+    """Create or update many contacts given as mappings (the API's bulk upsert): each is judged
+    on its own, an invalid one is rejected with its field errors, and the others are written
+    in one pass. With `mailing_list` they are subscribed to it, confirmed by mail where the
+    list asks for double opt-in (the caller cannot vouch for consent as an import does)."""
+    fields = custom_fields_of(workspace)
+    results: list[BulkItem] = []
+    valid: list[tuple[int, ContactInput]] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append((index, parse_contact(contact_payload(item, fields, ignored=ignored), fields)))
+            results.append(BulkItem(index, "", None, {}))
+        except ValidationError as error:
+            results.append(BulkItem(index, REJECTED, None, error_fields(error)))
+    if valid:
+        outcomes = contacts_upsert(
+            workspace=workspace,
+            rows=[row for _index, row in valid],
+            update_existing=update_existing,
+            source=ConsentSource.API,
+            mailing_list=mailing_list,
+            consent_source=ConsentSource.API,
+            consent_text=consent_text,
+            confirm_by_mail=mailing_list is not None and mailing_list.double_opt_in,
+        )
+        for (index, _row), outcome in zip(valid, outcomes, strict=True):
+            errors = {outcome.field: [outcome.error]} if outcome.status == REJECTED else {}
+            results[index] = BulkItem(index, outcome.status, outcome.contact_id, errors)
+    return BulkSaved(results)
 
 
 @transaction.atomic
@@ -185,6 +259,46 @@ def subscription_subscribe(
     if mailing_list.double_opt_in:
         enqueue_after_commit(send_confirmation_email, subscription.pk)
     return subscription
+
+
+CONFIRM_SALT = "audiences.confirm"
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+
+
+def confirmation_url(subscription: Subscription) -> str:
+    token = signing.dumps({"s": subscription.pk, "w": subscription.workspace_id}, salt=CONFIRM_SALT)
+    return f"{settings.PUBLIC_BASE_URL}/subscribe/confirm/{token}/"
+
+
+def subscription_by_token(token: str) -> Subscription | None:
+    """The subscription a confirmation link names; None when the link is forged or expired."""
+    try:
+        data = signing.loads(token, salt=CONFIRM_SALT, max_age=CONFIRM_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    return (
+        Subscription.objects.select_related("mailing_list", "workspace", "contact")
+        .filter(pk=data.get("s"), workspace_id=data.get("w"))
+        .first()
+    )
+
+
+def subscription_confirmation_send(*, subscription_id: int) -> None:
+    """Mail the double opt-in link, in the contact's language; nothing once it is confirmed."""
+    subscription = (
+        Subscription.objects.select_related("contact", "mailing_list", "workspace").filter(pk=subscription_id).first()
+    )
+    if subscription is None or subscription.status != SubscriptionStatus.PENDING:
+        return
+    language = (subscription.contact.locale or "en")[:2]
+    with override(language if language in dict(settings.LANGUAGES) else "en"):
+        send_templated_mail(
+            to=subscription.contact.email,
+            subject=_("Please confirm your subscription to %(list)s") % {"list": subscription.mailing_list.name},
+            template="mail/confirm_subscription",
+            context={"subscription": subscription, "url": confirmation_url(subscription)},
+            workspace=subscription.workspace,
+        )
 
 
 @transaction.atomic
@@ -421,6 +535,39 @@ def custom_field_delete(*, workspace: Workspace, field_id: int, purge_values: bo
 
 
 # --- subscribing by address -----------------------------------------------------------------
+
+
+@transaction.atomic
+def subscription_subscribe_by(
+    *,
+    workspace: Workspace,
+    mailing_list: MailingList,
+    contact_id: int | None = None,
+    email: str = "",
+    context: ConsentContext,
+) -> tuple[Subscription, bool]:
+    """Subscribe a contact given by id, or an address (a new one becomes a contact). Returns
+    the subscription and whether it is new (False: the contact had one to this list)."""
+    if contact_id is not None:
+        contact = Contact.objects.in_workspace(workspace).filter(pk=contact_id).first()
+        if contact is None:
+            raise ValidationError({"contact_id": _("No such contact.")})
+    else:
+        address = email.strip().lower()
+        contact = Contact.objects.in_workspace(workspace).filter(email__lower=address).first() if address else None
+    existed = (
+        contact is not None
+        and Subscription.objects.in_workspace(workspace).filter(contact=contact, mailing_list=mailing_list).exists()
+    )
+    if contact is not None:
+        subscription = subscription_subscribe(
+            workspace=workspace, contact=contact, mailing_list=mailing_list, context=context
+        )
+    else:
+        subscription = subscription_subscribe_address(
+            workspace=workspace, mailing_list=mailing_list, email=email, context=context
+        )
+    return subscription, not existed
 
 
 @transaction.atomic

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
@@ -26,8 +25,7 @@ from audiences.forms import (
     SuppressionForm,
 )
 from audiences.insights.selectors import contact_purchases
-from audiences.models import ConsentSource, Contact, CustomField, MailingList, Subscription, Suppression
-from audiences.tasks import CONFIRM_SALT
+from audiences.models import ConsentSource, Contact, MailingList
 from esp.models import Role, Workspace
 from esp.web import WorkspaceView
 
@@ -65,7 +63,7 @@ class ContactsView(WorkspaceView):
                 "filter_form": ContactFilterForm(request.GET or None),
                 "contact_filter": contact_filter,
                 "query": query.urlencode(),
-                "lists": MailingList.objects.in_workspace(self.workspace),
+                "lists": selectors.lists(workspace=self.workspace),
             },
         )
 
@@ -98,11 +96,11 @@ class ContactsView(WorkspaceView):
 
 class ContactCreateView(WorkspaceView):
     def get(self, request: HttpRequest) -> HttpResponse:
-        form = ContactForm(custom_fields=list(CustomField.objects.in_workspace(self.workspace)))
+        form = ContactForm(custom_fields=list(selectors.custom_fields(workspace=self.workspace)))
         return render(request, "audiences/contact_form.html", {"form": form})
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        form = ContactForm(request.POST, custom_fields=list(CustomField.objects.in_workspace(self.workspace)))
+        form = ContactForm(request.POST, custom_fields=list(selectors.custom_fields(workspace=self.workspace)))
         try:
             contact, created = services.contact_save(
                 workspace=self.workspace, data=form.data_for_service(), source=ConsentSource.ADMIN
@@ -118,14 +116,12 @@ class ContactView(WorkspaceView):
     def _render(
         self, request: HttpRequest, contact: Contact, form: ContactForm | None = None, status: int = 200
     ) -> HttpResponse:
-        custom_fields = list(CustomField.objects.in_workspace(self.workspace))
+        custom_fields = list(selectors.custom_fields(workspace=self.workspace))
         form = form or ContactForm(initial=ContactForm.initial_for(contact), custom_fields=custom_fields)
         if not self.can(Role.MARKETER):
             for field in form.fields.values():
                 field.disabled = True
-        subscriptions = (
-            Subscription.objects.in_workspace(self.workspace).filter(contact=contact).select_related("mailing_list")
-        )
+        subscriptions = selectors.contact_subscriptions(workspace=self.workspace, contact=contact)
         subscribed_ids = {s.mailing_list_id for s in subscriptions}
         return render(
             request,
@@ -134,7 +130,7 @@ class ContactView(WorkspaceView):
                 "contact": contact,
                 "form": form,
                 "subscriptions": subscriptions,
-                "other_lists": MailingList.objects.in_workspace(self.workspace).exclude(pk__in=subscribed_ids),
+                "other_lists": selectors.lists(workspace=self.workspace).exclude(pk__in=subscribed_ids),
                 "consent_records": contact.consent_records.select_related("mailing_list")[:100],
                 "suppressed": services.is_suppressed(workspace=self.workspace, email=contact.email),
                 "purchases": contact_purchases(workspace=self.workspace, contact=contact),
@@ -144,12 +140,12 @@ class ContactView(WorkspaceView):
         )
 
     def get(self, request: HttpRequest, contact_id: int) -> HttpResponse:
-        contact = get_object_or_404(Contact.objects.in_workspace(self.workspace), pk=contact_id)
+        contact = selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
         return self._render(request, contact)
 
     def post(self, request: HttpRequest, contact_id: int) -> HttpResponse:
-        contact = get_object_or_404(Contact.objects.in_workspace(self.workspace), pk=contact_id)
-        form = ContactForm(request.POST, custom_fields=list(CustomField.objects.in_workspace(self.workspace)))
+        contact = selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
+        form = ContactForm(request.POST, custom_fields=list(selectors.custom_fields(workspace=self.workspace)))
         try:
             services.contact_update(workspace=self.workspace, contact_id=contact.pk, data=form.data_for_service())
         except ValidationError as error:
@@ -163,10 +159,9 @@ class ContactSubscriptionView(WorkspaceView):
     """Subscribe the contact to a list, or unsubscribe it, from the profile page."""
 
     def post(self, request: HttpRequest, contact_id: int) -> HttpResponse:
-        contact = get_object_or_404(Contact.objects.in_workspace(self.workspace), pk=contact_id)
-        mailing_list = get_object_or_404(
-            MailingList.objects.in_workspace(self.workspace), pk=int(request.POST.get("list") or 0)
-        )
+        contact = selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
+        list_id = request.POST.get("list", "")
+        mailing_list = selectors.list_get(workspace=self.workspace, list_id=int(list_id) if list_id.isdigit() else 0)
         context = _consent_context(request, ConsentSource.ADMIN, _("Changed by %(user)s") % {"user": request.user})
         try:
             if request.POST.get("action") == "unsubscribe":
@@ -214,7 +209,7 @@ class ListsView(WorkspaceView):
 
 class ListEditView(WorkspaceView):
     def get(self, request: HttpRequest, list_id: int) -> HttpResponse:
-        mailing_list = get_object_or_404(MailingList.objects.in_workspace(self.workspace), pk=list_id)
+        mailing_list = selectors.list_get(workspace=self.workspace, list_id=list_id)
         return render(
             request,
             "audiences/list_form.html",
@@ -222,12 +217,14 @@ class ListEditView(WorkspaceView):
         )
 
     def post(self, request: HttpRequest, list_id: int) -> HttpResponse:
-        mailing_list = get_object_or_404(MailingList.objects.in_workspace(self.workspace), pk=list_id)
+        mailing_list = selectors.list_get(workspace=self.workspace, list_id=list_id)
         if request.POST.get("action") == "delete":
             services.list_delete(workspace=self.workspace, list_id=mailing_list.pk)
             messages.success(request, _("List deleted."))
             return redirect("lists")
-        form = MailingListForm(request.POST, instance=MailingList.objects.get(pk=mailing_list.pk))
+        # A copy of its own: validating the form changes the instance, the page shows the saved name.
+        copy = selectors.list_get(workspace=self.workspace, list_id=mailing_list.pk)
+        form = MailingListForm(request.POST, instance=copy)
         if form.is_valid():
             try:
                 services.list_save(workspace=self.workspace, data=form.cleaned_data, list_id=mailing_list.pk)
@@ -241,7 +238,7 @@ class ListEditView(WorkspaceView):
 
 class CustomFieldsView(WorkspaceView):
     def _render(self, request: HttpRequest, form: CustomFieldForm | None = None, status: int = 200) -> HttpResponse:
-        fields = CustomField.objects.in_workspace(self.workspace)
+        fields = selectors.custom_fields(workspace=self.workspace)
         return render(
             request, "audiences/fields.html", {"fields": fields, "form": form or CustomFieldForm()}, status=status
         )
@@ -272,7 +269,7 @@ class CustomFieldDeleteView(WorkspaceView):
 
 class SuppressionsView(WorkspaceView):
     def _render(self, request: HttpRequest, form: SuppressionForm | None = None, status: int = 200) -> HttpResponse:
-        suppressions = Suppression.objects.in_workspace(self.workspace)
+        suppressions = selectors.suppressions(workspace=self.workspace)
         before = request.GET.get("before", "")
         if before.isdigit():
             suppressions = suppressions.filter(id__lt=int(before))
@@ -313,9 +310,7 @@ class SuppressionLiftView(WorkspaceView):
 
 
 def _public_list(workspace_slug: str, list_id: int) -> tuple[Workspace, MailingList]:
-    mailing_list = get_object_or_404(
-        MailingList.objects.select_related("workspace"), pk=list_id, workspace__slug=workspace_slug, is_public=True
-    )
+    mailing_list = selectors.public_list_get(workspace_slug=workspace_slug, list_id=list_id)
     return mailing_list.workspace, mailing_list
 
 
@@ -354,26 +349,13 @@ class PublicSubscribeView(View):
 class ConfirmSubscriptionView(View):
     """GET shows a button (mail scanners prefetch links); the POST confirms."""
 
-    max_age = 7 * 24 * 3600
-
-    def _subscription(self, token: str) -> Subscription | None:
-        try:
-            data = signing.loads(token, salt=CONFIRM_SALT, max_age=self.max_age)
-        except signing.BadSignature:
-            return None
-        return (
-            Subscription.objects.select_related("mailing_list", "workspace", "contact")
-            .filter(pk=data.get("s"), workspace_id=data.get("w"))
-            .first()
-        )
-
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
-        subscription = self._subscription(token)
+        subscription = services.subscription_by_token(token)
         context = {"subscription": subscription, "workspace": subscription.workspace if subscription else None}
         return render(request, "audiences/confirm.html", context, status=200 if subscription else 404)
 
     def post(self, request: HttpRequest, token: str) -> HttpResponse:
-        subscription = self._subscription(token)
+        subscription = services.subscription_by_token(token)
         if subscription is None:
             return render(request, "audiences/confirm.html", {"subscription": None}, status=404)
         subscription = services.subscription_confirm(

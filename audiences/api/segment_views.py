@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audiences.api.serializers import ContactSerializer
-from audiences.api.views import AudiencesAPIView, api_validation
+from audiences.api.views import AudiencesAPIView
 from audiences.models import Segment, SegmentMembership
 from audiences.segments import selectors, services
 from audiences.segments.compiler import validate_rules
@@ -86,8 +86,7 @@ class SegmentListView(AudiencesAPIView, generics.ListAPIView[Segment]):
     def post(self, request: Request) -> Response:
         body = SegmentInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with api_validation():
-            segment = services.segment_save(workspace=self.workspace, **body.validated_data)
+        segment = services.segment_save(workspace=self.workspace, **body.validated_data)
         return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
 
 
@@ -108,8 +107,7 @@ class SegmentDetailView(AudiencesAPIView):
         body.is_valid(raise_exception=True)
         changes = {"name": current.name, "description": current.description, "rules": current.rules}
         changes.update(body.validated_data)
-        with api_validation():
-            segment = services.segment_save(workspace=self.workspace, segment_id=segment_id, **changes)
+        segment = services.segment_save(workspace=self.workspace, segment_id=segment_id, **changes)
         return Response(SegmentSerializer(segment).data)
 
     @extend_schema(
@@ -147,10 +145,9 @@ class SegmentCountView(AudiencesAPIView):
     def post(self, request: Request) -> Response:
         body = RulesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with api_validation():
-            try:
-                rules = validate_rules(workspace=self.workspace, rules=body.validated_data["rules"])
-            except DjangoValidationError as error:
-                raise services.prefixed(error) from error
-            count = selectors.segment_count(workspace=self.workspace, rules=rules)
+        try:
+            rules = validate_rules(workspace=self.workspace, rules=body.validated_data["rules"])
+        except DjangoValidationError as error:
+            raise services.prefixed(error) from error
+        count = selectors.segment_count(workspace=self.workspace, rules=rules)
         return Response({"count": count, "rules": rules})

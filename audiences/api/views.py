@@ -7,12 +7,8 @@ workspace, so another workspace's ids are 404s."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -23,17 +19,7 @@ from rest_framework.response import Response
 
 from audiences import gdpr, selectors, services
 from audiences.api import serializers as s
-from audiences.contacts import (
-    CREATED,
-    REJECTED,
-    STANDARD_FIELDS,
-    UNCHANGED,
-    UPDATED,
-    ContactInput,
-    contacts_upsert,
-    custom_fields_of,
-    parse_contact,
-)
+from audiences.contacts import contact_payload, custom_fields_of
 from audiences.models import (
     ConsentSource,
     Contact,
@@ -57,22 +43,6 @@ class AudiencesAPIView(WorkspaceAPIView):
     write_scope = ApiScope.CONTACTS_WRITE
 
 
-@contextmanager
-def api_validation() -> Iterator[None]:
-    """Services raise Django's ValidationError; the API answers it as a 400 naming each field
-    (keys such as "attributes.income_band" are kept as they are)."""
-    try:
-        yield
-    except DjangoValidationError as error:
-        raise exceptions.ValidationError(validation_detail(error)) from error
-
-
-def validation_detail(error: DjangoValidationError) -> dict[str, list[str]]:
-    if hasattr(error, "error_dict"):
-        return {key: [str(message) for message in messages] for key, messages in error.message_dict.items()}
-    return {"non_field_errors": [str(message) for message in error.messages]}
-
-
 def consent_context(request: Request, text: str = "") -> services.ConsentContext:
     """Consent given through the API: the caller's address and user agent, and the wording."""
     return services.ConsentContext.from_request(request.META, ConsentSource.API, text)
@@ -89,22 +59,6 @@ def _id_param(request: Request, name: str) -> int | None:
 
 
 # --- contacts -------------------------------------------------------------------------------
-
-
-def contact_payload(data: Any, fields: Mapping[str, CustomField]) -> dict[str, Any]:
-    """The contact mapping of a request, checked for shape before parse_contact judges the
-    values: an object, with known keys only, and `attributes` an object. Read-only fields of a
-    representation sent back (id, created_at, ...) are dropped."""
-    if not isinstance(data, dict):
-        raise DjangoValidationError({"non_field_errors": _("Expected a JSON object.")})
-    payload = {key: value for key, value in data.items() if key not in s.READ_ONLY_CONTACT_FIELDS}
-    unknown = sorted(set(payload) - set(STANDARD_FIELDS) - {"attributes"} - set(fields))
-    errors = {key: _("Unknown field; custom fields must be declared first.") for key in unknown}
-    if payload.get("attributes") is not None and not isinstance(payload["attributes"], dict):
-        errors["attributes"] = _("Expected an object of custom field values.")
-    if errors:
-        raise DjangoValidationError(errors)
-    return payload
 
 
 CONTACT_FILTERS = [
@@ -159,9 +113,8 @@ class ContactListView(AudiencesAPIView, generics.ListAPIView[Contact]):
         responses={201: s.ContactDetailSerializer, 200: s.ContactDetailSerializer},
     )
     def post(self, request: Request) -> Response:
-        with api_validation():
-            payload = contact_payload(request.data, custom_fields_of(self.workspace))
-            contact, created = services.contact_save(workspace=self.workspace, data=payload, source=ConsentSource.API)
+        payload = contact_payload(request.data, custom_fields_of(self.workspace), ignored=s.READ_ONLY_CONTACT_FIELDS)
+        contact, created = services.contact_save(workspace=self.workspace, data=payload, source=ConsentSource.API)
         return Response(
             s.ContactDetailSerializer(contact).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -181,9 +134,8 @@ class ContactDetailView(AudiencesAPIView):
     )
     def patch(self, request: Request, contact_id: int) -> Response:
         selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
-        with api_validation():
-            payload = contact_payload(request.data, custom_fields_of(self.workspace))
-            contact = services.contact_update(workspace=self.workspace, contact_id=contact_id, data=payload)
+        payload = contact_payload(request.data, custom_fields_of(self.workspace), ignored=s.READ_ONLY_CONTACT_FIELDS)
+        contact = services.contact_update(workspace=self.workspace, contact_id=contact_id, data=payload)
         return Response(s.ContactDetailSerializer(contact).data)
 
     @extend_schema(operation_id="contacts_delete", responses={204: DELETED, 404: NOT_FOUND})
@@ -234,44 +186,19 @@ class ContactBulkView(AudiencesAPIView):
             mailing_list = selectors.lists(workspace=self.workspace).filter(pk=body["list"]).first()
             if mailing_list is None:
                 raise exceptions.ValidationError({"list": [_("No such list.")]})
-        fields = custom_fields_of(self.workspace)
-        results: list[dict[str, Any]] = []
-        valid: list[tuple[int, ContactInput]] = []
-        for index, item in enumerate(body["contacts"]):
-            try:
-                valid.append((index, parse_contact(contact_payload(item, fields), fields)))
-                results.append({"index": index, "status": None, "id": None, "errors": {}})
-            except DjangoValidationError as error:
-                results.append({"index": index, "status": REJECTED, "id": None, "errors": validation_detail(error)})
-        if valid:
-            outcomes = contacts_upsert(
-                workspace=self.workspace,
-                rows=[row for _index, row in valid],
-                update_existing=body["update_existing"],
-                source=ConsentSource.API,
-                mailing_list=mailing_list,
-                consent_source=ConsentSource.API,
-                consent_text=body["consent_text"],
-                # A shop backend cannot vouch for consent the way a marketer's import does.
-                confirm_by_mail=mailing_list is not None and mailing_list.double_opt_in,
-            )
-            for (index, _row), outcome in zip(valid, outcomes, strict=True):
-                results[index]["status"] = outcome.status
-                results[index]["id"] = outcome.contact_id
-                if outcome.status == REJECTED:
-                    results[index]["errors"] = {_upsert_error_field(outcome.error): [outcome.error]}
-        counts = {name: sum(1 for r in results if r["status"] == name) for name in (CREATED, UPDATED, UNCHANGED)}
-        counts[REJECTED] = sum(1 for r in results if r["status"] == REJECTED)
-        return Response({**counts, "results": results})
-
-
-def _upsert_error_field(message: str) -> str:
-    """The field a contacts_upsert rejection is about (it reports a message only)."""
-    about_external_id = {
-        _("The external_id belongs to another contact."),
-        _("The same external_id appears again later."),
-    }
-    return "external_id" if message in about_external_id else "email"
+        result = services.contacts_bulk_save(
+            workspace=self.workspace,
+            items=body["contacts"],
+            ignored=s.READ_ONLY_CONTACT_FIELDS,
+            update_existing=body["update_existing"],
+            mailing_list=mailing_list,
+            consent_text=body["consent_text"],
+        )
+        results = [
+            {"index": item.index, "status": item.status, "id": item.contact_id, "errors": item.errors}
+            for item in result.items
+        ]
+        return Response({**result.counts, "results": results})
 
 
 # --- GDPR -----------------------------------------------------------------------------------
@@ -327,8 +254,7 @@ class ListListView(AudiencesAPIView, generics.ListAPIView[MailingList]):
     def post(self, request: Request) -> Response:
         serializer = s.MailingListSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with api_validation():
-            mailing_list = services.list_save(workspace=self.workspace, data=dict(serializer.validated_data))
+        mailing_list = services.list_save(workspace=self.workspace, data=dict(serializer.validated_data))
         detail = selectors.list_get_with_counts(workspace=self.workspace, list_id=mailing_list.pk)
         return Response(s.MailingListDetailSerializer(detail).data, status=status.HTTP_201_CREATED)
 
@@ -348,10 +274,9 @@ class ListDetailView(AudiencesAPIView):
         current = selectors.list_get(workspace=self.workspace, list_id=list_id)
         serializer = s.MailingListSerializer(current, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        with api_validation():
-            services.list_save(
-                workspace=self.workspace, data={"name": current.name, **serializer.validated_data}, list_id=list_id
-            )
+        services.list_save(
+            workspace=self.workspace, data={"name": current.name, **serializer.validated_data}, list_id=list_id
+        )
         mailing_list = selectors.list_get_with_counts(workspace=self.workspace, list_id=list_id)
         return Response(s.MailingListDetailSerializer(mailing_list).data)
 
@@ -380,31 +305,16 @@ class SubscribeView(AudiencesAPIView):
         serializer = s.SubscribeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         body = serializer.validated_data
-        context = consent_context(request, body["consent_text"])
-        with api_validation(), transaction.atomic():
-            if "contact_id" in body:
-                contact = selectors.contacts(workspace=self.workspace).filter(pk=body["contact_id"]).first()
-                if contact is None:
-                    raise exceptions.ValidationError({"contact_id": [_("No such contact.")]})
-                existed = selectors.subscription_find(
-                    workspace=self.workspace, mailing_list=mailing_list, contact=contact
-                )
-                subscription = services.subscription_subscribe(
-                    workspace=self.workspace, contact=contact, mailing_list=mailing_list, context=context
-                )
-            else:
-                known = selectors.contact_find(workspace=self.workspace, email=body["email"])
-                existed = (
-                    selectors.subscription_find(workspace=self.workspace, mailing_list=mailing_list, contact=known)
-                    if known is not None
-                    else None
-                )
-                subscription = services.subscription_subscribe_address(
-                    workspace=self.workspace, mailing_list=mailing_list, email=body["email"], context=context
-                )
+        subscription, created = services.subscription_subscribe_by(
+            workspace=self.workspace,
+            mailing_list=mailing_list,
+            contact_id=body.get("contact_id"),
+            email=body.get("email", ""),
+            context=consent_context(request, body["consent_text"]),
+        )
         return Response(
             s.SubscriptionSerializer(subscription).data,
-            status=status.HTTP_200_OK if existed is not None else status.HTTP_201_CREATED,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 
@@ -450,8 +360,7 @@ class CustomFieldListView(AudiencesAPIView, generics.ListAPIView[CustomField]):
     def post(self, request: Request) -> Response:
         serializer = s.CustomFieldSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with api_validation():
-            field = services.custom_field_save(workspace=self.workspace, data=dict(serializer.validated_data))
+        field = services.custom_field_save(workspace=self.workspace, data=dict(serializer.validated_data))
         return Response(s.CustomFieldSerializer(field).data, status=status.HTTP_201_CREATED)
 
 
@@ -472,10 +381,9 @@ class CustomFieldDetailView(AudiencesAPIView):
         current = selectors.custom_field_get(workspace=self.workspace, field_id=field_id)
         serializer = s.CustomFieldSerializer(current, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        with api_validation():
-            field = services.custom_field_save(
-                workspace=self.workspace, data=dict(serializer.validated_data), field_id=field_id
-            )
+        field = services.custom_field_save(
+            workspace=self.workspace, data=dict(serializer.validated_data), field_id=field_id
+        )
         return Response(s.CustomFieldSerializer(field).data)
 
     @extend_schema(
@@ -529,10 +437,9 @@ class SuppressionListView(AudiencesAPIView, generics.ListAPIView[Suppression]):
         serializer.is_valid(raise_exception=True)
         body = serializer.validated_data
         existed = selectors.suppressions(workspace=self.workspace, email=body["email"]).exists()
-        with api_validation():
-            suppression = services.suppression_add(
-                workspace=self.workspace, email=body["email"], reason=body["reason"], note=body["note"]
-            )
+        suppression = services.suppression_add(
+            workspace=self.workspace, email=body["email"], reason=body["reason"], note=body["note"]
+        )
         return Response(
             s.SuppressionSerializer(suppression).data, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED
         )

@@ -6,7 +6,6 @@ message) or a 400 naming the field (a template or contact given in a request bod
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -21,12 +20,6 @@ from esp.api.views import WorkspaceAPIView
 from esp.models import ApiScope
 
 NOT_FOUND = OpenApiResponse(description="No such message in this workspace.")
-
-
-def _validation_detail(error: DjangoValidationError) -> dict[str, list[str]]:
-    if hasattr(error, "error_dict"):
-        return {key: [str(message) for message in messages] for key, messages in error.message_dict.items()}
-    return {"non_field_errors": [str(message) for message in error.messages]}
 
 
 class MessageSendView(WorkspaceAPIView):
@@ -52,17 +45,14 @@ class MessageSendView(WorkspaceAPIView):
         template = EmailTemplate.objects.in_workspace(self.workspace).filter(pk=body["template"]).first()
         if template is None:
             raise exceptions.ValidationError({"template": [_("No email template with this id in the workspace.")]})
-        try:
-            message, created = message_send_transactional(
-                workspace=self.workspace,
-                template=template,
-                email=body["contact"].get("email"),
-                contact_id=body["contact"].get("id"),
-                data=body["data"],
-                idempotency_key=body["idempotency_key"],
-            )
-        except DjangoValidationError as error:
-            raise exceptions.ValidationError(_validation_detail(error)) from error
+        message, created = message_send_transactional(
+            workspace=self.workspace,
+            template=template,
+            email=body["contact"].get("email"),
+            contact_id=body["contact"].get("id"),
+            data=body["data"],
+            idempotency_key=body["idempotency_key"],
+        )
         return Response(
             s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
         )

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -85,12 +84,6 @@ def _problems_response(problems: TemplateProblems) -> Response:
     return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
-def _validation(error: DjangoValidationError) -> exceptions.ValidationError:
-    if hasattr(error, "error_dict"):
-        return exceptions.ValidationError({k: [str(m) for m in v] for k, v in error.message_dict.items()})
-    return exceptions.ValidationError({"non_field_errors": [str(m) for m in error.messages]})
-
-
 class ContentAPIView(WorkspaceAPIView):
     read_scope = ApiScope.CONTENT_READ
     write_scope = ApiScope.CONTENT_WRITE
@@ -129,8 +122,6 @@ class TemplateListView(ContentAPIView, generics.ListAPIView[EmailTemplate]):
                 template = services.template_create(workspace=self.workspace, data=data)
         except TemplateProblems as problems:
             return _problems_response(problems)
-        except DjangoValidationError as error:
-            raise _validation(error) from error
         return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
 
 
@@ -156,6 +147,4 @@ class TemplateDetailView(ContentAPIView):
             )
         except TemplateProblems as problems:
             return _problems_response(problems)
-        except DjangoValidationError as error:
-            raise _validation(error) from error
         return Response(TemplateSerializer(template).data)

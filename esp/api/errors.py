@@ -4,6 +4,10 @@
 
 `fields` is present for validation errors and names each bad field (nested paths joined by dots,
 list items by index), so a client can show the message next to the right input.
+
+Services raise Django's ValidationError; `json_exception_handler` answers it like DRF's own, so
+API views call services without catching. `error_fields` is the one reading of such an error,
+also for code that reports it in another shape (a bulk item's errors).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
@@ -34,6 +39,15 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(item) for item in items]}
 
 
+def error_fields(error: DjangoValidationError) -> dict[str, list[str]]:
+    """Field name -> messages of a Django ValidationError; one without fields is about the
+    request as a whole ("non_field_errors", as DRF names it). Keys such as
+    "attributes.income_band" are kept as they are."""
+    if hasattr(error, "error_dict"):
+        return {key: [str(message) for message in messages] for key, messages in error.message_dict.items()}
+    return {"non_field_errors": [str(message) for message in error.messages]}
+
+
 def error_body(status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"status": status, "code": code, "message": message}
     if fields:
@@ -42,7 +56,9 @@ def error_body(status: int, code: str, message: str, fields: dict[str, list[str]
 
 
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, Http404):
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(error_fields(exc))
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -60,6 +60,8 @@ def test_bulk_outcomes_in_order(acme: Workspace) -> None:
     assert (
         "suppression" in outcomes[2].error and "again later" in outcomes[3].error and "external_id" in outcomes[5].error
     )
+    # Each rejection names its field, whatever language its message is in.
+    assert [outcomes[i].field for i in (2, 3, 5)] == ["email", "email", "external_id"]
     old = Contact.objects.get(email="old@example.com")
     assert (old.first_name, old.last_name, old.city) == ("Old", "Timer", "Sofia")  # untouched fields kept
     assert Contact.objects.get(email="dup@example.com").first_name == "second"
@@ -79,6 +81,7 @@ def test_an_existing_address_with_another_contacts_external_id_is_rejected(acme:
     )
     assert [o.status for o in outcomes] == [REJECTED, UPDATED, REJECTED]
     assert "external_id" in outcomes[0].error and "external_id" in outcomes[2].error
+    assert outcomes[0].field == outcomes[2].field == "external_id"
     other = Contact.objects.get(workspace=acme, email="other@example.com")
     assert (other.external_id, other.city) == ("u-2", "Sofia")  # untouched
     assert Contact.objects.get(workspace=acme, email="owner@example.com").city == "Ruse"

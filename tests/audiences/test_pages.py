@@ -87,6 +87,18 @@ def test_profile_subscribe_honours_double_opt_in_and_records_consent(acme: Works
 
 
 @pytest.mark.django_db
+def test_profile_subscribe_to_a_list_that_is_not_one_is_a_404(
+    acme: Workspace, globex: Workspace, marketer: Client
+) -> None:
+    contact, _ = contact_save(workspace=acme, data={"email": "maria@example.com"})
+    theirs = list_save(workspace=globex, data={"name": "Globex news"})
+    for value in ("", "abc", "1e3", str(theirs.pk)):
+        response = marketer.post(f"/audience/contacts/{contact.pk}/subscriptions/", {"list": value})
+        assert response.status_code == 404, value
+    assert not Subscription.objects.exists()
+
+
+@pytest.mark.django_db
 def test_public_double_opt_in_round_trip(
     acme: Workspace, run_tasks_now: None, django_capture_on_commit_callbacks
 ) -> None:

@@ -4,6 +4,7 @@ document, unknown endpoints, and the health check."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management import call_command
 from django.test import Client
 from rest_framework import serializers
@@ -30,6 +31,33 @@ class _EchoView(APIView):
 
     def post(self, request: object) -> None:
         _BatchSerializer(data=request.data).is_valid(raise_exception=True)  # type: ignore[attr-defined]
+
+
+class _ServiceView(APIView):
+    """Calls a "service" that raises Django's ValidationError, as services do."""
+
+    authentication_classes = ()
+    permission_classes = ()
+
+    def post(self, request: object) -> None:
+        if request.data.get("whole"):  # type: ignore[attr-defined]
+            raise DjangoValidationError("The request as a whole is refused.")
+        raise DjangoValidationError({"email": "Taken.", "attributes.size": ["Too big.", "Not a number."]})
+
+
+def test_django_validation_errors_of_services_get_the_one_error_shape() -> None:
+    response = _ServiceView.as_view()(APIRequestFactory().post("/", {}, format="json"))
+    assert response.status_code == 400
+    assert response.data == {
+        "error": {
+            "status": 400,
+            "code": "invalid",
+            "message": "Some fields are not valid.",
+            "fields": {"email": ["Taken."], "attributes.size": ["Too big.", "Not a number."]},
+        }
+    }
+    response = _ServiceView.as_view()(APIRequestFactory().post("/", {"whole": True}, format="json"))
+    assert response.data["error"]["fields"] == {"non_field_errors": ["The request as a whole is refused."]}
 
 
 def test_validation_errors_name_each_field_with_its_path() -> None:
