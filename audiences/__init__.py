@@ -1,1 +1,1 @@
-"""Audiences: contacts, lists, consent, suppressions, events, segments (issues #3, #4)."""
+"""Audiences: contacts, lists, consent, suppressions, events, segments."""

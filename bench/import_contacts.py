@@ -1,4 +1,4 @@
-"""Benchmark of the CSV contact import (issue #3), through the real path.
+"""Benchmark of the CSV contact import, through the real path.
 
 Generates a realistic CSV (the shop's customer id, email, names with some Cyrillic ones, city, country, two custom
 fields, a few per cent of bad rows and some repeated addresses) in a temporary directory,

@@ -1,4 +1,4 @@
-"""Benchmark of event ingestion (issue #4) through the real path: the Segment tracking API
+"""Benchmark of event ingestion through the real path: the Segment tracking API
 (`POST /v1/batch`) served by gunicorn on PostgreSQL, against COPY of the same rows.
 
 1. seeds two scratch workspaces with the same known customers (external_id `cust-N`), one

@@ -1,4 +1,4 @@
-"""Benchmark of the segment engine (issue #4): a 3-condition segment over 1,000,000 contacts and
+"""Benchmark of the segment engine: a 3-condition segment over 1,000,000 contacts and
 10,000,000 events, counted through the engine and by a hand-written SQL query in the same run.
 
 Generates the data set-based (INSERT … SELECT over generate_series, seeded, so runs are

@@ -1,4 +1,4 @@
-"""Benchmark of delivery (issue #5): messages through the real worker path to an SMTP sink in
+"""Benchmark of delivery: messages through the real worker path to an SMTP sink in
 another process, against a raw smtplib loop pushing the same pre-rendered messages to the same
 sink.
 

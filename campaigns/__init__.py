@@ -1,1 +1,1 @@
-"""Campaigns: email content, broadcasts, messages, providers, tracking (issue #5 on)."""
+"""Campaigns: email content, broadcasts, messages, providers, tracking."""

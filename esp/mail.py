@@ -1,7 +1,7 @@
 """Mail transport for account and workspace mail, and the `outbox` that stores it.
 
 The outbox is the default transport: messages land in the database and are shown on the
-Outbox page, so a local run never needs an SMTP server. Later issues send campaign mail through
+Outbox page, so a local run never needs an SMTP server. Campaign mail goes through
 the per-workspace providers; this module covers the platform's own mail (password resets,
 invitations, confirmations).
 """

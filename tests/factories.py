@@ -80,7 +80,7 @@ def api_key(workspace: Workspace, scopes: list[str] | None = None, name: str = "
     ).secret
 
 
-# --- events (issue #4): shared by the ingestion, facts, segment and timeline tests ----------
+# --- events: shared by the ingestion, facts, segment and timeline tests ----------
 
 
 class EventFactory(DjangoModelFactory["Event"]):
@@ -126,7 +126,7 @@ def refund_event(contact: Contact, order_id: str, at: datetime, total: object = 
     return EventFactory(contact=contact, name="Order Refunded", properties=props, occurred_at=at)
 
 
-# --- the send log (issue #5): Message and MessageEvent rows made directly ---------------------
+# --- the send log: Message and MessageEvent rows made directly ---------------------
 
 
 class EmailTemplateFactory(DjangoModelFactory["EmailTemplate"]):

@@ -1,7 +1,7 @@
 """Segments: a rule tree kept as JSON (Segment.rules), compiled to one SQL query through the ORM
 (compiler.py), with materialised membership and its enter/exit history (membership.py).
 
-    registry.py   the condition kinds by name (the extension point: issue #5 adds engagement)
+    registry.py   the condition kinds by name (the extension point: campaigns adds engagement)
     values.py     typed comparisons: which operators a type takes, its values, the SQL predicate
     conditions.py the built-in kinds: attribute, list, tag, consent, event, facts, rfm_segment,
                   lifecycle_stage

@@ -3,7 +3,7 @@
 A kind checks its part of a rule (`clean`), turns it into a predicate over Contact (`compile`:
 a Q object, never a query run on its own), says it in words (`describe`), and tells the
 builder in the browser what to offer (`schema`). The built-in kinds are in conditions.py;
-issue #5 adds engagement (opened / clicked) the same way, from the campaigns app:
+campaigns adds engagement (opened / clicked) the same way:
 
     from audiences.segments.registry import ConditionKind, register_condition_kind
     register_condition_kind(ConditionKind(name="engagement", ...))   # in an AppConfig.ready()

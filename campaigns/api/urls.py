@@ -12,6 +12,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("messages/<int:email_id>", delivery_views.MessageDetailView.as_view(), name="api-message"),
 ]
 
-# Email templates (H1).
+# Email templates.
 urlpatterns += [path("templates", content_api.TemplateListView.as_view(), name="api-templates")]
 urlpatterns += [path("templates/<int:template_id>", content_api.TemplateDetailView.as_view(), name="api-template")]

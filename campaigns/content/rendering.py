@@ -612,12 +612,6 @@ def contact_as_dict(contact: Contact) -> dict[str, Any]:
     return data
 
 
-def contacts_as_dicts(*, workspace: Workspace, contact_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Snapshots of many contacts in one query (a batch of messages)."""
-    contacts = Contact.objects.in_workspace(workspace).filter(pk__in=contact_ids).select_related("facts")
-    return {contact.pk: contact_as_dict(contact) for contact in contacts}
-
-
 def _revive(data: dict[str, Any], dates: tuple[str, ...], datetimes: tuple[str, ...]) -> dict[str, Any]:
     """ISO strings of a snapshot back to dates, so that |date and |timesince work on them."""
     revived = dict(data)

@@ -53,7 +53,7 @@ def layout_of(*, workspace: Workspace) -> LayoutParts:
     return LayoutParts(header=layout.header_mjml, footer=layout.footer_mjml, version=layout.version)
 
 
-# One statement: the contact's products (from #4's purchase facts), the products other
+# One statement: the contact's products (from their purchase facts), the products other
 # customers bought together with any of them, ranked by how many such customers bought each,
 # and for each of the top few its name, price, link and picture from the most recent event of
 # a recent buyer that describes it. Both lookups of facts by product are array containment

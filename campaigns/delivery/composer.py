@@ -1,6 +1,6 @@
 """Turning one claimed Message into the email handed to the provider.
 
-This is the one place where delivery meets the other parts of issue #5: content
+This is the one place where delivery meets the other parts of campaigns: content
 (campaigns.content: the sandboxed rendering), tracking (campaigns.tracking: tracked links,
 the links of the message and the compliance headers) and providers (campaigns.providers: the
 transport, its error classes and the shared rate limit). Everything the sender needs from them

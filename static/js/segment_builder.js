@@ -8,7 +8,7 @@
  *
  * Kinds of condition come from the page's schema (audiences.segments.compiler.builder_schema).
  * A kind whose schema lists `fields` gets the generic "field → operator → value" row, so a
- * kind added later on the same mechanism (issue #5: engagement) works without changes here.
+ * kind added later on the same mechanism (campaigns' engagement) works without changes here.
  */
 (function () {
   "use strict";
@@ -186,7 +186,7 @@
         return { kind, did: true, action: "confirmed", list_id: null };
       case "event":
         return { kind, did: true, name: "", where: [], count_operator: "gte", count: 1, period: "in_last_days", days: 30 };
-      case "engagement": // issue #5 (campaigns/engagement.py)
+      case "engagement": // campaigns/engagement.py
         return { kind, did: true, action: "opened", template_id: null, period: "in_last_days", days: 30, count: 1 };
       default:
         return spec.choices ? { kind, operator: "in", value: [] } : { kind };

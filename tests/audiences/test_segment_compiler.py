@@ -847,7 +847,7 @@ def test_time_relative_rules_and_words(people: Population) -> None:
 
 
 def test_a_new_kind_plugs_in(people: Population) -> None:
-    """The extension point issue #5 uses for engagement: a registered kind is validated,
+    """The extension point campaigns uses for engagement: a registered kind is validated,
     compiled into the same single query, described, and offered to the builder."""
     from django.db.models import Q
 

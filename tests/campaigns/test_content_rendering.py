@@ -239,7 +239,7 @@ def test_products_block_loops_over_the_events_products(acme: Workspace) -> None:
 
 @pytest.fixture
 def shop(acme: Workspace, globex: Workspace) -> dict[str, Contact]:
-    """Orders of five acme customers (and one of globex), facts computed by #4's refresh.
+    """Orders of five acme customers (and one of globex), facts computed by their refresh.
 
     A: p1 p2 · B: p1 p3 · C: p2 p3 p4 · D: p1 p3 p5 · E: p9 · (globex) G: p1 p6
     Bought together with A's p1/p2 by others: p3 ×3 (B, C, D), p4 ×1 (C), p5 ×1 (D)."""

@@ -223,7 +223,7 @@ def test_message_page_shows_why_it_failed(acme: Workspace, acme_client: Client) 
 def test_preview_renders_with_the_content_engine(
     acme: Workspace, acme_client: Client, log: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The preview hands H1's renderer the message's contact, event and dead links, and shows
+    """The preview hands the renderer the message's contact, event and dead links, and shows
     the result in a frame that runs no script; a template problem is shown instead."""
     seen: dict[str, Any] = {}
 
