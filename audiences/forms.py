@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from audiences.models import Contact, CustomField, FieldType, Gender, MailingList, SubscriptionStatus, SuppressionReason
-from esp.forms import TIME_ZONE_CHOICES
+from esp.forms import TIME_ZONE_CHOICES, add_service_errors
 
 
 class ContactForm(forms.Form):
@@ -71,11 +72,10 @@ class ContactForm(forms.Form):
         }
         return data
 
-    def add_service_errors(self, errors: dict[str, list[str]]) -> None:
-        for key, messages in errors.items():
-            name = f"attr__{key.split('.', 1)[1]}" if key.startswith("attributes.") else key
-            for message in messages:
-                self.add_error(name if name in self.fields else None, message)
+    def add_service_errors(self, error: ValidationError) -> None:
+        add_service_errors(
+            self, error, lambda key: f"attr__{key.split('.', 1)[1]}" if key.startswith("attributes.") else key
+        )
 
 
 class MailingListForm(forms.ModelForm):

@@ -26,6 +26,7 @@ from audiences.forms import (
 )
 from audiences.insights.selectors import contact_purchases
 from audiences.models import ConsentSource, Contact, MailingList
+from esp.forms import add_service_errors
 from esp.models import Role, Workspace
 from esp.web import WorkspaceView
 
@@ -106,7 +107,7 @@ class ContactCreateView(WorkspaceView):
                 workspace=self.workspace, data=form.data_for_service(), source=ConsentSource.ADMIN
             )
         except ValidationError as error:
-            form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"email": error.messages})
+            form.add_service_errors(error)
             return render(request, "audiences/contact_form.html", {"form": form}, status=400)
         messages.success(request, _("Contact saved.") if not created else _("Contact created."))
         return redirect("contact", contact_id=contact.pk)
@@ -149,7 +150,7 @@ class ContactView(WorkspaceView):
         try:
             services.contact_update(workspace=self.workspace, contact_id=contact.pk, data=form.data_for_service())
         except ValidationError as error:
-            form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"email": error.messages})
+            form.add_service_errors(error)
             return self._render(request, contact, form, status=400)
         messages.success(request, _("Contact saved."))
         return redirect("contact", contact_id=contact.pk)
@@ -252,8 +253,7 @@ class CustomFieldsView(WorkspaceView):
             try:
                 field = services.custom_field_save(workspace=self.workspace, data=form.cleaned_data)
             except ValidationError as error:
-                for name, field_errors in error.message_dict.items():
-                    form.add_error(name if name in form.fields else None, field_errors)
+                add_service_errors(form, error)
             else:
                 messages.success(request, _("Field %(key)s added.") % {"key": field.key})
                 return redirect("custom-fields")

@@ -2,17 +2,30 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from esp.api.errors import error_fields
 from esp.models import ApiScope, Role, User, Workspace
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+def add_service_errors(
+    form: forms.BaseForm, error: ValidationError, field_of: Callable[[str], str] = lambda key: key
+) -> None:
+    """Show a service's ValidationError on a form: each key's messages on its field (named by
+    `field_of` where form and service name it differently), the rest on the form as a whole."""
+    for key, messages in error_fields(error).items():
+        name = field_of(key)
+        form.add_error(name if name in form.fields else None, messages)
 
 
 class TimeRangeForm(forms.Form):

@@ -16,6 +16,7 @@ from audiences import facts
 from audiences.insights import selectors as insights
 from audiences.insights import services as insight_services
 from audiences.models import LifecycleSettings, LifecycleStage, RfmSegment, Segment
+from esp.forms import add_service_errors
 from esp.models import Role
 from esp.web import WorkspaceView
 
@@ -144,8 +145,7 @@ class LifecycleView(WorkspaceView):
         try:
             facts.lifecycle_settings_save(workspace=self.workspace, **form.cleaned_data)
         except ValidationError as error:
-            for name, field_errors in error.message_dict.items():
-                form.add_error(name if name in form.fields else None, field_errors)
+            add_service_errors(form, error)
             return self._render(request, form, status=400)
         messages.success(request, _("Thresholds saved. Stages are being recomputed."))
         return redirect("lifecycle")

@@ -23,6 +23,7 @@ from audiences.imports import (
 )
 from audiences.jobs.machinery import JobFile
 from audiences.models import ConsentSource, ImportMode, JobStatus, MailingList, SubscriptionStatus
+from esp.api.errors import error_fields
 from esp.web import WorkspaceView, request_user
 
 RECENT_JOBS = 20
@@ -33,11 +34,10 @@ def _download(job_file: JobFile) -> FileResponse:
 
 
 def _field_errors(request: HttpRequest, error: ValidationError) -> dict[str, str]:
-    if not hasattr(error, "error_dict"):
-        for message in error.messages:
-            messages.error(request, message)
-        return {}
-    return {name: " ".join(texts) for name, texts in error.message_dict.items()}
+    fields = error_fields(error)
+    for message in fields.pop("non_field_errors", []):
+        messages.error(request, message)
+    return {name: " ".join(texts) for name, texts in fields.items()}
 
 
 class ImportsView(WorkspaceView):

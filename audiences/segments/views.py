@@ -20,6 +20,7 @@ from audiences.models import Segment
 from audiences.segments import selectors, services
 from audiences.segments.compiler import EMPTY_RULES, builder_schema, describe_rules, validate_rules
 from audiences.segments.registry import RuleContext
+from esp.api.errors import error_fields
 from esp.plurals import plural_forms
 from esp.web import WorkspaceView
 
@@ -87,11 +88,12 @@ def humane_path(path: str) -> str:
 
 
 def _rule_errors(error: ValidationError, prefix: str = "") -> dict[str, list[str]]:
-    if not hasattr(error, "error_dict"):
-        return {"rules": error.messages}
+    fields = error_fields(error)
+    if "non_field_errors" in fields:  # about the rule tree as a whole
+        return {"rules": fields["non_field_errors"]}
     return {
         path.removeprefix(prefix): messages
-        for path, messages in error.message_dict.items()
+        for path, messages in fields.items()
         if not prefix or path.startswith(prefix) or path == "rules"
     }
 
@@ -171,8 +173,9 @@ class SegmentFormMixin(WorkspaceView):
                 segment_id=segment.pk if segment else None,
             )
         except ValidationError as error:
-            if "name" in error.message_dict:
-                form.add_error("name", error.message_dict["name"])
+            fields = error_fields(error)
+            if "name" in fields:
+                form.add_error("name", fields["name"])
             form.is_valid()
             return self._render(
                 request,

@@ -23,6 +23,7 @@ from campaigns.content.rendering import RenderedEmail, contact_as_dict, email_co
 from campaigns.content.selectors import LayoutParts
 from campaigns.content.starters import SAMPLE_CONTACT, SAMPLE_EVENTS, SAMPLE_RECOMMENDATIONS, STARTERS
 from campaigns.models import EmailTemplate, MessageClass
+from esp.forms import add_service_errors
 from esp.models import Role, Workspace
 from esp.web import WorkspaceView
 
@@ -215,8 +216,7 @@ class EditorView(WorkspaceView):
             messages.error(request, _("Not saved: fix the problems below first."))
             return self._render(request, template, form, _problem_rows(problems.problems), status=400)
         except ValidationError as error:
-            for field, errors in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            add_service_errors(form, error)
             return self._render(request, template, form, [], status=400)
 
 

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy
 
 from campaigns.models import DeliverySettings, ProviderKind
 from campaigns.providers.registry import CredentialField, KindSpec
+from esp.forms import add_service_errors
 
 CREDENTIAL_PREFIX = "cred_"
 
@@ -71,12 +72,7 @@ class ProviderForm(forms.Form):
         }
 
     def add_service_errors(self, error: ValidationError) -> None:
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for key, messages in error.message_dict.items():
-            name = key if key in self.fields else CREDENTIAL_PREFIX + key
-            self.add_error(name if name in self.fields else None, messages)
+        add_service_errors(self, error, lambda key: key if key in self.fields else CREDENTIAL_PREFIX + key)
 
 
 class SenderForm(forms.Form):
@@ -87,8 +83,7 @@ class SenderForm(forms.Form):
     )
 
     def add_service_errors(self, error: ValidationError) -> None:
-        for key, messages in error.message_dict.items():
-            self.add_error(key if key in self.fields else None, messages)
+        add_service_errors(self, error)
 
 
 def _utm_text(parameters: dict[str, str]) -> str:
@@ -153,6 +148,4 @@ class DeliverySettingsForm(forms.ModelForm[DeliverySettings]):
         return data
 
     def add_service_errors(self, error: ValidationError) -> None:
-        for key, messages in error.message_dict.items():
-            name = "utm_text" if key == "utm_parameters" else key
-            self.add_error(name if name in self.fields else None, messages)
+        add_service_errors(self, error, lambda key: "utm_text" if key == "utm_parameters" else key)
