@@ -217,6 +217,10 @@ if env.boolean("BEHIND_HTTPS_PROXY", False):
 # of them is from the address it names in X-Forwarded-For (consent records, open detection).
 # From anyone else the header is ignored: a client could write anything in it.
 TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES")
+# Host names (or literal addresses) that connections made on a tenant's behalf (SMTP hosts, ESP
+# API URLs, webhooks) may reach although they resolve to a loopback or private address: a
+# local relay, Mailpit. Everything else private is refused (esp.net).
+OUTBOUND_ALLOWED_HOSTS = env.strings("OUTBOUND_ALLOWED_HOSTS", [])
 INVITATION_MAX_AGE_DAYS = env.integer("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 
 # --- Languages: every UI string is translatable; English and Russian catalogues ship ---

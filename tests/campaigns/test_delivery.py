@@ -52,6 +52,9 @@ from campaigns.providers.services import provider_create
 from esp.models import OutboxMessage, Workspace
 from tests.campaigns.smtp_servers import ehlo_offering_pipelining
 
+# Their SMTP sinks and fake ESP APIs listen on loopback.
+pytestmark = pytest.mark.usefixtures("local_outbound")
+
 BODY = """<mjml><mj-body><mj-section><mj-column>
 <mj-text>Здравствуйте, {{ contact.first_name|default:"друг" }}! Ваш заказ {{ event.order_id|default:"—" }}.</mj-text>
 <mj-button href="https://shop.example/sale?x=1">Распродажа</mj-button>
