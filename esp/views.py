@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 
-from esp import selectors, services
+from esp import attempts, selectors, services
 from esp.forms import (
     AccountForm,
     ApiKeyForm,
@@ -24,9 +24,11 @@ from esp.forms import (
     SignUpForm,
     WorkspaceCreateForm,
     WorkspaceForm,
+    too_many_attempts,
 )
 from esp.middleware import SESSION_WORKSPACE_KEY
 from esp.models import ROLE_HELP, Invitation, Role, User
+from esp.net import client_ip
 from esp.web import WorkspaceView, request_user
 
 
@@ -55,6 +57,12 @@ class SignUpView(View):
         form = SignUpForm(request.POST)
         if not form.is_valid():
             return render(request, "esp/signup.html", {"form": form}, status=400)
+        ip = client_ip(request.META)
+        wait = attempts.hit([(attempts.SIGNUP_IP, ip)])
+        if wait is not None:
+            attempts.logger.warning("sign-up refused (too many from one address): ip=%s", ip)
+            form.add_error(None, too_many_attempts(wait))
+            return render(request, "esp/signup.html", {"form": form}, status=429)
         user, workspace = services.user_sign_up(
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password"],
@@ -75,8 +83,14 @@ class InvitationAcceptView(View):
     invitation: Invitation
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # Unknown tokens are counted per IP: guessing them is slowed down like passwords.
+        ip = client_ip(request.META)
+        if attempts.blocked_for([(attempts.INVITE_ACCEPT_IP, ip)]) is not None:
+            attempts.logger.warning("invitation link refused (too many unknown tokens): ip=%s", ip)
+            return render(request, "esp/invitation_invalid.html", status=429)
         invitation = services.invitation_from_token(kwargs["token"])
         if invitation is None:
+            attempts.record([(attempts.INVITE_ACCEPT_IP, ip)])
             return render(request, "esp/invitation_invalid.html", status=404)
         self.invitation = invitation
         return super().dispatch(request, *args, **kwargs)
