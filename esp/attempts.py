@@ -45,6 +45,8 @@ SIGNUP_IP = (Limit("signup-ip", 5, 3600), Limit("signup-ip-1d", 20, 24 * 3600))
 # Invitation mails per inviting user, and attempts to accept (guessing tokens) per IP.
 INVITE_USER = (Limit("invite-user", 20, 3600), Limit("invite-user-1d", 100, 24 * 3600))
 INVITE_ACCEPT_IP = (Limit("invite-accept-ip", 20, 3600),)
+# Public subscribe forms per IP (each post may mail a confirmation to anyone's address).
+SUBSCRIBE_IP = (Limit("subscribe-ip", 10, 3600), Limit("subscribe-ip-1d", 50, 24 * 3600))
 
 
 def _key(limit: Limit, value: str) -> str:
