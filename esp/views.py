@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -17,6 +18,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 
 from esp import attempts, selectors, services
+from esp.checks import public_url_is_https
 from esp.forms import (
     AccountForm,
     ApiKeyForm,
@@ -251,12 +253,17 @@ class WorkspaceSettingsView(WorkspaceView):
         if not self.can(Role.OWNER):
             for field in form.fields.values():
                 field.disabled = True
-        return render(request, "esp/workspace_settings.html", {"form": form})
+        return render(request, "esp/workspace_settings.html", self._context(form))
+
+    @staticmethod
+    def _context(form: WorkspaceForm) -> dict[str, Any]:
+        # Plain-http links in mail (a local run, or allowed by the operator) are worth a warning.
+        return {"form": form, "plain_http_url": "" if public_url_is_https() else settings.PUBLIC_BASE_URL}
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = WorkspaceForm(request.POST, instance=self.workspace)
         if not form.is_valid():
-            return render(request, "esp/workspace_settings.html", {"form": form}, status=400)
+            return render(request, "esp/workspace_settings.html", self._context(form), status=400)
         services.workspace_update(
             workspace=self.workspace, **{name: form.cleaned_data[name] for name in WorkspaceForm.Meta.fields}
         )
