@@ -95,6 +95,19 @@ def test_smtp_to_loopback_is_refused_and_says_nothing_of_what_listens(listener: 
     assert _smtp_open_error("localhost", listener.port) == f"SMTP: localhost: {net.REFUSED_TEXT}"
 
 
+def test_implicit_tls_smtp_goes_through_the_guard_too(listener: _Listener) -> None:
+    assert _smtp_open_error_ssl(listener.port) == f"SMTP: 127.0.0.1: {net.REFUSED_TEXT}"
+    assert not listener.accepted()
+
+
+def _smtp_open_error_ssl(port: int) -> str:
+    transport = SmtpTransport({"host": "127.0.0.1", "port": port, "use_ssl": True, "timeout": 2})
+    with pytest.raises(PermanentSendError) as refused:
+        transport.open()
+    transport.close()
+    return refused.value.message
+
+
 def test_an_allowed_host_is_reached(listener: _Listener, settings: Any) -> None:
     settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
     sock = net.outbound_connection(("127.0.0.1", listener.port), 2)
