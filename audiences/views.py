@@ -346,6 +346,9 @@ class PublicSubscribeView(View):
                 workspace=workspace,
                 data={"email": form.cleaned_data["email"], "first_name": form.cleaned_data["first_name"]},
                 source=ConsentSource.FORM,
+                # Anyone may post any address here: a known contact's fields (the name its mail
+                # greets it with) are not a stranger's to change.
+                update_existing=False,
             )
             services.subscription_subscribe(
                 workspace=workspace,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from audiences.models import ConsentRecord, Subscription
-from audiences.services import list_save, suppression_add
+from audiences.models import ConsentRecord, Contact, Subscription
+from audiences.services import contact_save, list_save, suppression_add
 from esp import attempts
 from esp.models import OutboxMessage, Workspace
 
@@ -67,3 +67,19 @@ def test_the_answer_does_not_tell_subscribed_suppressed_or_new_apart(
         for n, email in enumerate(["member@example.com", "blocked@example.com", "new@example.com"])
     }
     assert len(answers) == 1
+
+
+@pytest.mark.django_db
+def test_a_stranger_cannot_rename_a_known_contact(
+    acme: Workspace, run_tasks_now: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The name a contact's mail greets it with is not the public form's to change."""
+    weekly = list_save(workspace=acme, data={"name": "Weekly", "is_public": True, "double_opt_in": True})
+    contact_save(workspace=acme, data={"email": "anna@example.com", "first_name": "Anna"})
+    with django_capture_on_commit_callbacks(execute=True):
+        Client().post(
+            f"/subscribe/acme/{weekly.pk}/",
+            {"email": "anna@example.com", "first_name": "Your account is locked, see evil.example", "consent": "on"},
+        )
+    assert Contact.objects.get(workspace=acme, email="anna@example.com").first_name == "Anna"
+    assert Subscription.objects.get().status == "pending"  # the subscription itself still works
