@@ -88,13 +88,37 @@ def record(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> None:
 
 
 def hit(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> int | None:
-    """For attempts counted whether they succeed or not (requests that send mail): None and
-    the attempt counted when there is room, else the seconds to wait (not counted)."""
-    checks = list(checks)
-    wait = blocked_for(checks)
-    if wait is None:
-        record(checks)
-    return wait
+    """Count this attempt against every limit and say whether it may go ahead: None, or the
+    seconds to wait. Counting first and reading the count incr() returned makes the limit
+    exact under concurrency: of many requests at once, only `count` get through."""
+    waits = []
+    try:
+        for limit, value in _pairs(checks):
+            key = _key(limit, value)
+            cache.add(key, 0, timeout=limit.seconds)
+            try:
+                count = cache.incr(key)
+            except ValueError:  # expired between the two calls: a new window
+                cache.add(key, 1, timeout=limit.seconds)
+                count = 1
+            if count > limit.count:
+                waits.append(limit.seconds)
+    except Exception:  # any cache failure: fail open
+        logger.warning("attempt limits unavailable (cache down): not enforced", exc_info=True)
+        return None
+    return max(waits) if waits else None
+
+
+def forgive(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> None:
+    """Take back an attempt `hit` counted that turned out well (a right password)."""
+    try:
+        for limit, value in _pairs(checks):
+            try:
+                cache.decr(_key(limit, value))
+            except ValueError:
+                pass  # the window ended meanwhile
+    except Exception:  # any cache failure: fail open
+        logger.warning("attempt limits unavailable (cache down): not forgiven", exc_info=True)
 
 
 def clear(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> None:

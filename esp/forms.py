@@ -73,17 +73,19 @@ class EmailAuthenticationForm(AuthenticationForm):
             (attempts.LOGIN_ACCOUNT, email),
             (attempts.LOGIN_IP, ip),
         ]
-        wait = attempts.blocked_for(checks)
+        # Counted before the password is checked, so parallel guesses cannot all slip in
+        # under the limit; a right password takes its count back.
+        wait = attempts.hit(checks)
         if wait is not None:
             security_log.warning("login refused (too many failed attempts): account=%s ip=%s", email, ip)
             raise too_many_attempts(wait)
         try:
             cleaned = super().clean()
         except forms.ValidationError:
-            attempts.record(checks)
             security_log.info("failed login: account=%s ip=%s", email, ip)
             raise
         attempts.clear(checks[:1])
+        attempts.forgive(checks[1:])
         return cleaned
 
 

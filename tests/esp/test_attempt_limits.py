@@ -130,3 +130,14 @@ def test_guessing_invitation_tokens_is_limited_per_ip(acme: Workspace) -> None:
     for number in range(attempts.INVITE_ACCEPT_IP[0].count):
         assert client.get(f"/invite/guess-{number}/").status_code == 404
     assert client.get("/invite/guess-last/").status_code == 429
+
+
+def test_the_count_is_exact_under_concurrency() -> None:
+    """Counted in Redis before the attempt goes ahead: of 40 attempts at once against a limit
+    of 5, exactly 5 get through (a read-then-write counter lets most of them in)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    limit = (attempts.Limit("test-concurrency", 5, 60),)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: attempts.hit([(limit, "someone@example.com")]), range(40)))
+    assert answers.count(None) == 5
