@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -228,6 +229,10 @@ def is_suppressed(*, workspace: Workspace, email: str) -> bool:
     return Suppression.objects.in_workspace(workspace).filter(email_hash=email_hash(email)).exists()
 
 
+# How long a pending subscription's confirmation mail stands before asking again sends another.
+CONFIRMATION_WINDOW = timedelta(hours=24)
+
+
 @transaction.atomic
 def subscription_subscribe(
     *, workspace: Workspace, contact: Contact, mailing_list: MailingList, context: ConsentContext
@@ -248,6 +253,15 @@ def subscription_subscribe(
         defaults={"status": SubscriptionStatus.PENDING},
     )
     if subscription.status == SubscriptionStatus.SUBSCRIBED and not _created:
+        return subscription
+    if (
+        not _created
+        and mailing_list.double_opt_in
+        and subscription.status == SubscriptionStatus.PENDING
+        and subscription.updated_at > now - CONFIRMATION_WINDOW
+    ):
+        # One confirmation mail per address and list in the window: a stranger posting someone's
+        # address again and again must not fill that inbox (the row lock orders concurrent posts).
         return subscription
     subscription.status = SubscriptionStatus.PENDING if mailing_list.double_opt_in else SubscriptionStatus.SUBSCRIBED
     subscription.confirmed_at = None if mailing_list.double_opt_in else now

@@ -26,8 +26,10 @@ from audiences.forms import (
 )
 from audiences.insights.selectors import contact_purchases
 from audiences.models import ConsentSource, Contact, MailingList
+from esp import attempts
 from esp.forms import add_service_errors
 from esp.models import Role, Workspace
+from esp.net import client_ip
 from esp.web import WorkspaceView
 
 PAGE_SIZE = 50
@@ -326,23 +328,31 @@ class PublicSubscribeView(View):
         context: dict[str, Any] = {"workspace": workspace, "mailing_list": mailing_list, "form": form}
         if not form.is_valid():
             return render(request, "audiences/public_subscribe.html", context, status=400)
+        # The same page whatever happened (sent, already pending, suppressed, limited): the answer
+        # must not tell a stranger anything about the address.
+        context["pending"] = mailing_list.double_opt_in
+        ip = client_ip(request.META)
+        if attempts.hit([(attempts.SUBSCRIBE_IP, ip)]) is not None:
+            attempts.logger.warning("subscription ignored (too many from one address): ip=%s list=%s", ip, list_id)
+            return render(request, "audiences/public_subscribed.html", context)
         consent_text = str(form.fields["consent"].label)
         try:
             contact, _created = services.contact_save(
                 workspace=workspace,
                 data={"email": form.cleaned_data["email"], "first_name": form.cleaned_data["first_name"]},
                 source=ConsentSource.FORM,
+                # Anyone may post any address here: a known contact's fields (the name its mail
+                # greets it with) are not a stranger's to change.
+                update_existing=False,
             )
-            subscription = services.subscription_subscribe(
+            services.subscription_subscribe(
                 workspace=workspace,
                 contact=contact,
                 mailing_list=mailing_list,
                 context=_consent_context(request, ConsentSource.FORM, consent_text),
             )
         except ValidationError:
-            # Say nothing that tells a stranger whether the address is suppressed or known.
-            subscription = None
-        context["pending"] = subscription is None or subscription.status == "pending"
+            pass  # suppressed: said nowhere
         return render(request, "audiences/public_subscribed.html", context)
 
 

@@ -9,4 +9,7 @@ class EspConfig(AppConfig):
 
     def ready(self) -> None:
         # Bind @shared_task to the project's Celery app in every Django process (web, tests).
-        from esp import celery  # noqa: F401
+        from esp import (
+            celery,  # noqa: F401
+            checks,  # noqa: F401  (registers the system checks)
+        )

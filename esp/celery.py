@@ -4,11 +4,20 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "esp.settings.base")
 
 app = Celery("esp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _check_deployment(**kwargs: Any) -> None:
+    from esp.checks import refuse_to_start_without_https
+
+    refuse_to_start_without_https()

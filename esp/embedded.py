@@ -248,6 +248,10 @@ def web_command(host: str, port: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LOG_FORMAT", "text")
     with services() as env:
+        public_url = env.get("PUBLIC_BASE_URL") or f"http://{args.host}:{args.port}"
+        if not public_url.lower().startswith("https://"):
+            # Elsewhere this stops the processes (esp/checks.py); on one machine it is expected.
+            log(f"PUBLIC_BASE_URL {public_url} is plain http: fine for a local run, a public server needs https.")
         manage(env, "migrate", "--no-input")
         manage(env, "seed_demo", "--base-url", f"http://{args.host}:{args.port}")
         return supervise(

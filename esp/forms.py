@@ -7,13 +7,18 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import ngettext, pgettext_lazy
 
+from esp import attempts
 from esp.api.errors import error_fields
 from esp.models import ApiScope, Role, User, Workspace
+from esp.net import client_ip
+
+security_log = attempts.logger
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
@@ -52,10 +57,64 @@ class TimeRangeForm(forms.Form):
         return data
 
 
+def too_many_attempts(seconds: int) -> forms.ValidationError:
+    minutes = attempts.minutes(seconds)
+    text = ngettext(
+        "Too many attempts. Try again in %(minutes)d minute.",
+        "Too many attempts. Try again in %(minutes)d minutes.",
+        minutes,
+    )
+    return forms.ValidationError(text, code="too_many_attempts", params={"minutes": minutes})
+
+
 class EmailAuthenticationForm(AuthenticationForm):
+    """Login with failed attempts limited per account, per IP and per both (esp.attempts).
+    While a limit holds, the password is not even checked: a right guess must not be told
+    apart from a wrong one."""
+
     username = forms.EmailField(
         label=_("Email address"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
     )
+
+    def clean(self) -> dict[str, Any]:
+        email = str(self.cleaned_data.get("username") or "").strip().lower()
+        if not email:
+            return super().clean()
+        ip = client_ip(self.request.META) if self.request is not None else None
+        checks = [
+            (attempts.LOGIN_ACCOUNT_IP, f"{email}|{ip or '-'}"),
+            (attempts.LOGIN_ACCOUNT, email),
+            (attempts.LOGIN_IP, ip),
+        ]
+        # Counted before the password is checked, so parallel guesses cannot all slip in
+        # under the limit; a right password takes its count back.
+        wait = attempts.hit(checks)
+        if wait is not None:
+            security_log.warning("login refused (too many failed attempts): account=%s ip=%s", email, ip)
+            raise too_many_attempts(wait)
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            security_log.info("failed login: account=%s ip=%s", email, ip)
+            raise
+        attempts.clear(checks[:1])
+        attempts.forgive(checks[1:])
+        return cleaned
+
+
+class LimitedPasswordResetForm(PasswordResetForm):
+    """Reset mail limited per address and per IP. Over a limit the page answers as always
+    (whether the address has an account stays unsaid) and no mail leaves."""
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        request: HttpRequest | None = kwargs.get("request")  # PasswordResetView passes it by name
+        email = str(self.cleaned_data.get("email") or "").strip().lower()
+        ip = client_ip(request.META) if request is not None else None
+        if attempts.hit([(attempts.RESET_ADDRESS, email), (attempts.RESET_IP, ip)]) is not None:
+            security_log.warning("password reset not sent (too many requests): address=%s ip=%s", email, ip)
+            return
+        security_log.info("password reset requested: address=%s ip=%s", email, ip)
+        super().save(*args, **kwargs)
 
 
 class SignUpForm(forms.Form):

@@ -15,7 +15,9 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
+from esp import attempts
 from esp.models import ApiKey, ApiScope, Invitation, Membership, Role, User, Workspace, hash_secret
 from esp.queue import enqueue_after_commit
 
@@ -136,6 +138,17 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, invited_by
     from esp.tasks import send_invitation_email  # tasks import services; avoid the cycle
 
     email = User.objects.normalize_email(email.strip()).lower()
+    # Each invitation is a mail to anyone's address: a user sends a bounded number of them.
+    wait = attempts.hit([(attempts.INVITE_USER, str(invited_by.pk))])
+    if wait is not None:
+        attempts.logger.warning("invitation refused (too many): user=%s workspace=%s", invited_by.pk, workspace.pk)
+        minutes = attempts.minutes(wait)
+        message = ngettext(
+            "Too many invitations. Try again in %(minutes)d minute.",
+            "Too many invitations. Try again in %(minutes)d minutes.",
+            minutes,
+        )
+        raise ValidationError({"email": message % {"minutes": minutes}})
     if Membership.objects.in_workspace(workspace).filter(user__email=email).exists():
         raise ValidationError({"email": _("%(email)s is already a member.") % {"email": email}})
     # A new invitation replaces an open one for the same address.

@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from esp import views
 from esp.api.errors import api_not_found, api_server_error
-from esp.forms import EmailAuthenticationForm
+from esp.forms import EmailAuthenticationForm, LimitedPasswordResetForm
 
 accounts = [
     path("signup/", views.SignUpView.as_view(), name="signup"),
@@ -41,6 +41,7 @@ accounts = [
         "password/reset/",
         auth_views.PasswordResetView.as_view(
             template_name="esp/password_reset.html",
+            form_class=LimitedPasswordResetForm,
             email_template_name="mail/password_reset.txt",
             html_email_template_name="mail/password_reset.html",
             subject_template_name="mail/password_reset_subject.txt",

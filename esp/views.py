@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -16,7 +17,8 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 
-from esp import selectors, services
+from esp import attempts, selectors, services
+from esp.checks import public_url_is_https
 from esp.forms import (
     AccountForm,
     ApiKeyForm,
@@ -24,9 +26,11 @@ from esp.forms import (
     SignUpForm,
     WorkspaceCreateForm,
     WorkspaceForm,
+    too_many_attempts,
 )
 from esp.middleware import SESSION_WORKSPACE_KEY
 from esp.models import ROLE_HELP, Invitation, Role, User
+from esp.net import client_ip
 from esp.web import WorkspaceView, request_user
 
 
@@ -55,6 +59,12 @@ class SignUpView(View):
         form = SignUpForm(request.POST)
         if not form.is_valid():
             return render(request, "esp/signup.html", {"form": form}, status=400)
+        ip = client_ip(request.META)
+        wait = attempts.hit([(attempts.SIGNUP_IP, ip)])
+        if wait is not None:
+            attempts.logger.warning("sign-up refused (too many from one address): ip=%s", ip)
+            form.add_error(None, too_many_attempts(wait))
+            return render(request, "esp/signup.html", {"form": form}, status=429)
         user, workspace = services.user_sign_up(
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password"],
@@ -75,8 +85,14 @@ class InvitationAcceptView(View):
     invitation: Invitation
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # Unknown tokens are counted per IP: guessing them is slowed down like passwords.
+        ip = client_ip(request.META)
+        if attempts.blocked_for([(attempts.INVITE_ACCEPT_IP, ip)]) is not None:
+            attempts.logger.warning("invitation link refused (too many unknown tokens): ip=%s", ip)
+            return render(request, "esp/invitation_invalid.html", status=429)
         invitation = services.invitation_from_token(kwargs["token"])
         if invitation is None:
+            attempts.record([(attempts.INVITE_ACCEPT_IP, ip)])
             return render(request, "esp/invitation_invalid.html", status=404)
         self.invitation = invitation
         return super().dispatch(request, *args, **kwargs)
@@ -237,12 +253,17 @@ class WorkspaceSettingsView(WorkspaceView):
         if not self.can(Role.OWNER):
             for field in form.fields.values():
                 field.disabled = True
-        return render(request, "esp/workspace_settings.html", {"form": form})
+        return render(request, "esp/workspace_settings.html", self._context(form))
+
+    @staticmethod
+    def _context(form: WorkspaceForm) -> dict[str, Any]:
+        # Plain-http links in mail (a local run, or allowed by the operator) are worth a warning.
+        return {"form": form, "plain_http_url": "" if public_url_is_https() else settings.PUBLIC_BASE_URL}
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = WorkspaceForm(request.POST, instance=self.workspace)
         if not form.is_valid():
-            return render(request, "esp/workspace_settings.html", {"form": form}, status=400)
+            return render(request, "esp/workspace_settings.html", self._context(form), status=400)
         services.workspace_update(
             workspace=self.workspace, **{name: form.cleaned_data[name] for name in WorkspaceForm.Meta.fields}
         )

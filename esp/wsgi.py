@@ -8,6 +8,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "esp.settings.base")
 application = get_wsgi_application()
 
+from esp.checks import refuse_to_start_without_https  # noqa: E402  (needs Django set up)
+
+refuse_to_start_without_https()
+
 # Everything loaded so far (Django, the URL modules, settings) lives as long as the process.
 # Moving it to the permanent generation spares the cyclic GC from walking it on every full
 # collection; measured on the tracking API: about 20 % less web-process CPU per event.

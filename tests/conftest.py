@@ -92,3 +92,10 @@ def _mail_to_the_outbox(settings: object) -> None:
     # Django's test set-up swaps in its in-memory mail backend; the project's own outbox is
     # what users see, so the tests use that.
     settings.EMAIL_BACKEND = "esp.mail.OutboxBackend"  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def local_outbound(settings: object) -> None:
+    """Lets providers reach the tests' SMTP sinks and fake ESP APIs on 127.0.0.1, which the
+    outbound guard refuses for tenants unless the operator allows the host."""
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]  # type: ignore[attr-defined]

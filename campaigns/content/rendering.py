@@ -47,6 +47,7 @@ from campaigns.content.sandbox import (
 )
 from campaigns.content.selectors import LayoutParts
 from campaigns.models import EmailTemplate, EmailTemplateVersion, MessageClass
+from campaigns.tracking.links import safe_links
 from esp.models import Workspace
 
 MAX_SUBJECT_CHARS = 998
@@ -468,7 +469,9 @@ def render_parts(parts: _Parts, context: dict[str, Any], *, mjml: str = "") -> R
             preheader = _one_line(render_compiled(parts.preheader, frozen)) if parts.preheader else ""
             frozen["subject"], frozen["preheader"] = subject, preheader
             part = "mjml"
-            html = render_compiled(parts.html, frozen)
+            # Links written from personalisation data get safe schemes only (before the text
+            # version is made from the HTML, and before click tracking reads the links).
+            html = safe_links(render_compiled(parts.html, frozen))
             part = "text_body"
             if parts.text is None:
                 text = html_to_text(html)

@@ -18,6 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from email.generator import BytesGenerator
+from email.header import Header
 from email.message import Message as MIMEMessage
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import compat32
@@ -174,6 +175,10 @@ class _Email(EmailMultiAlternatives):
         msg = super().message()
         if type(msg) is SafeMIMEMultipart:
             msg.__class__ = _Alternative
+        if not str(self.subject).isascii():
+            # In place (replace_header keeps the order), past Django's __setitem__, which would
+            # turn the Header back into a string (see subject_header).
+            msg.replace_header("Subject", subject_header(str(self.subject), self.encoding or settings.DEFAULT_CHARSET))
         return msg
 
 
@@ -191,9 +196,21 @@ _NEWLINES = re.compile(rb"\r\n|\r|\n")
 _MAX_LINE = 998  # RFC 5322; Django quoted-printable-encodes a text part with longer lines
 
 
+def subject_header(subject: str, encoding: str) -> Header:
+    """A non-ASCII Subject as a Header that knows its name. Django stores the encoded words
+    made for a line of their own, and the generator then finds the first one too long to
+    follow "Subject: " and starts the value on a second line (`Subject: \r\n =?utf-8?b?…`),
+    which some readers decode with a leading space. Knowing the name, the first encoded word
+    is cut to fit beside it and every line stays within 78 characters."""
+    return Header(subject, encoding, header_name="Subject")
+
+
 def _header_line(name: str, value: str, encoding: str) -> bytes:
-    """One top-level header as SafeMIMEMultipart stores it and _Generator writes it."""
+    """One top-level header as _Email.message() stores it and _Generator writes it."""
+    raw = value
     name, value = forbid_multi_line_headers(name, value, encoding)
+    if name == "Subject" and not raw.isascii():
+        return _POLICY.fold_binary(name, subject_header(raw, encoding))  # type: ignore[arg-type]  # compat32 takes a Header
     if value.isascii() and len(name) + 2 + len(value) <= _HEADER_LIMIT and not _breaks(value):
         return f"{name}: {value}\r\n".encode("ascii")
     return _POLICY.fold_binary(name, value)  # type: ignore[no-any-return]

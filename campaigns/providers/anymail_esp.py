@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
 from anymail.exceptions import (
     AnymailAPIError,
     AnymailConfigurationError,
@@ -27,6 +28,7 @@ from campaigns.providers.base import (
     require_recipients,
     strip_internal_headers,
 )
+from esp.net import OutboundRefused, guard_session
 
 # Amazon's error codes that mean "slow down" or "try later" (botocore ClientError codes).
 AWS_TRANSIENT_CODES = {
@@ -47,8 +49,14 @@ def _is_transient_status(status: int) -> bool:
 
 def classify_anymail_error(error: BaseException) -> SendError:
     """HTTP 429/5xx and network errors are transient; other 4xx, refused recipients, invalid
-    addresses and unsupported features are permanent."""
+    addresses and unsupported features are permanent, and so is an API URL the outbound guard
+    refuses (said in one fixed text: nothing of what listens there)."""
     text = str(error)
+    refused = _refused_by_guard(error)
+    if refused is not None:
+        failure = PermanentSendError(str(refused))
+        failure.maybe_delivered = False
+        return failure
     if isinstance(error, AnymailRecipientsRefused):
         # anymail's text is generic; the ESP's answer says why (bounced before, invalid, ...).
         response = getattr(error, "response", None)
@@ -92,20 +100,30 @@ def _classify_cause(cause: BaseException | None, text: str) -> SendError:
 _NOT_CONNECTED = {"NewConnectionError", "ConnectTimeoutError", "ConnectTimeout", "EndpointConnectionError"}
 
 
-def _never_connected(error: BaseException) -> bool:
-    """Whether a network error happened before the request was sent, by the classes of the
-    errors in its chain (the causes, urllib3's reason inside requests' ConnectionError)."""
+def _chain(error: BaseException) -> list[BaseException]:
+    """The errors in a network error's chain: its causes, urllib3's reason inside requests'
+    ConnectionError, the errors among its arguments."""
     seen: set[int] = set()
+    found: list[BaseException] = []
     pending: list[object] = [error]
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if any(klass.__name__ in _NOT_CONNECTED for klass in type(current).__mro__):
-            return True
+        found.append(current)
         pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-    return False
+    return found
+
+
+def _refused_by_guard(error: BaseException) -> OutboundRefused | None:
+    return next((e for e in _chain(error) if isinstance(e, OutboundRefused)), None)
+
+
+def _never_connected(error: BaseException) -> bool:
+    """Whether a network error happened before the request was sent, by the classes of the
+    errors in its chain."""
+    return any(klass.__name__ in _NOT_CONNECTED for current in _chain(error) for klass in type(current).__mro__)
 
 
 def _message_id(email: EmailMultiAlternatives) -> str:
@@ -142,6 +160,10 @@ class AnymailTransport(Transport):
             backend.open()
         except Exception as error:  # anymail lets the client library's own errors through
             raise classify_anymail_error(error) from error
+        session = getattr(backend, "session", None)
+        if isinstance(session, requests.Session):
+            # The API URL is the tenant's to set: its connections go through the outbound guard.
+            guard_session(session)
         self.backend = backend
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
@@ -29,6 +30,7 @@ from campaigns.providers.registry import (
     transport_for,
 )
 from esp.models import Workspace
+from esp.net import outbound_host_error
 
 # Values a URL may carry as UTM parameters: utm_source, utm_medium, utm_campaign, utm_id, ...
 UTM_KEY = re.compile(r"^utm_[a-z0-9_]{1,40}$")
@@ -60,6 +62,19 @@ def _convert(field_type: str, raw: Any) -> Any:
     return str(raw).strip()
 
 
+def _refused_destination_text() -> str:
+    return _(
+        "This server does not connect to private, loopback or link-local addresses. "
+        "Enter a public host name (the operator can allow a local relay by name)."
+    )
+
+
+def _destination_refused(host: str) -> bool:
+    """The outbound guard's verdict on a host, given at once in the form; connecting checks
+    again on the address resolved then."""
+    return outbound_host_error(host) is not None
+
+
 def _clean_credentials(spec: KindSpec, submitted: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     """Merge the submitted credentials over the stored ones. A secret left empty keeps its
     stored value (the pages never show secrets, so an empty field means "unchanged"); a key
@@ -86,6 +101,12 @@ def _clean_credentials(spec: KindSpec, submitted: dict[str, Any], stored: dict[s
             except ValidationError:
                 errors[field.key] = [_("Enter a valid URL.")]
                 continue
+            if _destination_refused(urlsplit(str(value)).hostname or ""):
+                errors[field.key] = [_refused_destination_text()]
+                continue
+        if spec.kind == ProviderKind.SMTP and field.key == "host" and value and _destination_refused(str(value)):
+            errors[field.key] = [_refused_destination_text()]
+            continue
         if field.required and value in ("", None):
             errors[field.key] = [_("This field is required.")]
             continue

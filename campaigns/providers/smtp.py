@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ from campaigns.providers.base import (
     require_recipients,
     strip_internal_headers,
 )
+from esp.net import OutboundRefused, outbound_connection
 
 DEFAULT_PORT = 587
 DEFAULT_TIMEOUT = 30
@@ -56,7 +58,10 @@ def _text(value: bytes | str) -> str:
 
 
 def classify_smtp_error(error: BaseException) -> SendError:
-    """4xx replies and connection trouble are transient, 5xx replies permanent."""
+    """4xx replies and connection trouble are transient, 5xx replies permanent; a host the
+    outbound guard refuses is permanent (and said the same way whatever listens there)."""
+    if isinstance(error, OutboundRefused):
+        return PermanentSendError(f"SMTP: {error}")
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _reply in error.recipients.values()]
         text = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in error.recipients.items())
@@ -80,6 +85,27 @@ def classify_smtp_error(error: BaseException) -> SendError:
     if isinstance(error, OSError):
         return TransientSendError(f"SMTP connection failed: {error.__class__.__name__}: {error}")
     return PermanentSendError(f"SMTP: {error.__class__.__name__}: {error}")
+
+
+class GuardedSMTP(smtplib.SMTP):
+    """smtplib's client with its socket made through the outbound guard (esp.net): the host is
+    resolved and checked once and the connection goes to the checked address. STARTTLS and
+    implicit TLS still check the certificate against the host name."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        if timeout is not None and not timeout:
+            raise ValueError("Non-blocking socket (timeout=0) is not supported")
+        return outbound_connection((host, port), timeout, self.source_address)
+
+
+class GuardedSMTPSSL(smtplib.SMTP_SSL, GuardedSMTP):
+    """SMTP_SSL wraps the socket GuardedSMTP._get_socket made (its super() is GuardedSMTP)."""
+
+
+class GuardedEmailBackend(EmailBackend):
+    @property
+    def connection_class(self) -> type[smtplib.SMTP]:
+        return GuardedSMTPSSL if self.use_ssl else GuardedSMTP
 
 
 class _DroppedBeforeData(Exception):
@@ -113,7 +139,7 @@ class SmtpTransport(Transport):
 
     def __init__(self, credentials: dict[str, Any]) -> None:
         use_ssl = bool(credentials.get("use_ssl"))
-        self.backend = EmailBackend(
+        self.backend = GuardedEmailBackend(
             host=str(credentials.get("host") or "localhost"),
             port=int(credentials.get("port") or DEFAULT_PORT),
             username=str(credentials.get("username") or ""),

@@ -99,6 +99,48 @@ def add_utm(url: str, pairs: UtmPairs) -> str:
     return f"{head}{hash_mark}{fragment}"
 
 
+# The schemes a link in an email may have. javascript:, vbscript:, data: and the rest run
+# code or show attacker-made pages when a reader (or a webmail) follows them, and event or
+# contact data (`<a href="{{ event.url }}">`) is the shop's customers' to write.
+SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# What a browser ignores in a URL before it reads the scheme: tabs and newlines anywhere,
+# C0 controls and spaces around it (so "java\tscript:" and " javascript:" are javascript:).
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
+UNSAFE_LINK_REPLACEMENT = "#"
+
+
+def link_is_safe(raw: str) -> bool:
+    """Whether an href's value (as written in the HTML, entities and all) is a relative URL, an
+    anchor, or has one of SAFE_SCHEMES."""
+    value = html_lib.unescape(raw) if "&" in raw else raw
+    value = _URL_IGNORED.sub("", value).strip(_C0_AND_SPACE)
+    scheme = _SCHEME.match(value)
+    return scheme is None or scheme.group(1).lower() in SAFE_SCHEMES
+
+
+@lru_cache(maxsize=4096)
+def _safe_tag(tag: str) -> str:
+    href = _HREF.match(tag)
+    if href is None:
+        return tag
+    raw = href.group("dq")
+    if raw is None:
+        raw = href.group("sq") if href.group("sq") is not None else href.group("uq")
+    if link_is_safe(raw):
+        return tag
+    return f'{tag[: href.start("value")]}"{UNSAFE_LINK_REPLACEMENT}"{tag[href.end("value") :]}'
+
+
+def safe_links(html: str) -> str:
+    """A rendered email's HTML with every <a> whose href has an unsafe scheme pointed at "#"
+    instead: for every render (sent, previewed, viewed in the browser), tracked or not."""
+    if ":" not in html:
+        return html
+    return _A_TAG.sub(lambda match: _safe_tag(match.group(0)), html)
+
+
 def _is_trackable(url: str, own_prefix: str) -> bool:
     lowered = url[:8].lower()
     return lowered.startswith(_TRACKED_SCHEMES) and not url.startswith(own_prefix)

@@ -6,7 +6,8 @@ never stand in for a workspace's own secret. A view accepts a kwarg only when th
 attribute (Django's as_view rule), hence the declarations below.
 
 How each request is authenticated:
-- Mailgun: its HMAC signature with the webhook signing key (required), plus basic auth if set;
+- Mailgun: its HMAC signature with the webhook signing key (required; a day old at most, its
+  token good only for the events it came with), plus basic auth if set;
 - Resend: its Svix signature when the signing secret is set, basic auth otherwise or as well;
 - SendGrid: its signed event webhook when the verification key is set, basic auth otherwise;
 - Amazon SES: basic auth (required: it is also what makes a subscription request ours) and
@@ -16,8 +17,14 @@ How each request is authenticated:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import time
 from typing import Any
 
+import orjson
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.webhooks.amazon_ses import AmazonSESBaseWebhookView, AmazonSESTrackingWebhookView
 from anymail.webhooks.base import AnymailBasicAuthMixin
 from anymail.webhooks.brevo import BrevoTrackingWebhookView
@@ -27,10 +34,13 @@ from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 from anymail.webhooks.resend import ResendTrackingWebhookView, SvixWebhookValidationMixin
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 from anymail.webhooks.sparkpost import SparkPostTrackingWebhookView
+from django.core.cache import cache
 from django.http import HttpRequest
 
 from campaigns.models import ProviderKind
 from campaigns.webhooks import sns, svix
+
+logger = logging.getLogger(__name__)
 
 
 class NotConfigured(Exception):
@@ -66,7 +76,40 @@ class AmazonSesTracking(AmazonSESTrackingWebhookView):
 
 
 class MailgunTracking(MailgunTrackingWebhookView):
+    """Mailgun signs only a timestamp and a token, not the events: one captured request would
+    let anyone post any event under its signature. So a signature is good for a day, and its
+    token for the events it came with — the same request again (Mailgun's retries, a replay)
+    passes and is then counted once by the events' keys; the token with other events is
+    refused."""
+
     webhook_secret = None
+
+    def validate_request(self, request: HttpRequest) -> None:
+        super().validate_request(request)
+        if request.content_type == "application/json":
+            payload = json.loads(request.body.decode("utf-8"))
+            token, timestamp = payload["signature"]["token"], payload["signature"]["timestamp"]
+            signed_over: Any = payload.get("event-data")
+        else:
+            token, timestamp = request.POST["token"], request.POST["timestamp"]
+            signed_over = sorted((k, v) for k, v in request.POST.lists() if k not in _MAILGUN_SIGNATURE_FIELDS)
+        try:
+            age = time.time() - float(timestamp)
+        except (TypeError, ValueError) as error:
+            raise AnymailWebhookValidationFailure("Mailgun webhook with an unreadable timestamp") from error
+        if not -MAILGUN_CLOCK_SKEW <= age <= MAILGUN_SIGNATURE_MAX_AGE:
+            raise AnymailWebhookValidationFailure("Mailgun webhook signature is too old (or from the future)")
+        digest = hashlib.sha256(orjson.dumps(signed_over, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+        key_source = self.webhook_signing_key + str(token).encode()
+        key = "webhook-token:mailgun:" + hashlib.sha256(key_source).hexdigest()[:40]
+        try:
+            if not cache.add(key, digest, timeout=MAILGUN_SIGNATURE_MAX_AGE + MAILGUN_CLOCK_SKEW):
+                if cache.get(key) != digest:
+                    raise AnymailWebhookValidationFailure("Mailgun webhook token reused with other events")
+        except AnymailWebhookValidationFailure:
+            raise
+        except Exception:  # the cache is down: the signature and its age still hold
+            logger.warning("Mailgun webhook tokens cannot be checked (cache down)", exc_info=True)
 
 
 class PostmarkTracking(PostmarkTrackingWebhookView):
@@ -107,6 +150,12 @@ class ResendTracking(ResendTrackingWebhookView):
     def validate_request(self, request: HttpRequest) -> None:
         if self._secret is not None:
             svix.verify_svix(self._secret, request.headers, request.body)
+
+
+# How long a Mailgun signature is good for: its retries run for about 8 hours.
+MAILGUN_SIGNATURE_MAX_AGE = 24 * 3600
+MAILGUN_CLOCK_SKEW = 5 * 60
+_MAILGUN_SIGNATURE_FIELDS = {"signature", "timestamp", "token"}
 
 
 VIEWS: dict[str, type[Any]] = {

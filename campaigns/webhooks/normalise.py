@@ -127,6 +127,14 @@ def _esp_event_id(kind: str, event: AnymailTrackingEvent, raw: dict[str, Any]) -
         event_id = _get(raw, "event-data", "id")
         if event_id:
             return str(event_id)
+    if kind == ProviderKind.SES:
+        # A bounce or complaint has SES's own feedback id; anymail's id is the SNS notification's,
+        # which differs when the same event comes again in another notification (a second topic,
+        # a re-publish), and the soft bounces "in a row" would then be counted twice.
+        feedback_id = _get(raw, "bounce", "feedbackId") or _get(raw, "complaint", "feedbackId")
+        ses_message_id = _get(raw, "mail", "messageId")
+        if feedback_id and ses_message_id:
+            return f"{ses_message_id}:{feedback_id}"
     return str(event.event_id or "")
 
 

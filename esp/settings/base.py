@@ -38,13 +38,15 @@ def _service_url(name: str) -> str:
     return value
 
 
+# A local run: started by the launcher, or a manage.py next to it using var/embedded.env.
+LOCAL_RUN = env.boolean("ESP_LAUNCHER", False) or (not env.raw("DATABASE_URL") and bool(embedded))
+
+
 def _secret_key() -> str:
     value = env.raw("SECRET_KEY")
     if value:
         return value
-    # A local run: started by the launcher, or a manage.py next to it using var/embedded.env.
-    local_run = env.boolean("ESP_LAUNCHER", False) or (not env.raw("DATABASE_URL") and bool(embedded))
-    if not local_run:
+    if not LOCAL_RUN:
         raise EnvError(
             "SECRET_KEY is not set. Set it to a long random value shared by web, worker and beat "
             "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
@@ -65,6 +67,9 @@ ALLOWED_HOSTS = env.strings("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.strings("CSRF_TRUSTED_ORIGINS", [])
 # Absolute base URL for links in emails (password reset, invitations, later unsubscribe links).
 PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Outside a local run, web, worker and beat refuse to start with a plain-http PUBLIC_BASE_URL
+# unless this says it is meant (esp/checks.py).
+ALLOW_HTTP_PUBLIC_URL = env.boolean("ALLOW_HTTP_PUBLIC_URL", False)
 # Encrypts stored provider credentials (campaigns.crypto). Empty: a key derived from SECRET_KEY,
 # so rotating SECRET_KEY makes stored credentials unreadable. Set it to a Fernet key
 # (python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
@@ -217,6 +222,10 @@ if env.boolean("BEHIND_HTTPS_PROXY", False):
 # of them is from the address it names in X-Forwarded-For (consent records, open detection).
 # From anyone else the header is ignored: a client could write anything in it.
 TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES")
+# Host names (or literal addresses) that connections made on a tenant's behalf (SMTP hosts, ESP
+# API URLs, webhooks) may reach although they resolve to a loopback or private address: a
+# local relay, Mailpit. Everything else private is refused (esp.net).
+OUTBOUND_ALLOWED_HOSTS = env.strings("OUTBOUND_ALLOWED_HOSTS", [])
 INVITATION_MAX_AGE_DAYS = env.integer("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 
 # --- Languages: every UI string is translatable; English and Russian catalogues ship ---

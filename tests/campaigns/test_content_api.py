@@ -12,7 +12,7 @@ from esp.models import ApiScope, Workspace
 from tests.conftest import key_client
 from tests.factories import api_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_outbound")]  # a relay on loopback
 
 MJML = """<mjml>
 <mj-body>

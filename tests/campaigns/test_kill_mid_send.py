@@ -44,6 +44,9 @@ from esp.models import Workspace
 from esp.settings.base import EMBEDDED_ENV_FILE
 from esp.settings.env import read_env_file
 
+# Their SMTP sinks and fake ESP APIs listen on loopback.
+pytestmark = pytest.mark.usefixtures("local_outbound")
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 MESSAGES = 20_000
 CONCURRENCY = 2
@@ -103,6 +106,7 @@ class Worker:
             "DATABASE_URL": test_database_url(),
             "CELERY_BROKER_URL": str(settings.CELERY_BROKER_URL),
             "SECRET_KEY": str(settings.SECRET_KEY),
+            "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",  # the SMTP sink listens on loopback
             "SEND_CONCURRENCY": str(CONCURRENCY),
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "text",

@@ -28,7 +28,10 @@ from esp.models import Workspace
 HAS_BOTO3 = importlib.util.find_spec("boto3") is not None
 
 # anymail warns that it no longer officially supports SendGrid; its backend still works.
-pytestmark = pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning"),
+    pytest.mark.usefixtures("local_outbound"),  # the fake ESP APIs listen on loopback
+]
 
 
 @dataclass

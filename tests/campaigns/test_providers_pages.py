@@ -19,6 +19,9 @@ from tests.campaigns.test_providers_smtp import SmtpSink, free_port
 from tests.conftest import logged_in
 from tests.factories import member
 
+# Their SMTP sinks and fake ESP APIs listen on loopback.
+pytestmark = pytest.mark.usefixtures("local_outbound")
+
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:

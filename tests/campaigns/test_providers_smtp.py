@@ -24,6 +24,9 @@ from esp.mail import WORKSPACE_HEADER
 from esp.models import OutboxMessage, Workspace
 from tests.campaigns.smtp_servers import ehlo_offering_pipelining
 
+# Their SMTP sinks and fake ESP APIs listen on loopback.
+pytestmark = pytest.mark.usefixtures("local_outbound")
+
 
 @dataclass
 class Received:

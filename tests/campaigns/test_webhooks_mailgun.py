@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import secrets
+import time
 from typing import Any
 
 import pytest
@@ -27,9 +29,12 @@ UTC = dt.UTC
 
 
 def signed(name: str, key: str = SIGNING_KEY, **changes: Any) -> dict[str, Any]:
+    """As Mailgun posts it: a fresh token and the current time in each request's signature."""
     payload = load(name)
     payload["event-data"].update(changes)
     block = payload["signature"]
+    block["token"] = secrets.token_hex(25)
+    block["timestamp"] = str(int(time.time()))
     block["signature"] = hmac.new(
         key.encode(), f"{block['timestamp']}{block['token']}".encode(), hashlib.sha256
     ).hexdigest()
@@ -183,3 +188,57 @@ def test_unknown_message_is_accepted_and_ignored(acme, mailgun):
     assert response.status_code == 200
     assert response.json()["unknown"] == 1
     assert counts(acme) == {"message_events": 0, "events": 0, "pending": 0, "suppressions": 0}
+
+
+@pytest.mark.django_db
+def test_a_replayed_request_changes_nothing_the_second_time(acme, mailgun):
+    """Every kind of event posted twice (a retry or a captured request): the second changes
+    nothing — events, suppressions, consent, subscriptions, the message's state."""
+    news = MailingList.objects.create(workspace=acme, name="News", double_opt_in=False)
+    message = make_message(acme, provider=mailgun, provider_message_id=MAILGUN_MESSAGE_ID, mailing_list=news)
+    Subscription.objects.create(workspace=acme, contact=message.contact, mailing_list=news, status="subscribed")
+    names = [
+        "mailgun_delivered.json",
+        "mailgun_opened.json",
+        "mailgun_clicked.json",
+        "mailgun_failed_temporary.json",
+        "mailgun_unsubscribed.json",
+        "mailgun_complained.json",
+        "mailgun_failed_permanent.json",
+    ]
+    for name in names:
+        payload = signed(name)
+        assert post_json(mailgun, payload, auth=None).status_code == 200
+        before = (counts(acme), message_state(message), ConsentRecord.objects.count(), _subscriptions(acme))
+        replay = post_json(mailgun, payload, auth=None)
+        assert replay.status_code == 200 and replay.json()["recorded"] in (0, 1), name
+        assert (counts(acme), message_state(message), ConsentRecord.objects.count(), _subscriptions(acme)) == before
+        # The same event re-signed (Mailgun's retry with a new token) is the same event too.
+        assert post_json(mailgun, signed(name), auth=None).status_code == 200
+        assert counts(acme) == before[0], name
+
+
+def _subscriptions(acme):
+    return sorted(Subscription.objects.filter(workspace=acme).values_list("status", flat=True))
+
+
+@pytest.mark.django_db
+def test_a_captured_signature_cannot_carry_other_events(acme, mailgun, message):
+    """Mailgun signs the token and timestamp, not the events: a token seen with one event is
+    refused with another, and a signature older than a day is refused."""
+    delivered = signed("mailgun_delivered.json")
+    assert post_json(mailgun, delivered, auth=None).status_code == 200
+    forged = load("mailgun_complained.json")
+    forged["signature"] = dict(delivered["signature"])
+    before = counts(acme)
+    assert post_json(mailgun, forged, auth=None).status_code == 400
+    assert counts(acme) == before and not Suppression.objects.exists()
+
+    stale = load("mailgun_complained.json")
+    block = stale["signature"]
+    block["token"], block["timestamp"] = secrets.token_hex(25), str(int(time.time()) - 2 * 24 * 3600)
+    block["signature"] = hmac.new(
+        SIGNING_KEY.encode(), f"{block['timestamp']}{block['token']}".encode(), hashlib.sha256
+    ).hexdigest()
+    assert post_json(mailgun, stale, auth=None).status_code == 400
+    assert counts(acme) == before and not Suppression.objects.exists()

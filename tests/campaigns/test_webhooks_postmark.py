@@ -123,3 +123,25 @@ def test_a_secret_being_rotated_accepts_both(acme, message):
     assert post_json(rotating, load("postmark_delivery.json"), auth="hooks:old").status_code == 200
     assert post_json(rotating, load("postmark_open.json"), auth="hooks:new").status_code == 200
     assert post_json(rotating, load("postmark_click.json"), auth="hooks:other").status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_replayed_event_changes_nothing_the_second_time(acme, postmark, message):
+    """Every kind of Postmark event posted twice (Postmark retries on any error): bounces and
+    complaints by their ID, the others by their content."""
+    DeliverySettings.objects.create(workspace=acme, soft_bounce_limit=2)
+    names = [
+        "postmark_delivery.json",
+        "postmark_open.json",
+        "postmark_click.json",
+        "postmark_bounce_soft.json",
+        "postmark_spam_complaint.json",
+        "postmark_bounce_hard.json",
+        "postmark_subscription_change_bounce.json",
+    ]
+    for name in names:
+        assert post_json(postmark, load(name)).status_code == 200
+        before = (counts(acme), message_state(message))
+        replay = post_json(postmark, load(name))
+        assert replay.status_code == 200 and replay.json()["recorded"] == 0, name
+        assert (counts(acme), message_state(message)) == before, name

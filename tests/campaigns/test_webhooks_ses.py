@@ -116,7 +116,11 @@ def test_permanent_bounce_suppresses_and_a_replay_counts_once(acme, ses, amazon_
     assert state["bounced_at"] == dt.datetime(2026, 3, 2, 9, 0, 2, 511000, tzinfo=UTC)
     event = MessageEvent.objects.get(message=message)
     assert event.type == "bounced"
-    assert event.event_key == "amazon_ses:5b6a3c1e-8b0f-5b0d-9a6e-3f7b8c2d1e01"
+    # SES's own ids (the message's and the bounce's feedback id), not the SNS notification's.
+    assert event.event_key == (
+        "amazon_ses:0102018e0a1b2c3d-5f6e7d8c-1a2b-4c3d-9e8f-0a1b2c3d4e5f-000000"
+        ":0102018e0a1b2d10-aa11bb22-cc33-dd44-ee55-ff6677889900-000000"
+    )
     assert event.details["mta_response"] == "smtp; 550 5.1.1 <jane@example.com>... User unknown"
     assert event.details["esp_event"]["bounce"]["bounceSubType"] == "General"
     stored = Event.objects.get(workspace=acme)
@@ -249,3 +253,24 @@ def test_only_amazon_urls_pass():
         "https://sns.eu-west-1.amazonaws.com/x.txt",
     ):
         assert not sns.is_amazon_url(bad, path_suffix=".pem"), bad
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name", ["ses_delivery.json", "ses_bounce_transient.json", "ses_bounce_permanent.json", "ses_complaint.json"]
+)
+def test_a_replayed_event_changes_nothing_the_second_time(acme, ses, amazon_key, fetched, name):
+    """The same notification again (SNS retries), and the same bounce or complaint in another
+    notification (another topic, a re-publish: a new SNS id, SES's feedback id the same)."""
+    DeliverySettings.objects.create(workspace=acme, soft_bounce_limit=2)
+    envelope = load(name)
+    ses_id = json.loads(envelope["Message"])["mail"]["messageId"]
+    message = make_message(acme, provider=ses, provider_message_id=ses_id)
+    assert post(ses, sign(envelope, amazon_key[0])).json()["recorded"] == 1
+    before = (counts(acme), message_state(message))
+    assert post(ses, sign(envelope, amazon_key[0])).json()["replayed"] == 1
+    assert (counts(acme), message_state(message)) == before
+    if "bounce" in name or "complaint" in name:
+        again = with_message_id(envelope, "sns-another-notification", ses_id)
+        assert post(ses, sign(again, amazon_key[0])).json()["replayed"] == 1
+        assert (counts(acme), message_state(message)) == before
