@@ -99,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "esp.input.UnstorableInputMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "esp.middleware.UserLanguageMiddleware",
@@ -256,6 +257,10 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The tracking API (/v1/track, /v1/batch, ...) counts requests per key on its own budget: shop
 # backends and SDKs send far more than REST calls (a batch request carries up to 500 events).
 EVENTS_RATE_LIMIT = env.rate("EVENTS_RATE_LIMIT", "1000/s")
+# A REST API body above this size is a 413 (a 10,000-contact bulk upsert is about 3 MB); JSON
+# nesting deeper than API_MAX_JSON_DEPTH is a 400 (segment rules nest far less).
+API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
+API_MAX_JSON_DEPTH = env.integer("API_MAX_JSON_DEPTH", 32, minimum=8)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "esp.api.auth.ApiKeyAuthentication",
@@ -268,7 +273,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "esp.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["esp.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "esp.api.errors.json_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
