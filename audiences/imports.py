@@ -69,6 +69,7 @@ from audiences.jobs import (
     JobFile,
     JobStatus,
     job_claim,
+    job_heartbeat,
     jobs_stalled_requeue,
     media_path,
     safe_cell,
@@ -550,7 +551,8 @@ def import_run(job_id: int) -> ImportJob | None:
     if job is None:
         return None
     try:
-        _import_rows(job)
+        with job_heartbeat(ImportJob, job):
+            _import_rows(job)
     except _LostClaim:
         logger.warning("import %s was taken over by another worker", job_id)
         return None

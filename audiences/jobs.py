@@ -8,13 +8,17 @@ from audiences.models and names its foreign keys by string."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -22,9 +26,15 @@ from django.utils.translation import gettext_lazy as _
 
 from esp.models import WorkspaceOwned
 
-# A running job writes a heartbeat with every committed batch (a batch takes about a second);
-# one that has been silent this long lost its worker and may be claimed by another.
-STALE_AFTER = dt.timedelta(minutes=10)
+logger = logging.getLogger(__name__)
+
+# A running job's worker writes a heartbeat every few seconds from a thread of its own (see
+# job_heartbeat), so a job silent for STALE_AFTER lost its worker (killed, host gone) and is
+# queued again within about a minute. A queued job has no worker to beat for it yet: only one
+# waiting QUEUED_STALE_AFTER is taken for a lost task (a broker restart) and queued again.
+HEARTBEAT_EVERY = 5.0
+STALE_AFTER = dt.timedelta(seconds=30)
+QUEUED_STALE_AFTER = dt.timedelta(minutes=10)
 
 
 class JobStatus(models.TextChoices):
@@ -71,8 +81,22 @@ class _Job(WorkspaceOwned):
 
     @property
     def is_stalled(self) -> bool:
-        """Queued or running without a sign of life: its worker is gone (it will be resumed)."""
-        return self.is_active and self.heartbeat_at is not None and self.heartbeat_at < timezone.now() - STALE_AFTER
+        """Running without a sign of life: its worker is gone (it will be resumed)."""
+        return (
+            self.status == JobStatus.RUNNING
+            and self.heartbeat_at is not None
+            and self.heartbeat_at < timezone.now() - STALE_AFTER
+        )
+
+    @property
+    def is_resuming(self) -> bool:
+        """Its worker was lost: it waits to be picked up again, or was queued again after a
+        worker had started it (it goes on from its last committed batch)."""
+        return self.is_stalled or (self.status == JobStatus.QUEUED and self.attempts > 0)
+
+    @property
+    def status_label(self) -> str:
+        return str(_("Resuming")) if self.is_resuming else self.get_status_display()  # type: ignore[attr-defined]
 
 
 class ImportJob(_Job):
@@ -200,8 +224,39 @@ def jobs_stalled_requeue(model: type[ImportJob] | type[ExportJob]) -> list[int]:
     with transaction.atomic():
         ids = list(
             model.objects.select_for_update(skip_locked=True)
-            .filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING], heartbeat_at__lt=now - STALE_AFTER)
+            .filter(
+                Q(status=JobStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+                | Q(status=JobStatus.QUEUED, heartbeat_at__lt=now - QUEUED_STALE_AFTER)
+            )
             .values_list("pk", flat=True)
         )
         model.objects.filter(pk__in=ids).update(status=JobStatus.QUEUED, heartbeat_at=now)
     return ids
+
+
+@contextmanager
+def job_heartbeat(model: type[_Job], job: _Job, every: float = HEARTBEAT_EVERY) -> Iterator[None]:
+    """Keeps the claimed job's heartbeat fresh while the block runs, from a thread with its
+    own database connection: a batch may take longer than STALE_AFTER (a slow disk, a big
+    segment refresh), but a worker that is alive always beats. The write names this claim's
+    `attempts`, so a worker presumed dead cannot refresh a job another one took over."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                model.objects.filter(pk=job.pk, attempts=job.attempts, status=JobStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:  # the job's own writes report database trouble; this thread just stops
+            logger.warning("heartbeat of %s %s stopped", model.__name__, job.pk, exc_info=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{model.__name__}-{job.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)

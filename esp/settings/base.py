@@ -180,9 +180,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Written into django-celery-beat's tables at beat start, then editable in the admin.
 CELERY_BEAT_SCHEDULE = {
-    # A job whose worker died (kill -9, lost host) is requeued from its last committed batch.
-    "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 60.0},
-    "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 60.0},
+    # A job whose worker died (kill -9, lost host) stops beating; it is requeued from its last
+    # committed batch about half a minute later.
+    "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 15.0},
+    "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 15.0},
     # Ingested events whose processing was never sent (broker down) or never finished.
     "sweep-pending-events": {"task": "audiences.sweep_pending_events", "schedule": 60.0},
     # RFM scores and lifecycle stages move with time alone: rescored every night (UTC).
