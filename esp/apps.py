@@ -10,3 +10,6 @@ class EspConfig(AppConfig):
     def ready(self) -> None:
         # Bind @shared_task to the project's Celery app in every Django process (web, tests).
         from esp import celery  # noqa: F401
+        from esp.api import strict
+
+        strict.install()

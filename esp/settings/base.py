@@ -294,6 +294,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Request bodies get components of their own: without read-only fields, with the
+    # constraints input must meet (non-blank strings), so the document says what is accepted.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "esp.api.schema.document_errors",
+    ],
 }
 
 # --- Logging: one JSON object a line on stdout (LOG_FORMAT=text for humans) ---
