@@ -72,6 +72,30 @@ def json_problems(data: Any, *, max_depth: int) -> dict[str, list[str]]:
     return problems
 
 
+# What a JSON text must contain for its parsed strings to hold NUL or a lone surrogate: the
+# escape itself (raw control characters are invalid JSON, and UTF-8 cannot encode surrogates).
+# A match (or an escaped backslash before "u0000") only means the full check runs.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def json_may_hold_unstorable(raw: bytes) -> bool:
+    return _SUSPECT_ESCAPE.search(raw) is not None
+
+
+def json_too_deep(data: Any, *, limit: int) -> bool:
+    """Whether parsed JSON nests deeper than `limit` arrays and objects; visits containers only,
+    without a stack of Python calls."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
 def query_problems(request: HttpRequest) -> dict[str, list[str]]:
     """Unstorable text in the query string, and in a browser form's fields (urlencoded only:
     reading a multipart body here would consume uploads that views stream themselves)."""

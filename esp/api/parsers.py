@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 
-from esp.input import json_problems, max_json_depth
+from esp.input import json_may_hold_unstorable, json_problems, json_too_deep, max_json_depth
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -58,15 +58,20 @@ class SafeJSONParser(BaseParser):
         if len(raw) > limit:
             raise too_large(limit)
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        max_depth = max_json_depth()
+        too_deep = exceptions.ParseError(_("JSON nests at most %(max)d levels deep.") % {"max": max_depth})
         try:
             data = json.loads(raw.decode(encoding), parse_constant=_strict_constant)
-        except RecursionError:
-            raise exceptions.ParseError(
-                _("JSON nests at most %(max)d levels deep.") % {"max": max_json_depth()}
-            ) from None
+        except RecursionError:  # the C parser's guard against a 100,000-deep array
+            raise too_deep from None
         except (ValueError, UnicodeDecodeError) as error:
             raise exceptions.ParseError(_("The body is not valid JSON: %(error)s") % {"error": error}) from None
-        problems = json_problems(data, max_depth=max_json_depth())
-        if problems:
-            raise exceptions.ValidationError(problems)
+        if isinstance(data, dict | list) and json_too_deep(data, limit=max_depth):
+            raise too_deep
+        # Only a body that spells an escape can hold NUL or a lone surrogate: the walk that
+        # names the field runs for those alone.
+        if json_may_hold_unstorable(raw):
+            problems = json_problems(data, max_depth=max_depth)
+            if problems:
+                raise exceptions.ValidationError(problems)
         return data
