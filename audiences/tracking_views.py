@@ -26,9 +26,10 @@ from django.views.decorators.csrf import csrf_exempt
 from audiences.ingest import BATCH_ENDPOINTS, MAX_BATCH_BYTES, IngestError, events_ingest, request_items
 from esp.api.auth import key_from_header
 from esp.api.errors import error_body
-from esp.api.throttling import window_hit
+from esp.api.throttling import refused_key_wait, window_hit
 from esp.input import json_problems
 from esp.models import ApiKey, ApiScope
+from esp.net import client_ip
 from esp.services import api_key_authenticate
 
 logger = logging.getLogger(__name__)
@@ -103,13 +104,18 @@ def _read_body(request: HttpRequest) -> bytes:
     return body
 
 
-def _authenticate(secret: str | None) -> ApiKey:
+def _authenticate(secret: str | None, request: HttpRequest) -> ApiKey:
     if not secret:
         raise _Refused(
             _unauthenticated(_("An API key is required: HTTP Basic with the key as user name, or 'Bearer <key>'."))
         )
     api_key = api_key_authenticate(secret)
     if api_key is None:
+        wait = refused_key_wait(client_ip(request.META) or "unknown")
+        if wait is not None:
+            response = _error(429, "throttled", _("Too many requests with a refused API key from this address."))
+            response["Retry-After"] = str(int(wait))
+            raise _Refused(response)
         raise _Refused(_unauthenticated(_("This API key is unknown or has been revoked.")))
     if not api_key.has_scope(ApiScope.EVENTS_WRITE):
         raise _Refused(
@@ -168,7 +174,7 @@ class TrackingView(View):
                 )
             # Keys in the header are checked before the body is read; SDKs that put the write
             # key in the body (`writeKey`) are served after it is parsed.
-            api_key = _authenticate(secret) if secret else None
+            api_key = _authenticate(secret, request) if secret else None
             if api_key is None and request.user.is_authenticated:
                 # A browser session is never accepted here (the views are CSRF exempt): refused
                 # like any API call the caller's credentials do not allow.
@@ -180,13 +186,13 @@ class TrackingView(View):
                 payload: Any = orjson.loads(body)
             except orjson.JSONDecodeError as error:
                 if api_key is None:
-                    _authenticate(None)  # no key anywhere: a 401 says more than the body's fault
+                    _authenticate(None, request)  # no key anywhere: a 401 says more than the body's fault
                 raise _Refused(
                     _error(400, "invalid", _("The body is not valid JSON: %(error)s") % {"error": error})
                 ) from None
             if api_key is None:
                 write_key = payload.get("writeKey") if isinstance(payload, dict) else None
-                api_key = _authenticate(write_key if isinstance(write_key, str) else None)
+                api_key = _authenticate(write_key if isinstance(write_key, str) else None, request)
                 _throttle(api_key)
             # Only a body that spells the escape can hold NUL (orjson refuses raw control
             # characters and lone surrogates itself), so the common body costs one byte search.

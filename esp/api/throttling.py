@@ -80,12 +80,18 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self._wait
 
 
-def failed_auth_throttle(request: Request) -> None:
-    """Counts a refused credential against the caller's address on the anonymous budget, so
-    guessing keys is throttled like any other call (authentication fails before throttles run)."""
+def refused_key_wait(address: str) -> float | None:
+    """Counts a refused credential against the caller's address on the anonymous budget (the
+    REST API's and the tracking API's alike), so guessing keys is throttled like any other call.
+    None while within it; else the seconds to wait."""
     throttle = ApiKeyRateThrottle()
     if throttle.num_requests is None or throttle.duration is None:
-        return
-    wait = window_hit(f"anon:{throttle.get_ident(request)}", throttle.num_requests, throttle.duration)
+        return None
+    return window_hit(f"anon:{address}", throttle.num_requests, throttle.duration)
+
+
+def failed_auth_throttle(request: Request) -> None:
+    # Authentication fails before DRF's throttles run: counted here instead.
+    wait = refused_key_wait(client_ip(request.META) or "unknown")
     if wait is not None:
         raise exceptions.Throttled(wait, detail=_("Too many requests with a refused API key from this address."))

@@ -212,6 +212,16 @@ def test_unknown_keys_are_throttled_by_address(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.django_db
+def test_unknown_keys_on_the_tracking_api_are_throttled_by_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ApiKeyRateThrottle, "get_rate", lambda self: "3/hour")
+    body = json.dumps({"userId": "u1", "event": "Viewed"})
+    statuses = [
+        post_json(Client(), "/v1/track", body, HTTP_AUTHORIZATION=f"Bearer esk_guess{i}").status_code for i in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+@pytest.mark.django_db
 def test_the_api_answers_while_redis_is_down(acme_api: APIClient, settings: Any) -> None:
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
