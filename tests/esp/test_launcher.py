@@ -146,3 +146,22 @@ def test_sigterm_and_stale_handles_do_not_keep_postgres_alive(private_var: Path)
     assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
     assert not _postgres_running(pgdata)
     assert not (private_var / "embedded.env").exists()
+
+
+def test_the_supervisor_checks_the_servers_while_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[float] = []
+
+    class WatchedServers(embedded.EmbeddedServers):
+        def revive(self) -> list[str]:
+            checks.append(time.monotonic())
+            return []
+
+    monkeypatch.setattr(embedded, "SERVER_CHECK_SECONDS", 0.05)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        exit_code = embedded.supervise({"web": ["sleep", "1"]}, dict(os.environ), WatchedServers())
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    assert exit_code == 1  # a child that exits, even with 0, ends the run as a failure
+    assert len(checks) >= 3
