@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences.filters import ContactFilter, contacts_matching
-from audiences.jobs.machinery import JobFile, job_claim, jobs_stalled_requeue, media_path, safe_cell
+from audiences.jobs.machinery import JobFile, job_claim, job_heartbeat, jobs_stalled_requeue, media_path, safe_cell
 from audiences.models import Contact, CustomField, ExportJob, JobStatus, MailingList, SubscriptionStatus
 from esp.models import User, Workspace
 from esp.queue import enqueue_after_commit
@@ -141,7 +141,8 @@ def export_run(job_id: int) -> ExportJob | None:
     if job is None:
         return None
     try:
-        _export_rows(job)
+        with job_heartbeat(ExportJob, job):
+            _export_rows(job)
     except _LostClaim:
         logger.warning("export %s was taken over by another worker", job_id)
         return None

@@ -63,7 +63,7 @@ from audiences.contacts import (
     custom_fields_of,
     parse_contact,
 )
-from audiences.jobs.machinery import JobFile, job_claim, jobs_stalled_requeue, media_path, safe_cell
+from audiences.jobs.machinery import JobFile, job_claim, job_heartbeat, jobs_stalled_requeue, media_path, safe_cell
 from audiences.models import (
     ConsentSource,
     Contact,
@@ -550,7 +550,8 @@ def import_run(job_id: int) -> ImportJob | None:
     if job is None:
         return None
     try:
-        _import_rows(job)
+        with job_heartbeat(ImportJob, job):
+            _import_rows(job)
     except _LostClaim:
         logger.warning("import %s was taken over by another worker", job_id)
         return None

@@ -10,14 +10,11 @@ Errors keep the JSON shape of the REST API (esp/api/errors.py)."""
 from __future__ import annotations
 
 import logging
-import math
-import time
 import zlib
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -29,7 +26,10 @@ from django.views.decorators.csrf import csrf_exempt
 from audiences.ingest import BATCH_ENDPOINTS, MAX_BATCH_BYTES, IngestError, events_ingest, request_items
 from esp.api.auth import key_from_header
 from esp.api.errors import error_body
+from esp.api.throttling import refused_key_wait, window_hit
+from esp.input import json_problems
 from esp.models import ApiKey, ApiScope
+from esp.net import client_ip
 from esp.services import api_key_authenticate
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ SUCCESS = b'{"success":true}'
 # A gzip body is read up to this many bytes before it is inflated (and the inflated JSON is
 # held to MAX_BATCH_BYTES): JSON that does not shrink under gzip is not sent by any SDK.
 MAX_COMPRESSED_BYTES = MAX_BATCH_BYTES + 64 * 1024
+# orjson refuses deeper documents itself (at 1024 levels).
+MAX_TRACKING_DEPTH = 1024
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -102,13 +104,18 @@ def _read_body(request: HttpRequest) -> bytes:
     return body
 
 
-def _authenticate(secret: str | None) -> ApiKey:
+def _authenticate(secret: str | None, request: HttpRequest) -> ApiKey:
     if not secret:
         raise _Refused(
             _unauthenticated(_("An API key is required: HTTP Basic with the key as user name, or 'Bearer <key>'."))
         )
     api_key = api_key_authenticate(secret)
     if api_key is None:
+        wait = refused_key_wait(client_ip(request.META) or "unknown")
+        if wait is not None:
+            response = _error(429, "throttled", _("Too many requests with a refused API key from this address."))
+            response["Retry-After"] = str(int(wait))
+            raise _Refused(response)
         raise _Refused(_unauthenticated(_("This API key is unknown or has been revoked.")))
     if not api_key.has_scope(ApiScope.EVENTS_WRITE):
         raise _Refused(
@@ -130,19 +137,9 @@ def _throttle(api_key: ApiKey) -> None:
     """A fixed window per key in Redis, shared by all web processes: one pipelined INCR+EXPIRE.
     Fails open: a Redis outage must not stop ingestion (the events go to PostgreSQL)."""
     limit, period = _rate()
-    now = time.time()
-    key = cache.make_and_validate_key(f"throttle:events:{api_key.pk}:{int(now // period)}")
-    try:
-        client = cache._cache.get_client(key, write=True)  # type: ignore[attr-defined]  # Django's RedisCache
-        pipeline = client.pipeline(transaction=False)
-        pipeline.incr(key)
-        pipeline.expire(key, period + 1)
-        count = pipeline.execute()[0]
-    except Exception:  # any cache failure: count nothing, refuse nothing
-        logger.warning("event rate limit not counted: cache unavailable", exc_info=True)
-        return
-    if count > limit:
-        wait = max(1, math.ceil(period - now % period))
+    waited = window_hit(f"events:{api_key.pk}", limit, period)
+    if waited is not None:
+        wait = int(waited)
         response = _error(
             429,
             "throttled",
@@ -177,7 +174,7 @@ class TrackingView(View):
                 )
             # Keys in the header are checked before the body is read; SDKs that put the write
             # key in the body (`writeKey`) are served after it is parsed.
-            api_key = _authenticate(secret) if secret else None
+            api_key = _authenticate(secret, request) if secret else None
             if api_key is None and request.user.is_authenticated:
                 # A browser session is never accepted here (the views are CSRF exempt): refused
                 # like any API call the caller's credentials do not allow.
@@ -189,14 +186,20 @@ class TrackingView(View):
                 payload: Any = orjson.loads(body)
             except orjson.JSONDecodeError as error:
                 if api_key is None:
-                    _authenticate(None)  # no key anywhere: a 401 says more than the body's fault
+                    _authenticate(None, request)  # no key anywhere: a 401 says more than the body's fault
                 raise _Refused(
                     _error(400, "invalid", _("The body is not valid JSON: %(error)s") % {"error": error})
                 ) from None
             if api_key is None:
                 write_key = payload.get("writeKey") if isinstance(payload, dict) else None
-                api_key = _authenticate(write_key if isinstance(write_key, str) else None)
+                api_key = _authenticate(write_key if isinstance(write_key, str) else None, request)
                 _throttle(api_key)
+            # Only a body that spells the escape can hold NUL (orjson refuses raw control
+            # characters and lone surrogates itself), so the common body costs one byte search.
+            if b"\\u0000" in body:
+                problems = json_problems(payload, max_depth=MAX_TRACKING_DEPTH)
+                if problems:
+                    raise _Refused(_error(400, "invalid", _("Some fields are not valid."), problems))
             items = request_items(self.endpoint, payload)
             events_ingest(workspace=api_key.workspace, items=items, received_at=received_at, body=body)
         except _Refused as refused:

@@ -13,3 +13,6 @@ class EspConfig(AppConfig):
             celery,  # noqa: F401
             checks,  # noqa: F401  (registers the system checks)
         )
+        from esp.api import strict
+
+        strict.install()

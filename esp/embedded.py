@@ -28,10 +28,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+# ESP_VAR_DIR lets the launcher's own tests run private servers beside a `make run`.
+VAR_DIR = Path(os.environ.get("ESP_VAR_DIR") or BASE_DIR / "var")
 ENV_FILE = VAR_DIR / "embedded.env"
 DATABASE_NAME = "esp"
 PYTHON = sys.executable
@@ -83,6 +85,31 @@ class EmbeddedServers:
         if self.env and not others and ENV_FILE.exists():
             ENV_FILE.unlink()
 
+    def revive(self) -> list[str]:
+        """Restarts an embedded server that died under the running processes (OOM killer, a
+        stray kill): the supervisor calls this every few seconds. Returns what was restarted."""
+        restarted = []
+        if "CELERY_BROKER_URL" in self.env and not _redis_answers(self.env["CELERY_BROKER_URL"]):
+            log("the embedded Redis is not answering; restarting it")
+            if self._redis is not None:
+                self._redis.poll()  # reap the dead one
+                self._redis = None
+            self._start_redis()
+            restarted.append("redis")
+        if self._postgres is not None:
+            from pgserver.utils import PostmasterInfo
+
+            server: Any = self._postgres
+            info = PostmasterInfo.read_from_pgdata(server.pgdata)
+            if info is None or not info.is_running():
+                log("the embedded PostgreSQL is not running; restarting it")
+                with server._lock:
+                    server.ensure_postgres_running()
+                socket_dir = server.get_postmaster_info().socket_dir
+                log(f"PostgreSQL restarted (socket in {socket_dir})")
+                restarted.append("postgres")
+        return restarted
+
     def _start_postgres(self) -> str:
         import warnings
 
@@ -91,6 +118,7 @@ class EmbeddedServers:
         import pgserver  # the wheel ships PostgreSQL 16's binaries
 
         started = time.monotonic()
+        _drop_stale_pg_handles(VAR_DIR / "pg")
         # pgserver counts the processes holding a handle and stops the server when the last
         # one lets go, so a second launcher sharing var/pg does not pull it from under the first.
         self._postgres = server = pgserver.get_server(VAR_DIR / "pg", cleanup_mode="stop")
@@ -150,6 +178,37 @@ class EmbeddedServers:
         raise SystemExit(f"The embedded Redis did not start; see {data_dir / 'redis.log'}")
 
 
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def _drop_stale_pg_handles(pgdata: Path) -> None:
+    """pgserver stops PostgreSQL when the last process in var/pg/.handle_pids.json lets go. A
+    launcher killed before it could let go stays listed forever, and the server then outlives
+    every later launcher: forget the pids of processes that are gone."""
+    import json
+
+    path = pgdata / ".handle_pids.json"
+    if not path.exists():
+        return
+    from pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+        if alive != pids:
+            log(f"forgetting {len(pids) - len(alive)} stale PostgreSQL handle(s) of launchers that are gone")
+            path.write_text(json.dumps(alive))
+
+
 def _launchers(*, add: int | None = None, remove: int | None = None) -> list[int]:
     """The live launcher processes sharing var/ (a file of pids, under a lock)."""
     import fcntl
@@ -184,16 +243,41 @@ def _shutdown_redis(url: str) -> None:
         redis.Redis(unix_socket_path=url.removeprefix("redis+socket://")).shutdown()
 
 
+SERVER_CHECK_SECONDS = 2.0
+
+
 @contextlib.contextmanager
-def services() -> Iterator[dict[str, str]]:
+def services(servers: EmbeddedServers | None = None) -> Iterator[dict[str, str]]:
     """Environment for child processes, with the embedded servers up for the block's duration."""
-    servers = EmbeddedServers()
+    servers = servers or EmbeddedServers()
     try:
         extra = servers.start()
         # Tells settings this is a local run, where a generated SECRET_KEY in var/ is fine.
         yield {**os.environ, **extra, "ESP_LAUNCHER": "1"}
     finally:
         servers.stop()
+
+
+def public_base_url(host: str, port: int) -> str:
+    """Where links in mail point: PUBLIC_BASE_URL when set, else the address served here."""
+    configured = os.environ.get("PUBLIC_BASE_URL")
+    if configured:
+        return configured.rstrip("/")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 — listening everywhere; links name this machine
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop the children and let go of the
+    embedded servers (pgserver's handle included) instead of dying on the spot."""
+
+    def raise_exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, raise_exit)
 
 
 # --- child processes ------------------------------------------------------------------------
@@ -203,8 +287,9 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
 
-def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
-    """Run the commands side by side until Ctrl-C/SIGTERM or until one exits; then stop all."""
+def supervise(commands: dict[str, list[str]], env: dict[str, str], servers: EmbeddedServers | None = None) -> int:
+    """Run the commands side by side until Ctrl-C/SIGTERM or until one exits; then stop all.
+    Embedded servers that die meanwhile are restarted (the children reconnect by themselves)."""
     children = {
         name: subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
         for name, command in commands.items()
@@ -218,7 +303,14 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     exit_code = 0
+    next_check = time.monotonic() + SERVER_CHECK_SECONDS
     while not stopping:
+        if servers is not None and time.monotonic() >= next_check:
+            try:
+                servers.revive()
+            except Exception as error:  # noqa: BLE001 — keep supervising; say why it failed
+                log(f"could not restart an embedded server: {error}")
+            next_check = time.monotonic() + SERVER_CHECK_SECONDS
         for name, child in children.items():
             if child.poll() is not None:
                 log(f"{name} exited with {child.returncode}; stopping the others")
@@ -247,13 +339,15 @@ def web_command(host: str, port: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LOG_FORMAT", "text")
-    with services() as env:
-        public_url = env.get("PUBLIC_BASE_URL") or f"http://{args.host}:{args.port}"
-        if not public_url.lower().startswith("https://"):
+    servers = EmbeddedServers()
+    with services(servers) as env:
+        env["PUBLIC_BASE_URL"] = base_url = public_base_url(args.host, args.port)
+        log(f"links in mail point to {base_url} (PUBLIC_BASE_URL)")
+        if not base_url.lower().startswith("https://"):
             # Elsewhere this stops the processes (esp/checks.py); on one machine it is expected.
-            log(f"PUBLIC_BASE_URL {public_url} is plain http: fine for a local run, a public server needs https.")
+            log(f"PUBLIC_BASE_URL {base_url} is plain http: fine for a local run, a public server needs https.")
         manage(env, "migrate", "--no-input")
-        manage(env, "seed_demo", "--base-url", f"http://{args.host}:{args.port}")
+        manage(env, "seed_demo", "--base-url", base_url)
         return supervise(
             {
                 "web": web_command(args.host, args.port),
@@ -272,6 +366,7 @@ def run(args: argparse.Namespace) -> int:
                 "beat": [PYTHON, "-m", "celery", "-A", "esp", "beat", "--loglevel", "INFO"],
             },
             env,
+            servers,
         )
 
 
@@ -330,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
     if args.command in {"test", "exec"}:
         args.args = passthrough + args.args
+    _stop_on_sigterm()
     return int(args.handler(args))
 
 

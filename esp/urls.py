@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.template.loader import render_to_string
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from esp import views
-from esp.api.errors import api_not_found, api_server_error
+from esp.api.errors import api_bad_request, api_not_found, api_server_error
 from esp.forms import EmailAuthenticationForm, LimitedPasswordResetForm
 
 accounts = [
@@ -110,6 +111,13 @@ urlpatterns = [
 # Machine clients: the REST API, the Segment-compatible tracking endpoints and the provider
 # webhooks answer in JSON.
 MACHINE_PREFIXES = ("/api/", "/v1/", "/webhooks/")
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith(MACHINE_PREFIXES):
+        return api_bad_request(request, exception)
+    # Django's own bad_request renders without the request, which the base layout needs.
+    return HttpResponseBadRequest(render_to_string("400.html", {}, request=request))
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -62,9 +62,15 @@ FILTERS = [
     ),
     OpenApiParameter("until", str, description="ISO 8601 date or date-time: events that happened before."),
     OpenApiParameter("cursor", str, description="The `next` link's cursor."),
-    OpenApiParameter("limit", int, description=f"Events per page, 1–{MAX_PAGE_SIZE} (default {DEFAULT_LIMIT})."),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        description=f"Events per page, 1–{MAX_PAGE_SIZE} (default {DEFAULT_LIMIT}).",
+    ),
 ]
-CONTACT_FILTER = OpenApiParameter("contact_id", int, description="Only events of this contact.")
+CONTACT_FILTER = OpenApiParameter(
+    "contact_id", {"type": "integer", "minimum": 1}, description="Only events of this contact."
+)
 NOT_FOUND = OpenApiResponse(description="No such contact in this workspace.")
 
 

@@ -29,8 +29,13 @@ RULES_HELP = (
 )
 
 
+@extend_schema_field({"type": "object", "description": RULES_HELP})
+class RulesField(serializers.JSONField):
+    """A rule tree: always a JSON object (the compiler names each problem inside it)."""
+
+
 class SegmentSerializer(serializers.ModelSerializer[Segment]):
-    rules = serializers.JSONField(help_text=RULES_HELP)
+    rules = RulesField(help_text=RULES_HELP)
     refreshing = serializers.SerializerMethodField(help_text="A refresh of the members is due and has not run yet.")
 
     class Meta:
@@ -49,11 +54,11 @@ class SegmentSerializer(serializers.ModelSerializer[Segment]):
 class SegmentInputSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    rules = serializers.JSONField(help_text=RULES_HELP)
+    rules = RulesField(help_text=RULES_HELP)
 
 
 class RulesSerializer(serializers.Serializer[dict[str, Any]]):
-    rules = serializers.JSONField(help_text=RULES_HELP)
+    rules = RulesField(help_text=RULES_HELP)
 
 
 class SegmentMemberSerializer(serializers.ModelSerializer[SegmentMembership]):

@@ -18,6 +18,7 @@ from audiences.models import (
     FieldType,
     Gender,
     MailingList,
+    RfmSegment,
     Subscription,
     Suppression,
     SuppressionReason,
@@ -36,6 +37,9 @@ READ_ONLY_CONTACT_FIELDS = frozenset({"id", "source", "created_at", "updated_at"
 
 class ContactSerializer(serializers.ModelSerializer[Contact]):
     attributes = serializers.DictField(help_text="Values of the workspace's custom fields, by key.")
+    # Declared, not derived: DRF drops allow_blank from read-only model fields, and the
+    # document would then leave "" (unknown) out of the enum.
+    gender = serializers.ChoiceField(choices=Gender.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Contact
@@ -54,6 +58,10 @@ class ContactSubscriptionSerializer(serializers.ModelSerializer[Subscription]):
 
 class CustomerFactsSerializer(serializers.ModelSerializer[CustomerFacts]):
     """Purchase facts, RFM scores and lifecycle stage, computed from the contact's order events."""
+
+    rfm_segment = serializers.ChoiceField(
+        choices=RfmSegment.choices, allow_blank=True, read_only=True, help_text='"" until the contact has ordered.'
+    )
 
     class Meta:
         model = CustomerFacts

@@ -149,8 +149,12 @@ class ContactLookupView(AudiencesAPIView):
         operation_id="contacts_lookup",
         summary="Find one contact by address or external id",
         parameters=[
-            OpenApiParameter("email", str, description="The address, compared case-insensitively."),
-            OpenApiParameter("external_id", str, description="The shop's own id of the customer."),
+            OpenApiParameter(
+                "email", {"type": "string", "minLength": 1}, description="The address, compared case-insensitively."
+            ),
+            OpenApiParameter(
+                "external_id", {"type": "string", "minLength": 1}, description="The shop's own id of the customer."
+            ),
         ],
         responses={200: s.ContactDetailSerializer, 400: OpenApiResponse(description="Neither given."), 404: NOT_FOUND},
     )

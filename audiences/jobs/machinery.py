@@ -3,17 +3,24 @@ jobs to another, and the files a job reads and writes."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from audiences.models import STALE_AFTER, ExportJob, ImportJob, JobStatus
+from audiences.models import HEARTBEAT_EVERY, QUEUED_STALE_AFTER, STALE_AFTER, ExportJob, ImportJob, JobStatus
+from audiences.models.jobs import _Job
+
+logger = logging.getLogger(__name__)
 
 J = TypeVar("J", ImportJob, ExportJob)
 
@@ -69,8 +76,39 @@ def jobs_stalled_requeue(model: type[ImportJob] | type[ExportJob]) -> list[int]:
     with transaction.atomic():
         ids = list(
             model.objects.select_for_update(skip_locked=True)
-            .filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING], heartbeat_at__lt=now - STALE_AFTER)
+            .filter(
+                Q(status=JobStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+                | Q(status=JobStatus.QUEUED, heartbeat_at__lt=now - QUEUED_STALE_AFTER)
+            )
             .values_list("pk", flat=True)
         )
         model.objects.filter(pk__in=ids).update(status=JobStatus.QUEUED, heartbeat_at=now)
     return ids
+
+
+@contextmanager
+def job_heartbeat(model: type[_Job], job: _Job, every: float = HEARTBEAT_EVERY) -> Iterator[None]:
+    """Keeps the claimed job's heartbeat fresh while the block runs, from a thread with its
+    own database connection: a batch may take longer than STALE_AFTER (a slow disk, a big
+    segment refresh), but a worker that is alive always beats. The write names this claim's
+    `attempts`, so a worker presumed dead cannot refresh a job another one took over."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                model.objects.filter(pk=job.pk, attempts=job.attempts, status=JobStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:  # the job's own writes report database trouble; this thread just stops
+            logger.warning("heartbeat of %s %s stopped", model.__name__, job.pk, exc_info=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{model.__name__}-{job.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)

@@ -20,10 +20,20 @@ from audiences.models.contacts import (
 )
 from audiences.models.events import ContactAlias, Event, EventType, PendingEvents
 from audiences.models.facts import CustomerFacts, LifecycleSettings, LifecycleStage, RfmSegment
-from audiences.models.jobs import STALE_AFTER, ExportJob, ImportJob, ImportMode, JobStatus
+from audiences.models.jobs import (
+    HEARTBEAT_EVERY,
+    QUEUED_STALE_AFTER,
+    STALE_AFTER,
+    ExportJob,
+    ImportJob,
+    ImportMode,
+    JobStatus,
+)
 from audiences.models.segments import Segment, SegmentMembership
 
 __all__ = [
+    "HEARTBEAT_EVERY",
+    "QUEUED_STALE_AFTER",
     "STALE_AFTER",
     "ConsentAction",
     "ConsentRecord",

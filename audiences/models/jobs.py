@@ -14,9 +14,13 @@ from django.utils.translation import gettext_lazy as _
 
 from esp.models import WorkspaceOwned
 
-# A running job writes a heartbeat with every committed batch (a batch takes about a second);
-# one that has been silent this long lost its worker and may be claimed by another.
-STALE_AFTER = dt.timedelta(minutes=10)
+# A running job's worker writes a heartbeat every few seconds from a thread of its own (see
+# job_heartbeat), so a job silent for STALE_AFTER lost its worker (killed, host gone) and is
+# queued again within about a minute. A queued job has no worker to beat for it yet: only one
+# waiting QUEUED_STALE_AFTER is taken for a lost task (a broker restart) and queued again.
+HEARTBEAT_EVERY = 5.0
+STALE_AFTER = dt.timedelta(seconds=30)
+QUEUED_STALE_AFTER = dt.timedelta(minutes=10)
 
 
 class JobStatus(models.TextChoices):
@@ -63,8 +67,22 @@ class _Job(WorkspaceOwned):
 
     @property
     def is_stalled(self) -> bool:
-        """Queued or running without a sign of life: its worker is gone (it will be resumed)."""
-        return self.is_active and self.heartbeat_at is not None and self.heartbeat_at < timezone.now() - STALE_AFTER
+        """Running without a sign of life: its worker is gone (it will be resumed)."""
+        return (
+            self.status == JobStatus.RUNNING
+            and self.heartbeat_at is not None
+            and self.heartbeat_at < timezone.now() - STALE_AFTER
+        )
+
+    @property
+    def is_resuming(self) -> bool:
+        """Its worker was lost: it waits to be picked up again, or was queued again after a
+        worker had started it (it goes on from its last committed batch)."""
+        return self.is_stalled or (self.status == JobStatus.QUEUED and self.attempts > 0)
+
+    @property
+    def status_label(self) -> str:
+        return str(_("Resuming")) if self.is_resuming else self.get_status_display()  # type: ignore[attr-defined]
 
 
 class ImportJob(_Job):

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -60,6 +60,7 @@ class TemplateCreateSerializer(TemplateSerializer):
         read_only_fields = ["id", "version", "created_at", "updated_at"]
         extra_kwargs = {
             **TemplateSerializer.Meta.extra_kwargs,
+            "name": {"required": False},
             "subject": {"required": False},
             "mjml": {"required": False, "trim_whitespace": False},
         }
@@ -70,6 +71,26 @@ class TemplateCreateSerializer(TemplateSerializer):
             if missing:
                 raise serializers.ValidationError(missing)
         return attrs
+
+
+class TemplateFromMjmlSerializer(TemplateSerializer):
+    """For the document only: a new template from MJML needs its name, subject and MJML."""
+
+    class Meta(TemplateSerializer.Meta):
+        fields = [field for field in TemplateSerializer.Meta.fields if field != "starter"]
+        extra_kwargs = {
+            **TemplateSerializer.Meta.extra_kwargs,
+            "name": {"required": True},
+            "subject": {"required": True},
+            "mjml": {"required": True, "trim_whitespace": False},
+        }
+
+
+class TemplateFromStarterSerializer(serializers.Serializer[dict[str, Any]]):
+    """For the document only: a copy of a starter template, under its own name or the given one."""
+
+    starter = serializers.ChoiceField(choices=sorted(STARTERS), help_text="The starter template to copy.")
+    name = serializers.CharField(required=False, max_length=200, help_text="Default: the starter's name.")
 
 
 def _problems_response(problems: TemplateProblems) -> Response:
@@ -105,7 +126,12 @@ class TemplateListView(ContentAPIView, generics.ListAPIView[EmailTemplate]):
         operation_id="templates_create",
         description="Create a template from MJML, or copy a starter (`starter`, optional `name`). "
         "The content is validated and compiled; problems come back with their field and line.",
-        request=TemplateCreateSerializer,
+        # Two shapes, which one serializer cannot state: MJML with its required fields, or a starter.
+        request=PolymorphicProxySerializer(
+            component_name="TemplateCreate",
+            serializers=[TemplateFromMjmlSerializer, TemplateFromStarterSerializer],
+            resource_type_field_name=None,
+        ),
         responses={201: TemplateSerializer, 400: INVALID},
     )
     def post(self, request: Request) -> Response:

@@ -13,6 +13,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from esp.api.throttling import failed_auth_throttle
 from esp.models import ApiKey, Workspace
 from esp.services import api_key_authenticate
 
@@ -52,11 +53,13 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         secret = key_from_header(header)
         if secret is None:
+            failed_auth_throttle(request)
             raise exceptions.AuthenticationFailed(
                 _("Use 'Authorization: Bearer <API key>' or HTTP Basic with the key as user name.")
             )
         api_key = api_key_authenticate(secret)
         if api_key is None:
+            failed_auth_throttle(request)
             raise exceptions.AuthenticationFailed(_("This API key is unknown or has been revoked."))
         return ApiClient(api_key), api_key
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
@@ -77,6 +77,12 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
 
 def api_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(error_body(404, "not_found", _("No such endpoint.")), status=404)
+
+
+def api_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(error_body(413, "too_large", _("The request body is too large.")), status=413)
+    return JsonResponse(error_body(400, "bad_request", _("The request could not be understood.")), status=400)
 
 
 def api_server_error(request: HttpRequest) -> JsonResponse:

@@ -3,6 +3,8 @@ the key, never from the request, so a key cannot read another workspace."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
@@ -13,6 +15,7 @@ from rest_framework.views import APIView
 
 from esp import selectors
 from esp.api.permissions import request_membership
+from esp.api.schema import refuse_unknown_query_parameters
 from esp.api.serializers import OutboxMessageSerializer, WhoAmISerializer
 from esp.models import ApiKey, ApiScope, OutboxMessage, Workspace
 
@@ -20,6 +23,10 @@ from esp.models import ApiKey, ApiScope, OutboxMessage, Workspace
 class WorkspaceAPIView(APIView):
     read_scope: str | None = None
     write_scope: str | None = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        refuse_unknown_query_parameters(request)
 
     @property
     def workspace(self) -> Workspace:

@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "esp.input.UnstorableInputMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "esp.middleware.UserLanguageMiddleware",
@@ -184,9 +185,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Written into django-celery-beat's tables at beat start, then editable in the admin.
 CELERY_BEAT_SCHEDULE = {
-    # A job whose worker died (kill -9, lost host) is requeued from its last committed batch.
-    "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 60.0},
-    "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 60.0},
+    # A job whose worker died (kill -9, lost host) stops beating; it is requeued from its last
+    # committed batch about half a minute later.
+    "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 15.0},
+    "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 15.0},
     # Ingested events whose processing was never sent (broker down) or never finished.
     "sweep-pending-events": {"task": "audiences.sweep_pending_events", "schedule": 60.0},
     # RFM scores and lifecycle stages move with time alone: rescored every night (UTC).
@@ -265,6 +267,10 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The tracking API (/v1/track, /v1/batch, ...) counts requests per key on its own budget: shop
 # backends and SDKs send far more than REST calls (a batch request carries up to 500 events).
 EVENTS_RATE_LIMIT = env.rate("EVENTS_RATE_LIMIT", "1000/s")
+# A REST API body above this size is a 413 (a 10,000-contact bulk upsert is about 3 MB); JSON
+# nesting deeper than API_MAX_JSON_DEPTH is a 400 (segment rules nest far less).
+API_MAX_BODY_BYTES = env.integer("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
+API_MAX_JSON_DEPTH = env.integer("API_MAX_JSON_DEPTH", 32, minimum=8)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "esp.api.auth.ApiKeyAuthentication",
@@ -277,7 +283,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "esp.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["esp.api.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "esp.api.errors.json_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -297,6 +303,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Request bodies get components of their own: without read-only fields, with the
+    # constraints input must meet (non-blank strings), so the document says what is accepted.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "esp.api.schema.document_errors",
+    ],
 }
 
 # --- Logging: one JSON object a line on stdout (LOG_FORMAT=text for humans) ---

@@ -238,7 +238,7 @@ def test_single_call_errors_name_the_field(acme_key: str) -> None:
     bad_context = send("/v1/batch", {"batch": [], "context": "web"}, acme_key)
     assert error_of(bad_context)["fields"] == {"context": ["Expected a JSON object."]}
     nul = send("/v1/track", {"userId": "u1", "event": "X", "properties": {"note": "a\u0000b"}}, acme_key)
-    assert error_of(nul)["fields"] == {"non_field_errors": ["Text may not contain the NUL character (\\u0000)."]}
+    assert error_of(nul)["fields"] == {"properties.note": ["Text may not contain the NUL character (\\u0000)."]}
     assert not Event.objects.exists()
 
 

@@ -1,0 +1,50 @@
+"""JSON input keeps its JSON types. DRF coerces for HTML forms' sake: `"name": 0` becomes
+"0", `"double_opt_in": 0` becomes False, `"list": "7"` becomes 7. A JSON client sending those
+has a bug the OpenAPI document calls invalid, so it gets a 400 naming the field, as the
+document says. Form data (a QueryDict: browser forms, query strings) is left as DRF reads it.
+
+Installed once for every serializer (EspConfig.ready), not field by field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.http import QueryDict
+from django.utils.translation import gettext as _
+from rest_framework import serializers
+
+
+def _json_input(field: serializers.Field[Any, Any, Any, Any]) -> bool:
+    data = getattr(field.root, "initial_data", None)
+    return data is not None and not isinstance(data, QueryDict)
+
+
+def _strict(
+    original: Callable[..., Any], accepts: Callable[[Any], bool], message: Callable[[], str]
+) -> Callable[..., Any]:
+    def to_internal_value(self: Any, data: Any) -> Any:
+        if not accepts(data) and _json_input(self):
+            raise serializers.ValidationError(message(), code="invalid")
+        return original(self, data)
+
+    to_internal_value.strict_json = True  # type: ignore[attr-defined]
+    return to_internal_value
+
+
+def install() -> None:
+    if getattr(serializers.CharField.to_internal_value, "strict_json", False):
+        return
+    serializers.CharField.to_internal_value = _strict(  # type: ignore[method-assign]
+        serializers.CharField.to_internal_value, lambda value: isinstance(value, str), lambda: _("Expected a string.")
+    )
+    serializers.BooleanField.to_internal_value = _strict(  # type: ignore[method-assign]
+        serializers.BooleanField.to_internal_value,
+        lambda value: isinstance(value, bool),
+        lambda: _("Expected true or false."),
+    )
+    serializers.IntegerField.to_internal_value = _strict(  # type: ignore[method-assign]
+        serializers.IntegerField.to_internal_value,
+        lambda value: isinstance(value, int) and not isinstance(value, bool),
+        lambda: _("Expected a whole number."),
+    )
