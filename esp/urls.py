@@ -98,6 +98,8 @@ urlpatterns = [
     path("invite/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page links (feed readers, bookmarks).
+    path("favicon.ico", views.favicon, name="favicon"),
     path("v1/", include("audiences.tracking_urls")),
     path("api/v1/", include("esp.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

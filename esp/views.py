@@ -461,6 +461,14 @@ class OutboxMessageView(WorkspaceView):
         return render(request, "esp/outbox_message.html", {"message": message})
 
 
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever a page links; send them to the static icon."""
+    from django.http import HttpResponsePermanentRedirect
+    from django.templatetags.static import static
+
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
+
+
 def set_language(request: HttpRequest) -> HttpResponse:
     """Django's language switch, remembered on the account of a logged-in user."""
     from django.conf import settings

@@ -133,3 +133,67 @@ def test_revoke_key_and_remove_member_ask_first(page: Page, acme: Workspace, acm
     page.get_by_role("button", name="Remove member").click()
     expect(page.get_by_role("status")).to_have_text("mia@acme.test was removed from the workspace.")
     assert not Membership.objects.filter(workspace=acme, user__email="mia@acme.test").exists()
+
+
+# Every page of the site a member reaches from the header (ids filled in by the test).
+PHONE_PAGES = [
+    "/", "/audience/contacts/", "/audience/contacts/new/", "/audience/contacts/{contact}/", "/audience/events/",
+    "/audience/rfm/", "/audience/lifecycle/", "/audience/segments/", "/audience/segments/new/",
+    "/audience/lists/", "/audience/fields/", "/audience/suppressions/", "/audience/imports/", "/audience/exports/",
+    "/content/templates/", "/content/templates/new/", "/content/templates/{template}/", "/content/layout/",
+    "/messages/", "/messages/{message}/", "/audience/contacts/{contact}/delete/",
+    "/settings/workspace/", "/settings/members/", "/settings/api-keys/", "/settings/sending/providers/",
+    "/settings/sending/providers/new/?kind=smtp", "/settings/sending/senders/", "/settings/sending/delivery/",
+    "/settings/outbox/", "/accounts/", "/accounts/password/change/", "/workspaces/new/",
+]  # fmt: skip
+
+
+def _overflow(page: Page) -> int:
+    """How many pixels the page is wider than the screen (a sideways scroll on a phone)."""
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+def test_every_page_fits_a_phone_and_the_menu_reaches_settings(page: Page, acme: Workspace, acme_owner: User) -> None:
+    from audiences.services import contact_save
+
+    from tests.factories import EmailTemplateFactory, MessageFactory
+
+    contact = contact_save(workspace=acme, data={"email": "ana@example.com", "first_name": "Ana"})[0]
+    template = EmailTemplateFactory(workspace=acme, name="Welcome")
+    message = MessageFactory(contact=contact, template=template, provider_message_id="<" + "x" * 60 + "@example.com>")
+    page.set_viewport_size(PHONE)
+    log_in(page, acme_owner.email)
+    wide = {}
+    for path in PHONE_PAGES:
+        url = path.format(contact=contact.pk, template=template.pk, message=message.pk)
+        response = page.goto(url)
+        assert response is not None and response.ok, url
+        shot(page, "phone" + re.sub(r"[^\w]+", "-", url).rstrip("-"))
+        if _overflow(page) > 0:
+            wide[url] = _overflow(page)
+    assert not wide, f"pages wider than a 390 px screen: {wide}"
+
+    page.goto("/")
+    nav = page.locator("#main-nav")
+    expect(nav).to_be_hidden()
+    menu = page.get_by_role("button", name="Menu")
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    shot(page, "phone-menu-open")
+    nav.locator("summary", has_text="Settings").click()
+    nav.get_by_role("link", name="Members & roles").click()
+    expect(page).to_have_url(re.compile(r"/settings/members/$"))
+
+    page.get_by_role("button", name="Menu").click()
+    page.get_by_label("Your account").click()
+    page.get_by_role("link", name="Preferences").click()
+    expect(page).to_have_url(re.compile(r"/accounts/$"))
+
+
+def test_desktop_header_shows_the_navigation_without_a_menu_button(page: Page, acme_owner: User) -> None:
+    page.set_viewport_size(DESKTOP)
+    log_in(page, acme_owner.email)
+    expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+    expect(page.locator("#main-nav")).to_be_visible()
+    expect(page.locator("header summary", has_text="Settings")).to_be_visible()
