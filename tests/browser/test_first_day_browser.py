@@ -155,7 +155,6 @@ def _overflow(page: Page) -> int:
 
 def test_every_page_fits_a_phone_and_the_menu_reaches_settings(page: Page, acme: Workspace, acme_owner: User) -> None:
     from audiences.services import contact_save
-
     from tests.factories import EmailTemplateFactory, MessageFactory
 
     contact = contact_save(workspace=acme, data={"email": "ana@example.com", "first_name": "Ana"})[0]
