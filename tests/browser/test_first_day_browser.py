@@ -196,3 +196,23 @@ def test_desktop_header_shows_the_navigation_without_a_menu_button(page: Page, a
     expect(page.get_by_role("button", name="Menu")).to_be_hidden()
     expect(page.locator("#main-nav")).to_be_visible()
     expect(page.locator("header summary", has_text="Settings")).to_be_visible()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_contact_search_placeholder_is_shown_whole(page: Page, acme_owner: User, viewport: dict) -> None:
+    page.set_viewport_size(viewport)
+    log_in(page, acme_owner.email)
+    page.goto("/audience/contacts/")
+    search = page.locator("input[name=q]")
+    # Room inside the box (without padding and the search icon) against the placeholder's width.
+    room, needed = search.evaluate(
+        """input => {
+            const style = getComputedStyle(input);
+            const context = document.createElement("canvas").getContext("2d");
+            context.font = style.font;
+            const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+            return [room, context.measureText(input.placeholder).width];
+        }"""
+    )
+    assert needed > 0
+    assert room >= needed, f"placeholder needs {needed:.0f}px, the box has {room:.0f}px"
