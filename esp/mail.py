@@ -8,6 +8,7 @@ invitations, confirmations).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,21 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 
 from esp.models import OutboxMessage, Workspace
+
+# The recipient endpoints under /e/ (esp/urls.py): the open pixel, and the click, unsubscribe,
+# preferences and view-in-browser links. Any host: the message may have been sent while the
+# site ran under another address.
+_PIXEL = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']?https?://[^\s"'>]+/e/o/[^\s"'>]+[^>]*>""", re.IGNORECASE)
+_RECIPIENT_HREF = re.compile(r"""(\bhref\s*=\s*)(["']?)https?://[^\s"'>]+/e/[cupv]/[^\s"'>]+\2""", re.IGNORECASE)
+
+
+def preview_without_tracking(html: str) -> str:
+    """A stored email as a member may look at it inside the app: without its open pixel (the
+    preview would load it and count an open) and with its tracked and recipient links pointing
+    nowhere (a click would count, or unsubscribe the recipient)."""
+    html = _PIXEL.sub("", html)
+    return _RECIPIENT_HREF.sub(r'\1"#"', html)
+
 
 # Carries the owning workspace from the sender to the outbox; never leaves the process.
 WORKSPACE_HEADER = "X-ESP-Workspace"

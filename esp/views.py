@@ -26,6 +26,7 @@ from esp.forms import (
     WorkspaceCreateForm,
     WorkspaceForm,
 )
+from esp.mail import preview_without_tracking
 from esp.middleware import SESSION_WORKSPACE_KEY
 from esp.models import ROLE_HELP, Invitation, Role, User
 from esp.web import WorkspaceView, confirm_page, request_user
@@ -458,7 +459,11 @@ class OutboxMessageView(WorkspaceView):
             message_id=message_id,
             user=request_user(request),
         )
-        return render(request, "esp/outbox_message.html", {"message": message})
+        return render(
+            request,
+            "esp/outbox_message.html",
+            {"message": message, "preview_html": preview_without_tracking(message.html_body)},
+        )
 
 
 def favicon(request: HttpRequest) -> HttpResponse:
