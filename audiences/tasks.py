@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from audiences.models import Subscription, SubscriptionStatus
-from esp.mail import send_templated_mail
+from esp.mail import account_mail_language, send_templated_mail
 
 CONFIRM_SALT = "audiences.confirm"
 
@@ -26,8 +26,11 @@ def send_confirmation_email(subscription_id: int) -> None:
     )
     if subscription is None or subscription.status != SubscriptionStatus.PENDING:
         return
-    language = (subscription.contact.locale or "en")[:2]
-    with override(language if language in dict(settings.LANGUAGES) else "en"):
+    # The contact's locale is the recipient's own language when the service speaks it;
+    # otherwise the account-mail rule (esp.mail) gives the workspace's language of emails.
+    locale = (subscription.contact.locale or "")[:2].lower()
+    language = locale if locale in dict(settings.LANGUAGES) else account_mail_language(workspace=subscription.workspace)
+    with override(language):
         send_templated_mail(
             to=subscription.contact.email,
             subject=_("Please confirm your subscription to %(list)s") % {"list": subscription.mailing_list.name},

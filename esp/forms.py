@@ -6,9 +6,9 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import override, pgettext_lazy
 
 from esp.models import ApiScope, Role, User, Workspace
 
@@ -37,6 +37,24 @@ class TimeRangeForm(forms.Form):
         if since and until and since >= until:
             self.add_error("until", _("Must be after the start."))
         return data
+
+
+class AccountPasswordResetForm(PasswordResetForm):
+    """Django's reset form, writing the mail in the account's language (esp.mail's rule for
+    account mail) rather than in whatever language the reset page happened to show."""
+
+    def send_mail(  # type: ignore[override]
+        self, subject_template_name: str, email_template_name: str, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
+        from esp.mail import account_mail_language
+
+        user = context.get("user")
+        language = account_mail_language(user=user) if isinstance(user, User) and user.language else None
+        if language is None:
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
+            return
+        with override(language):
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
 
 
 class EmailAuthenticationForm(AuthenticationForm):

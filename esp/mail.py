@@ -17,7 +17,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 
-from esp.models import OutboxMessage, Workspace
+from esp.models import OutboxMessage, User, Workspace
 
 # The recipient endpoints under /e/ (esp/urls.py): the open pixel, and the click, unsubscribe,
 # preferences and view-in-browser links. Any host: the message may have been sent while the
@@ -66,6 +66,20 @@ class OutboxBackend(BaseEmailBackend):
             html_body=html_body,
             headers=headers,
         )
+
+
+def account_mail_language(*, email: str = "", user: User | None = None, workspace: Workspace | None = None) -> str:
+    """The one rule for the service's own mail (invitations, double opt-in, password resets):
+    the recipient's own language when the service knows it (their account's language, looked
+    up by address when no user is given), else the language of emails of the workspace the
+    mail is about, else the site's default. Never the language of whoever caused the mail."""
+    if user is None and email:
+        user = User.objects.filter(email__iexact=email).only("language").first()
+    if user is not None and user.language in dict(settings.LANGUAGES):
+        return user.language
+    if workspace is not None and workspace.language in dict(settings.LANGUAGES):
+        return workspace.language
+    return settings.LANGUAGE_CODE
 
 
 def send_templated_mail(

@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from esp import views
 from esp.api.errors import api_not_found, api_server_error
-from esp.forms import EmailAuthenticationForm
+from esp.forms import AccountPasswordResetForm, EmailAuthenticationForm
 
 accounts = [
     path("signup/", views.SignUpView.as_view(), name="signup"),
@@ -44,6 +44,7 @@ accounts = [
             email_template_name="mail/password_reset.txt",
             html_email_template_name="mail/password_reset.html",
             subject_template_name="mail/password_reset_subject.txt",
+            form_class=AccountPasswordResetForm,
         ),
         name="password_reset",
     ),
