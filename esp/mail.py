@@ -26,6 +26,13 @@ _PIXEL = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']?https?://[^\s"'>]+/e/o/[^\s
 _RECIPIENT_HREF = re.compile(r"""(\bhref\s*=\s*)(["']?)https?://[^\s"'>]+/e/[cupv]/[^\s"'>]+\2""", re.IGNORECASE)
 
 
+def public_static_url(path: str) -> str:
+    """An absolute URL of one of the project's own static files, for mail: starter and demo
+    images are served by this site, so nothing in a page or an email needs an outside host.
+    The unhashed name: a stored email must still find it after the next deploy."""
+    return f"{settings.PUBLIC_BASE_URL}{settings.STATIC_URL.rstrip('/')}/{path}"
+
+
 def preview_without_tracking(html: str) -> str:
     """A stored email as a member may look at it inside the app: without its open pixel (the
     preview would load it and count an open) and with its tracked and recipient links pointing
