@@ -27,6 +27,7 @@ from audiences.models import Contact, Event, Segment
 from audiences.pipeline import pending_events_process
 from audiences.segments.membership import segment_refresh
 from audiences.segments.services import segment_save
+from esp.mail import public_static_url
 from esp.models import Workspace
 
 HISTORY_DAYS = 540  # about eighteen months
@@ -115,7 +116,8 @@ def _product(sku: str, locale: str, quantity: int = 1) -> dict[str, Any]:
         "quantity": quantity,
         "currency": "EUR",
         "url": f"{SITE}/p/{sku}",
-        "image_url": f"{SITE}/img/{sku}.jpg",
+        # Served by this site: the demo's mail must not wait on an outside image host.
+        "image_url": public_static_url(f"img/products/{product.category.lower()}.svg"),
     }
 
 

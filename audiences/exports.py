@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
@@ -47,6 +48,37 @@ STANDARD_COLUMNS = (
 
 def export_list(*, workspace: Workspace) -> QuerySet[ExportJob]:
     return ExportJob.objects.in_workspace(workspace).select_related("created_by")
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """A recent export as its row shows it: the job and its filter in words."""
+
+    job: ExportJob
+    filter_summary: str
+
+
+def export_rows(*, workspace: Workspace, limit: int) -> list[ExportRow]:
+    """The latest exports, each with its filter as a person reads it ("List: Newsletter ·
+    Tag: vip"), not as stored ({"list_id": 1}); list names come in one query."""
+    jobs = list(export_list(workspace=workspace)[:limit])
+    list_ids = {job.filter.get("list_id") for job in jobs if isinstance(job.filter, dict)} - {None}
+    names = dict(MailingList.objects.in_workspace(workspace).filter(pk__in=list_ids).values_list("pk", "name"))
+    statuses = dict(SubscriptionStatus.choices)
+    rows = []
+    for job in jobs:
+        data = job.filter if isinstance(job.filter, dict) else {}
+        parts = []
+        if data.get("list_id"):
+            parts.append(_("List: %(name)s") % {"name": names.get(data["list_id"], _("(deleted list)"))})
+        if data.get("status"):
+            parts.append(_("Status: %(status)s") % {"status": statuses.get(data["status"], data["status"])})
+        if data.get("tag"):
+            parts.append(_("Tag: %(tag)s") % {"tag": data["tag"]})
+        if data.get("q"):
+            parts.append(_("Search: “%(query)s”") % {"query": data["q"]})
+        rows.append(ExportRow(job=job, filter_summary=" · ".join(parts) or _("All contacts")))
+    return rows
 
 
 def export_get(*, workspace: Workspace, job_id: int) -> ExportJob:

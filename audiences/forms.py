@@ -85,6 +85,14 @@ class MailingListForm(forms.ModelForm):
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 
+class CustomFieldDeleteForm(forms.Form):
+    purge_values = forms.BooleanField(
+        label=_("Also delete the values stored on contacts"),
+        required=False,
+        help_text=_("They cannot be brought back."),
+    )
+
+
 class CustomFieldForm(forms.ModelForm):
     choices = forms.CharField(
         label=_("Choices"), required=False, help_text=_("For the type Choice: the values, separated by commas")

@@ -53,7 +53,7 @@ from audiences.segments.services import (
     segments_workspace_changed,
 )
 from esp.api.errors import error_fields
-from esp.mail import send_templated_mail
+from esp.mail import account_mail_language, send_templated_mail
 from esp.models import Workspace
 from esp.net import client_ip
 from esp.queue import enqueue_after_commit
@@ -304,8 +304,11 @@ def subscription_confirmation_send(*, subscription_id: int) -> None:
     )
     if subscription is None or subscription.status != SubscriptionStatus.PENDING:
         return
-    language = (subscription.contact.locale or "en")[:2]
-    with override(language if language in dict(settings.LANGUAGES) else "en"):
+    # The contact's locale is the recipient's own language when the service speaks it;
+    # otherwise the account-mail rule (esp.mail) gives the workspace's language of emails.
+    locale = (subscription.contact.locale or "")[:2].lower()
+    language = locale if locale in dict(settings.LANGUAGES) else account_mail_language(workspace=subscription.workspace)
+    with override(language):
         send_templated_mail(
             to=subscription.contact.email,
             subject=_("Please confirm your subscription to %(list)s") % {"list": subscription.mailing_list.name},

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
@@ -19,6 +20,7 @@ from audiences.filters import ContactFilter, contacts_matching
 from audiences.forms import (
     ContactFilterForm,
     ContactForm,
+    CustomFieldDeleteForm,
     CustomFieldForm,
     MailingListForm,
     PublicSubscribeForm,
@@ -30,7 +32,7 @@ from esp import attempts
 from esp.forms import add_service_errors
 from esp.models import Role, Workspace
 from esp.net import client_ip
-from esp.web import WorkspaceView
+from esp.web import WorkspaceView, confirm_page
 
 PAGE_SIZE = 50
 
@@ -180,10 +182,75 @@ class ContactSubscriptionView(WorkspaceView):
         return redirect("contact", contact_id=contact.pk)
 
 
+def contact_delete_consequences(footprint: selectors.ContactFootprint) -> list[str]:
+    """What the delete confirmation lists: the events always, the rest when there are any."""
+    lines = [
+        ngettext(
+            "%(count)d event (orders, product views, visits) is deleted.",
+            "%(count)d events (orders, product views, visits) are deleted.",
+            footprint.events,
+        )
+        % {"count": footprint.events}
+    ]
+    if footprint.subscriptions:
+        lines.append(
+            ngettext(
+                "%(count)d list subscription is deleted.",
+                "%(count)d list subscriptions are deleted.",
+                footprint.subscriptions,
+            )
+            % {"count": footprint.subscriptions}
+        )
+    if footprint.consent_records:
+        lines.append(
+            ngettext(
+                "%(count)d consent record is deleted.",
+                "%(count)d consent records are deleted.",
+                footprint.consent_records,
+            )
+            % {"count": footprint.consent_records}
+        )
+    if footprint.messages:
+        lines.append(
+            ngettext(
+                "%(count)d message stays in the send log without the person, so campaign figures do not change.",
+                "%(count)d messages stay in the send log without the person, so campaign figures do not change.",
+                footprint.messages,
+            )
+            % {"count": footprint.messages}
+        )
+    lines.append(_("This cannot be undone. To stop sending but keep the history, unsubscribe the contact instead."))
+    return lines
+
+
 class ContactDeleteView(WorkspaceView):
+    read_role = Role.MARKETER
+
+    def get(self, request: HttpRequest, contact_id: int) -> HttpResponse:
+        contact = selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
+        footprint = selectors.contact_footprint(workspace=self.workspace, contact=contact)
+        return confirm_page(
+            request,
+            title=_("Delete contact"),
+            question=_("Delete %(email)s and everything recorded about them?") % {"email": contact.email},
+            consequences=contact_delete_consequences(footprint),
+            button=_("Delete contact"),
+            cancel=reverse("contact", args=[contact.pk]),
+        )
+
     def post(self, request: HttpRequest, contact_id: int) -> HttpResponse:
-        services.contact_delete(workspace=self.workspace, contact_id=contact_id)
-        messages.success(request, _("Contact deleted."))
+        contact = selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
+        footprint = selectors.contact_footprint(workspace=self.workspace, contact=contact)
+        services.contact_delete(workspace=self.workspace, contact_id=contact.pk)
+        messages.success(
+            request,
+            ngettext(
+                "Contact %(email)s deleted, with %(count)d event.",
+                "Contact %(email)s deleted, with %(count)d events.",
+                footprint.events,
+            )
+            % {"email": contact.email, "count": footprint.events},
+        )
         return redirect("contacts")
 
 
@@ -263,9 +330,45 @@ class CustomFieldsView(WorkspaceView):
 
 
 class CustomFieldDeleteView(WorkspaceView):
+    read_role = Role.MARKETER
+
+    def get(self, request: HttpRequest, field_id: int) -> HttpResponse:
+        field = selectors.custom_field_get(workspace=self.workspace, field_id=field_id)
+        holders = selectors.custom_field_holders(workspace=self.workspace, field=field)
+        return confirm_page(
+            request,
+            title=_("Remove custom field"),
+            question=_("Remove the field %(label)s (%(key)s)?") % {"label": field.label, "key": field.key},
+            consequences=[
+                ngettext(
+                    "%(count)d contact has a value in it.",
+                    "%(count)d contacts have a value in it.",
+                    holders,
+                )
+                % {"count": holders},
+                _("Without the box below the values stay on the contacts: adding the field again brings them back."),
+                _("Segments and emails that use the field no longer see a declared field."),
+            ],
+            button=_("Remove field"),
+            cancel="custom-fields",
+            form=CustomFieldDeleteForm(),
+        )
+
     def post(self, request: HttpRequest, field_id: int) -> HttpResponse:
-        services.custom_field_delete(workspace=self.workspace, field_id=field_id)
-        messages.success(request, _("Field removed. Values stored on contacts are kept."))
+        field = selectors.custom_field_get(workspace=self.workspace, field_id=field_id)
+        form = CustomFieldDeleteForm(request.POST)
+        purge = form.is_valid() and form.cleaned_data["purge_values"]
+        holders = selectors.custom_field_holders(workspace=self.workspace, field=field) if purge else 0
+        services.custom_field_delete(workspace=self.workspace, field_id=field.pk, purge_values=purge)
+        if purge:
+            message = ngettext(
+                "Field %(key)s removed, and its value deleted from %(count)d contact.",
+                "Field %(key)s removed, and its values deleted from %(count)d contacts.",
+                holders,
+            ) % {"key": field.key, "count": holders}
+        else:
+            message = _("Field %(key)s removed. Values stored on contacts are kept.") % {"key": field.key}
+        messages.success(request, message)
         return redirect("custom-fields")
 
 

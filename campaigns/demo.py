@@ -124,8 +124,10 @@ def _engagement(workspace: Workspace, rng: random.Random) -> None:
     brings, through message_event_record (as webhooks and our tracking endpoints do)."""
     now = timezone.now()
     sent = list(Message.objects.in_workspace(workspace).filter(state=MessageState.SENT).order_by("id"))
-    for message in sent:
-        sent_at = now - dt.timedelta(days=rng.uniform(1, 30))
+    # Oldest first in id order: the send log lists by id, newest first, so its dates must agree.
+    ages = sorted((rng.uniform(1, 30) for _ in sent), reverse=True)
+    for message, age in zip(sent, ages, strict=True):
+        sent_at = now - dt.timedelta(days=age)
         Message.objects.filter(pk=message.pk).update(
             created_at=sent_at, due_at=sent_at, claimed_at=sent_at, sent_at=sent_at
         )

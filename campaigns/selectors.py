@@ -32,6 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from audiences.models import Contact
 from campaigns.models import EmailTemplate, Message, MessageEvent, MessageEventType, MessageState
+from esp.mail import preview_without_tracking
 from esp.models import Workspace
 
 PAGE_SIZE = 50
@@ -348,4 +349,5 @@ def message_preview(*, workspace: Workspace, message: Message) -> MessagePreview
         rendered = render_as_sent(message.template, context, version_id=message.template_version)
     except TemplateProblem as problem:
         return MessagePreview(problem=str(problem))
-    return MessagePreview(subject=rendered.subject, html=rendered.html, text=rendered.text)
+    # Rendered without tracking; stripped again in case a template carries a copied tracked URL.
+    return MessagePreview(subject=rendered.subject, html=preview_without_tracking(rendered.html), text=rendered.text)

@@ -11,7 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext, pgettext_lazy
+from django.utils.translation import ngettext, override, pgettext_lazy
 
 from esp import attempts
 from esp.api.errors import error_fields
@@ -67,6 +67,7 @@ def too_many_attempts(seconds: int) -> forms.ValidationError:
     return forms.ValidationError(text, code="too_many_attempts", params={"minutes": minutes})
 
 
+
 class EmailAuthenticationForm(AuthenticationForm):
     """Login with failed attempts limited per account, per IP and per both (esp.attempts).
     While a limit holds, the password is not even checked: a right guess must not be told
@@ -115,6 +116,23 @@ class LimitedPasswordResetForm(PasswordResetForm):
             return
         security_log.info("password reset requested: address=%s ip=%s", email, ip)
         super().save(*args, **kwargs)
+
+class AccountPasswordResetForm(LimitedPasswordResetForm):
+    """Django's reset form, writing the mail in the account's language (esp.mail's rule for
+    account mail) rather than in whatever language the reset page happened to show."""
+
+    def send_mail(  # type: ignore[override]
+        self, subject_template_name: str, email_template_name: str, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
+        from esp.mail import account_mail_language
+
+        user = context.get("user")
+        language = account_mail_language(user=user) if isinstance(user, User) and user.language else None
+        if language is None:
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
+            return
+        with override(language):
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
 
 
 class SignUpForm(forms.Form):

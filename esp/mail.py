@@ -8,6 +8,7 @@ invitations, confirmations).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,29 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 
-from esp.models import OutboxMessage, Workspace
+from esp.models import OutboxMessage, User, Workspace
+
+# The recipient endpoints under /e/ (esp/urls.py): the open pixel, and the click, unsubscribe,
+# preferences and view-in-browser links. Any host: the message may have been sent while the
+# site ran under another address.
+_PIXEL = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']?https?://[^\s"'>]+/e/o/[^\s"'>]+[^>]*>""", re.IGNORECASE)
+_RECIPIENT_HREF = re.compile(r"""(\bhref\s*=\s*)(["']?)https?://[^\s"'>]+/e/[cupv]/[^\s"'>]+\2""", re.IGNORECASE)
+
+
+def public_static_url(path: str) -> str:
+    """An absolute URL of one of the project's own static files, for mail: starter and demo
+    images are served by this site, so nothing in a page or an email needs an outside host.
+    The unhashed name: a stored email must still find it after the next deploy."""
+    return f"{settings.PUBLIC_BASE_URL}{settings.STATIC_URL.rstrip('/')}/{path}"
+
+
+def preview_without_tracking(html: str) -> str:
+    """A stored email as a member may look at it inside the app: without its open pixel (the
+    preview would load it and count an open) and with its tracked and recipient links pointing
+    nowhere (a click would count, or unsubscribe the recipient)."""
+    html = _PIXEL.sub("", html)
+    return _RECIPIENT_HREF.sub(r'\1"#"', html)
+
 
 # Carries the owning workspace from the sender to the outbox; never leaves the process.
 WORKSPACE_HEADER = "X-ESP-Workspace"
@@ -50,6 +73,20 @@ class OutboxBackend(BaseEmailBackend):
             html_body=html_body,
             headers=headers,
         )
+
+
+def account_mail_language(*, email: str = "", user: User | None = None, workspace: Workspace | None = None) -> str:
+    """The one rule for the service's own mail (invitations, double opt-in, password resets):
+    the recipient's own language when the service knows it (their account's language, looked
+    up by address when no user is given), else the language of emails of the workspace the
+    mail is about, else the site's default. Never the language of whoever caused the mail."""
+    if user is None and email:
+        user = User.objects.filter(email__iexact=email).only("language").first()
+    if user is not None and user.language in dict(settings.LANGUAGES):
+        return user.language
+    if workspace is not None and workspace.language in dict(settings.LANGUAGES):
+        return workspace.language
+    return settings.LANGUAGE_CODE
 
 
 def send_templated_mail(

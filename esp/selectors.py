@@ -26,6 +26,10 @@ def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
     return Membership.objects.in_workspace(workspace).select_related("user").order_by("user__email")
 
 
+def membership_get(*, workspace: Workspace, membership_id: int) -> Membership:
+    return get_object_or_404(workspace_members(workspace=workspace), pk=membership_id)
+
+
 def open_invitations(*, workspace: Workspace) -> QuerySet[Invitation]:
     from django.utils import timezone
 
@@ -42,6 +46,10 @@ def open_invitations(*, workspace: Workspace) -> QuerySet[Invitation]:
 
 def api_keys(*, workspace: Workspace) -> QuerySet[ApiKey]:
     return ApiKey.objects.in_workspace(workspace).select_related("created_by")
+
+
+def api_key_get(*, workspace: Workspace, api_key_id: int) -> ApiKey:
+    return get_object_or_404(api_keys(workspace=workspace), pk=api_key_id)
 
 
 def outbox_messages(*, workspace: Workspace, user: User | None = None) -> QuerySet[OutboxMessage]:

@@ -7,7 +7,7 @@ from django.db import connection
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from esp.mail import send_templated_mail
+from esp.mail import account_mail_language, send_templated_mail
 from esp.models import Invitation
 from esp.services import invitation_url
 
@@ -26,8 +26,7 @@ def send_invitation_email(invitation_id: int) -> None:
     invitation = Invitation.objects.select_related("workspace", "invited_by").filter(pk=invitation_id).first()
     if invitation is None or not invitation.is_open:
         return
-    language = invitation.invited_by.language if invitation.invited_by and invitation.invited_by.language else "en"
-    with override(language):
+    with override(account_mail_language(email=invitation.email, workspace=invitation.workspace)):
         send_templated_mail(
             to=invitation.email,
             subject=_("You are invited to %(workspace)s") % {"workspace": invitation.workspace.name},

@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from esp import views
 from esp.api.errors import api_bad_request, api_not_found, api_server_error
-from esp.forms import EmailAuthenticationForm, LimitedPasswordResetForm
+from esp.forms import AccountPasswordResetForm, EmailAuthenticationForm
 
 accounts = [
     path("signup/", views.SignUpView.as_view(), name="signup"),
@@ -42,10 +42,10 @@ accounts = [
         "password/reset/",
         auth_views.PasswordResetView.as_view(
             template_name="esp/password_reset.html",
-            form_class=LimitedPasswordResetForm,
             email_template_name="mail/password_reset.txt",
             html_email_template_name="mail/password_reset.html",
             subject_template_name="mail/password_reset_subject.txt",
+            form_class=AccountPasswordResetForm,
         ),
         name="password_reset",
     ),
@@ -100,6 +100,8 @@ urlpatterns = [
     path("invite/<str:token>/", views.InvitationAcceptView.as_view(), name="invitation-accept"),
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page links (feed readers, bookmarks).
+    path("favicon.ico", views.favicon, name="favicon"),
     path("v1/", include("audiences.tracking_urls")),
     path("api/v1/", include("esp.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

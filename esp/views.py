@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
@@ -28,10 +29,11 @@ from esp.forms import (
     WorkspaceForm,
     too_many_attempts,
 )
+from esp.mail import preview_without_tracking
 from esp.middleware import SESSION_WORKSPACE_KEY
 from esp.models import ROLE_HELP, Invitation, Role, User
 from esp.net import client_ip
-from esp.web import WorkspaceView, request_user
+from esp.web import WorkspaceView, confirm_page, request_user
 
 
 def chosen_language(request: HttpRequest) -> str:
@@ -334,15 +336,33 @@ class MemberRoleView(WorkspaceView):
 
 
 class MemberRemoveView(WorkspaceView):
+    read_role = Role.OWNER
     write_role = Role.OWNER
 
+    def get(self, request: HttpRequest, member_id: int) -> HttpResponse:
+        membership = selectors.membership_get(workspace=self.workspace, membership_id=member_id)
+        email = membership.user.email
+        return confirm_page(
+            request,
+            title=_("Remove member"),
+            question=_("Remove %(email)s from %(workspace)s?") % {"email": email, "workspace": self.workspace.name},
+            consequences=[
+                _("They lose access to this workspace at once; their account and other workspaces stay."),
+                _("API keys they created keep working until you revoke them."),
+            ],
+            button=_("Remove member"),
+            cancel="members",
+        )
+
     def post(self, request: HttpRequest, member_id: int) -> HttpResponse:
+        membership = selectors.membership_get(workspace=self.workspace, membership_id=member_id)
+        email = membership.user.email
         try:
             services.membership_remove(workspace=self.workspace, membership_id=member_id)
         except ValidationError as error:
             _form_errors(request, error)
         else:
-            messages.success(request, _("Member removed."))
+            messages.success(request, _("%(email)s was removed from the workspace.") % {"email": email})
         return redirect("members")
 
 
@@ -405,6 +425,28 @@ class ApiKeyRevokeView(WorkspaceView):
     read_role = Role.OWNER
     write_role = Role.OWNER
 
+    def get(self, request: HttpRequest, api_key_id: int) -> HttpResponse:
+        api_key = selectors.api_key_get(workspace=self.workspace, api_key_id=api_key_id)
+        if not api_key.is_active:
+            return redirect("api-keys")
+        last_used = (
+            _("It was last used %(when)s ago.") % {"when": timesince(api_key.last_used_at)}
+            if api_key.last_used_at
+            else _("It has never been used.")
+        )
+        return confirm_page(
+            request,
+            title=_("Revoke API key"),
+            question=_("Revoke the API key “%(name)s” (esk_%(prefix)s_…)?")
+            % {"name": api_key.name, "prefix": api_key.prefix},
+            consequences=[
+                _("Every request made with it is refused from now on (401); this cannot be undone."),
+                last_used,
+            ],
+            button=_("Revoke key"),
+            cancel="api-keys",
+        )
+
     def post(self, request: HttpRequest, api_key_id: int) -> HttpResponse:
         api_key = services.api_key_revoke(workspace=self.workspace, api_key_id=api_key_id)
         messages.success(request, _("API key %(name)s revoked.") % {"name": api_key.name})
@@ -438,7 +480,19 @@ class OutboxMessageView(WorkspaceView):
             message_id=message_id,
             user=request_user(request),
         )
-        return render(request, "esp/outbox_message.html", {"message": message})
+        return render(
+            request,
+            "esp/outbox_message.html",
+            {"message": message, "preview_html": preview_without_tracking(message.html_body)},
+        )
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever a page links; send them to the static icon."""
+    from django.http import HttpResponsePermanentRedirect
+    from django.templatetags.static import static
+
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 def set_language(request: HttpRequest) -> HttpResponse:

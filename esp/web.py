@@ -7,8 +7,9 @@ from typing import Any
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseBase
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views import View
 
 from esp.models import Membership, Role, User, Workspace
@@ -50,3 +51,30 @@ def request_user(request: HttpRequest) -> User:
     """The logged-in user of a view that required login (narrows the type for services)."""
     assert isinstance(request.user, User)
     return request.user
+
+
+def confirm_page(
+    request: HttpRequest,
+    *,
+    title: str,
+    question: str,
+    consequences: list[str],
+    button: str,
+    cancel: str,
+    form: Any = None,
+) -> HttpResponse:
+    """The page a destructive action shows on GET: what will go, one button that does it (a
+    POST to the same URL) and a way back. `cancel` is a URL name or a path."""
+    return render(
+        request,
+        "confirm_action.html",
+        {
+            "title": title,
+            "question": question,
+            "consequences": consequences,
+            "button": button,
+            "cancel": cancel if cancel.startswith("/") else reverse(cancel),
+            "action": request.path,
+            "form": form,
+        },
+    )

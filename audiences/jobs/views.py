@@ -11,7 +11,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from audiences.exports import export_create, export_file, export_get, export_list
+from audiences.exports import export_create, export_file, export_get, export_rows
 from audiences.imports import (
     import_create,
     import_error_report,
@@ -110,14 +110,14 @@ class ImportErrorsView(WorkspaceView):
 
 class ExportsView(WorkspaceView):
     def get(self, request: HttpRequest) -> HttpResponse:
-        jobs = export_list(workspace=self.workspace)[:RECENT_JOBS]
+        rows = export_rows(workspace=self.workspace, limit=RECENT_JOBS)
         if request.headers.get("HX-Request") == "true":
-            return render(request, "audiences/partials/export_rows.html", {"jobs": jobs})
+            return render(request, "audiences/partials/export_rows.html", {"rows": rows})
         return render(
             request,
             "audiences/exports.html",
             {
-                "jobs": jobs,
+                "rows": rows,
                 "lists": MailingList.objects.in_workspace(self.workspace),
                 "statuses": SubscriptionStatus.choices,
             },

@@ -128,6 +128,21 @@ class ImportJob(_Job):
     def __str__(self) -> str:
         return self.original_filename
 
+    @property
+    def encoding_label(self) -> str:
+        """The detected encoding as a person names it, not as Python's codecs do."""
+        return str(ENCODING_LABELS.get(self.encoding, self.encoding))
+
+
+# The encodings imports._detect_encoding answers, by the names spreadsheet programs use.
+ENCODING_LABELS = {
+    "utf-8": _("UTF-8"),
+    "utf-8-sig": _("UTF-8 (with byte order mark)"),
+    "utf-16": _("UTF-16"),
+    "cp1251": _("Windows-1251 (Cyrillic)"),
+    "latin-1": _("Latin-1 (Western European)"),
+}
+
 
 class ExportJob(_Job):
     """A CSV export of the contacts matching `filter` ({"list_id", "status", "tag", "q"}).

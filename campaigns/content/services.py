@@ -154,6 +154,7 @@ def template_copy_starter(*, workspace: Workspace, starter_key: str, name: str =
         "subject": starter.subject,
         "preheader": starter.preheader,
         "mjml": starter.mjml,
+        "message_class": starter.message_class,
     }
     return template_create(workspace=workspace, data=data, starter=starter.key)
 

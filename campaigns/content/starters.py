@@ -18,6 +18,7 @@ from django.utils.translation import pgettext_lazy
 
 from campaigns.content import blocks
 from campaigns.content.blocks import MUTED, document
+from esp.mail import public_static_url
 
 NAME = "{{ contact.first_name|default:'there' }}"
 SHOP = "{{ workspace.name }}"
@@ -32,6 +33,9 @@ class Starter:
     preheader: str
     mjml: str
     sample_event: str = ""
+    # An order confirmation is mail the customer needs whatever their newsletter choices:
+    # transactional, so an unsubscribe from marketing does not suppress it.
+    message_class: str = "marketing"
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ _SNEAKERS = {
     "quantity": 1,
     "category": "Shoes",
     "url": "https://shop.example.com/p/trail-running-shoes",
-    "image_url": "https://placehold.co/280x280/png?text=Shoes",
+    "image_url": public_static_url("img/products/shoes.svg"),
 }
 _SOCKS = {
     "product_id": "SKU-SOCK-3",
@@ -60,7 +64,7 @@ _SOCKS = {
     "quantity": 2,
     "category": "Socks",
     "url": "https://shop.example.com/p/merino-socks",
-    "image_url": "https://placehold.co/280x280/png?text=Socks",
+    "image_url": public_static_url("img/products/socks.svg"),
 }
 
 SAMPLE_EVENTS: dict[str, SampleEvent] = {
@@ -114,21 +118,21 @@ SAMPLE_RECOMMENDATIONS: list[dict[str, Any]] = [
         "name": "Running cap",
         "price": 19.0,
         "url": "https://shop.example.com/p/running-cap",
-        "image_url": "https://placehold.co/280x280/png?text=Cap",
+        "image_url": public_static_url("img/products/cap.svg"),
     },
     {
         "product_id": "SKU-BOTTLE",
         "name": "Insulated bottle",
         "price": 29.0,
         "url": "https://shop.example.com/p/bottle",
-        "image_url": "https://placehold.co/280x280/png?text=Bottle",
+        "image_url": public_static_url("img/products/bottle.svg"),
     },
     {
         "product_id": "SKU-VEST-2",
         "name": "Hydration vest",
         "price": 74.0,
         "url": "https://shop.example.com/p/vest",
-        "image_url": "https://placehold.co/280x280/png?text=Vest",
+        "image_url": public_static_url("img/products/vest.svg"),
     },
 ]
 
@@ -224,6 +228,7 @@ ORDER_THANK_YOU = Starter(
         + blocks.RECOMMENDED.replace("You might also like", "Goes well with your order")
     ),
     sample_event="order",
+    message_class="transactional",
 )
 
 REPLENISHMENT = Starter(
@@ -304,7 +309,7 @@ PROMO = Starter(
             "No code needed — prices are already reduced.",
             "Shop the sale",
             "{{ event.sale_url|default:'https://shop.example.com/sale' }}",
-            image="https://placehold.co/1104x480/4f46e5/ffffff/png?text=Spring+sale",
+            image=public_static_url("img/products/sale-banner.svg"),
         )
         + "\n"
         + blocks.RECOMMENDED.replace("You might also like", "On sale and picked for you")

@@ -29,7 +29,7 @@ MARKER = "globexsecretmarker"
 # Platform-operator pages (superusers only) and public pages that hold no workspace data.
 NOT_WORKSPACE_PAGES = (
     "admin/", "accounts/", "i18n/", "healthz", "api/schema/", "api/docs/", "invite/", "workspaces/", "subscribe/",
-    "e/", "webhooks/",
+    "e/", "webhooks/", "favicon.ico",
 )  # fmt: skip
 
 

@@ -115,12 +115,18 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     assert any("orders@demo.shop" in mail.from_email for mail in stored)
     assert sent.count() / 4 < sent.exclude(opened_at=None).count() < sent.count()
     assert MessageEvent.objects.filter(message__workspace=workspace, is_machine=True).exists()
+    # The send log lists by id, newest first: the demo's dates agree with that order.
+    dates = list(sent.order_by("-id").values_list("sent_at", flat=True))
+    assert dates == sorted(dates, reverse=True)
     assert names["Email Opened"] > 50 and names["Email Clicked"] > 10
     assert Suppression.objects.in_workspace(workspace).filter(reason=SuppressionReason.COMPLAINT).exists()
 
     # The profile shows the history.
     owner = User.objects.get(email="owner@demo.shop")
     assert owner.memberships.get(workspace=workspace).role == Role.OWNER
+    # The first login a newcomer tries reads English; the Russian catalogue has its own member.
+    assert owner.language == "en"
+    assert User.objects.filter(email__endswith="@demo.shop", language="ru").exists()
     page = html.unescape(logged_in(owner).get(f"/audience/contacts/{order.contact_id}/").content.decode())
     newest = events.filter(contact_id=order.contact_id).order_by("-occurred_at", "-id").first()
     assert newest is not None and newest.name in page and event_summary(newest) in page

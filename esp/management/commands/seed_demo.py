@@ -21,11 +21,14 @@ from esp.models import ApiKey, ApiScope, Membership, Role, User, Workspace
 
 DEMO_SLUG = "demo-shop"
 DEMO_APPS = ("audiences", "campaigns")  # in layer order; later apps add their demo data after these
+# The owner, whom a newcomer logs in as first, reads English; the viewer shows the Russian
+# catalogue (each person's interface language is kept on their account).
 DEMO_PEOPLE = [
-    ("owner@demo.shop", Role.OWNER, "Olga", "Petrova", "ru"),
+    ("owner@demo.shop", Role.OWNER, "Olga", "Petrova", "en"),
     ("marketer@demo.shop", Role.MARKETER, "Maria", "Ivanova", "en"),
-    ("viewer@demo.shop", Role.VIEWER, "Viktor", "Georgiev", "en"),
+    ("viewer@demo.shop", Role.VIEWER, "Viktor", "Georgiev", "ru"),
 ]
+LANGUAGE_NAMES = {"en": "English", "ru": "Russian"}
 
 
 class Command(BaseCommand):
@@ -94,8 +97,9 @@ class Command(BaseCommand):
         self.stdout.write(line)
         self.stdout.write(f"  Mini ESP is starting at {base_url}/")
         self.stdout.write("  Demo workspace: Demo Shop")
-        for email, role, *_rest in DEMO_PEOPLE:
-            self.stdout.write(f"  {role:<9} login: {email:<22} password: {created['password']}")
+        for email, role, _first, _last, language in DEMO_PEOPLE:
+            interface = LANGUAGE_NAMES.get(language, language)
+            self.stdout.write(f"  {role:<9} login: {email:<22} password: {created['password']}  ({interface})")
         self.stdout.write(f"  API key (all scopes): {created['api_key']}")
         self.stdout.write(f"  API docs: {base_url}/api/docs/   Admin: {base_url}/admin/ (owner login)")
         self.stdout.write(line)
