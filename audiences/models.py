@@ -215,4 +215,4 @@ from audiences.behaviour import (  # noqa: E402,F401
     Segment,
     SegmentMembership,
 )
-from audiences.jobs import ExportJob, ImportJob  # noqa: E402,F401
+from audiences.jobs import BulkJob, BulkJobContact, ExportJob, ImportJob  # noqa: E402,F401

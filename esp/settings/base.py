@@ -182,6 +182,7 @@ CELERY_BEAT_SCHEDULE = {
     # A job whose worker died (kill -9, lost host) is requeued from its last committed batch.
     "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 60.0},
     "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 60.0},
+    "resume-stalled-bulk-actions": {"task": "audiences.resume_stalled_bulk_actions", "schedule": 60.0},
     # Ingested events whose processing was never sent (broker down) or never finished.
     "sweep-pending-events": {"task": "audiences.sweep_pending_events", "schedule": 60.0},
     # RFM scores and lifecycle stages move with time alone: rescored every night (UTC).
