@@ -192,7 +192,7 @@ def deletion_summary(*, workspace: Workspace, contacts: QuerySet[Contact], cap: 
 # --- jobs: everything a filter matches ------------------------------------------------------
 
 
-ACTION_DONE = {
+ACTION_DONE: dict[str, Any] = {
     BulkAction.TAG: gettext_lazy("tagged"),
     BulkAction.UNTAG: gettext_lazy("untagged"),
     BulkAction.SUBSCRIBE: gettext_lazy("added to the list"),
