@@ -182,7 +182,7 @@ def deletion_summary(*, workspace: Workspace, contacts: QuerySet[Contact], cap: 
     """How many contacts a deletion takes and what goes with them (events, …), each counted
     up to `cap`."""
     ids = contacts.order_by().values("pk")
-    counts = [(str(_("events (page views, orders, …)")), _capped_count(Event.objects.filter(
+    counts = [(str(_("Events (page views, orders, …)")), _capped_count(Event.objects.filter(
         workspace_id=workspace.pk, contact_id__in=ids), cap))]  # fmt: skip
     counts += [counter(workspace.pk, contacts, cap) for counter in DELETE_COUNTERS]
     parts = [DeletionPart(label, min(count, cap), count > cap) for label, count in counts]

@@ -21,7 +21,7 @@ def detach_messages(workspace_id: int, contact_ids: list[int]) -> None:
 
 def count_messages(workspace_id: int, contacts: QuerySet[Contact], cap: int) -> tuple[str, int]:
     messages = Message.objects.filter(workspace_id=workspace_id, contact_id__in=contacts.order_by().values("pk"))
-    return _("emails sent to them (kept in the send log, without the contact)"), messages.values("pk")[
+    return _("Emails sent to them (kept in the send log, without the contact)"), messages.values("pk")[
         : cap + 1
     ].count()
 

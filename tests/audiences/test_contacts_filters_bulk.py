@@ -313,7 +313,8 @@ def test_delete_all_asks_first_saying_what_goes_then_deletes_as_a_job(
     asked = marketer.post("/audience/contacts/", {"action": "delete", "target": "all"})
     body = asked.content.decode()
     assert asked.status_code == 200 and "Delete 2 contacts?" in body and "every contact of the workspace" in body
-    assert "3 events" in body and "1 emails sent to them" in body
+    assert "Events (page views, orders, …): <strong>3</strong>" in body
+    assert "Emails sent to them (kept in the send log, without the contact): <strong>1</strong>" in body
     assert Contact.objects.filter(workspace=acme).count() == 2 and not BulkJob.objects.exists()
 
     with commit():

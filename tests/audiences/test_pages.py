@@ -55,7 +55,9 @@ def test_bulk_actions_on_ticked_contacts(acme: Workspace, marketer: Client) -> N
     assert asked.status_code == 200 and "Delete 1 contact?" in asked.content.decode()
     assert Contact.objects.count() == 2  # nothing goes before the confirmation
     done = marketer.post(
-        "/audience/contacts/", {"action": "delete", "target": "selected", "ids": [b.pk], "confirmed": "yes"}, follow=True
+        "/audience/contacts/",
+        {"action": "delete", "target": "selected", "ids": [b.pk], "confirmed": "yes"},
+        follow=True,
     )
     assert "1 contact deleted." in done.content.decode()
     assert list(Contact.objects.values_list("email", flat=True)) == ["a@example.com"]
