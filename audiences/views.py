@@ -122,7 +122,7 @@ class ContactsView(WorkspaceView):
                     action=action,
                     value=value,
                 )
-                return redirect("contacts-bulk-job", job_id=job.pk)
+                return redirect("contacts-bulk-job", bulk_job_id=job.pk)
             count = contacts_bulk_apply(workspace=self.workspace, contact_ids=ids, action=action, value=value)
         except ValidationError as error:
             _errors(request, error)
@@ -164,8 +164,8 @@ class ContactsView(WorkspaceView):
 class ContactsBulkJobView(WorkspaceView):
     """A bulk action's progress (polled with htmx while it runs) and its outcome."""
 
-    def get(self, request: HttpRequest, job_id: int) -> HttpResponse:
-        job = bulk_job_get(workspace=self.workspace, job_id=job_id)
+    def get(self, request: HttpRequest, bulk_job_id: int) -> HttpResponse:
+        job = bulk_job_get(workspace=self.workspace, job_id=bulk_job_id)
         context = {"job": job, "done_word": ACTION_DONE.get(job.action, "")}
         if request.headers.get("HX-Request") == "true":
             return render(request, "audiences/partials/bulk_progress.html", context)
