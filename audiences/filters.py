@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, F, Func, IntegerField, Q, QuerySet, TextField, Value
 from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
@@ -23,7 +24,7 @@ FILTER_KEYS = ("q", "list", "status", "tag", "attr", "attr_op", "attr_value", "s
 
 
 class SearchBody(Func):
-    """The text a search looks in; written exactly as in the index contact_search_keys."""
+    """The text a search looks in; written exactly as in the index contact_search."""
 
     template = "(%(expressions)s)"
     arg_joiner = " || ' ' || "
@@ -44,8 +45,25 @@ class SearchQueryKeys(SearchKeys):
     function = "esp_search_query_keys"
 
 
+# Which index migration 0007 made here, by database: pg_trgm's (it serves the LIKE itself) or
+# our own trigram keys (the query must ask for them). A property of the server, read once.
+_own_keys: dict[tuple[str, str], bool] = {}
+
+
+def _search_uses_own_keys() -> bool:
+    key = (str(connection.settings_dict.get("HOST")), str(connection.settings_dict.get("NAME")))
+    if key not in _own_keys:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_indexdef(to_regclass('contact_search')::oid)")
+            row = cursor.fetchone()
+        if row is None or row[0] is None:
+            return False  # not migrated yet: the LIKE alone (and do not remember it)
+        _own_keys[key] = "esp_search_keys" in row[0]
+    return _own_keys[key]
+
+
 def _keys_match(workspace_id: int, q: str) -> Q:
-    """Contacts whose search text holds every trigram of `q`: what lets the GIN index answer."""
+    """Contacts whose search text holds every trigram of `q`: what lets our own index answer."""
     contact_keys = SearchKeys(F("workspace_id"), SearchBody())
     query_keys = SearchQueryKeys(Value(workspace_id), Value(q))
     return Q(Func(contact_keys, query_keys, template="%(expressions)s", arg_joiner=" @> ", output_field=BooleanField()))
@@ -165,11 +183,14 @@ def contacts_matching(*, workspace: Workspace, contact_filter: ContactFilter) ->
     f = contact_filter
     if f.q:
         search = Q()
-        if len(f.q) >= 3:
+        if len(f.q) >= 3 and _search_uses_own_keys():
             # Only a search of three characters or more has trigrams to look up.
             search &= _keys_match(workspace.pk, f.q)
         if "@" in f.q:
-            contacts = contacts.filter(search, email__lower__startswith=f.q.lower())
+            # A prefix of the address; with pg_trgm the search text's LIKE is what its index serves.
+            contacts = contacts.alias(search_text=Lower(SearchBody())).filter(
+                search, search_text__startswith=Lower(Value(f.q)), email__lower__startswith=f.q.lower()
+            )
         else:
             contacts = contacts.alias(search_text=Lower(SearchBody())).filter(
                 search, search_text__contains=Lower(Value(f.q))
@@ -205,14 +226,16 @@ def contacts_page(
     if before is not None:
         matching = matching.filter(pk__lt=before)
         recent = recent.filter(pk__lt=before)
-    window = list(recent.order_by("-pk").values_list("pk", flat=True)[:PROBE_WINDOW])
-    if not window:
-        return [], None
-    found = list(matching.filter(pk__gte=window[-1]).order_by("-pk")[: size + 1])
-    if len(found) <= size and len(window) == PROBE_WINDOW:
-        unordered = ExpressionWrapper(F("pk") + 0, output_field=IntegerField())
-        rest = matching.filter(pk__lt=window[-1]).order_by(unordered.desc())
-        found += list(rest[: size + 1 - len(found)])
+    # The probe's far end: the PROBE_WINDOW-th newest contact (one index entry, not 2,000 rows).
+    edge = next(iter(recent.order_by("-pk").values_list("pk", flat=True)[PROBE_WINDOW - 1 : PROBE_WINDOW]), None)
+    if edge is None:  # fewer contacts than the window: the probe is the whole query
+        found = list(matching.order_by("-pk")[: size + 1])
+    else:
+        found = list(matching.filter(pk__gte=edge).order_by("-pk")[: size + 1])
+        if len(found) <= size:
+            unordered = ExpressionWrapper(F("pk") + 0, output_field=IntegerField())
+            rest = matching.filter(pk__lt=edge).order_by(unordered.desc())
+            found += list(rest[: size + 1 - len(found)])
     page = found[:size]
     return page, (page[-1].pk if len(found) > size else None)
 
