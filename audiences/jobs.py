@@ -162,7 +162,6 @@ class BulkJob(_Job):
     action = models.CharField(_("action"), max_length=16, choices=BulkAction.choices)
     value = models.CharField(_("tag or list"), max_length=64, blank=True, default="")
     filter = models.JSONField(default=dict, blank=True)
-    description = models.CharField(_("contacts"), max_length=400, blank=True, default="")
     snapshot_taken = models.BooleanField(default=False)
     changed_count = models.PositiveIntegerField(_("changed"), default=0)
 

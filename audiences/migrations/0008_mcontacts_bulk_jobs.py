@@ -31,7 +31,6 @@ class Migration(migrations.Migration):
                 ('action', models.CharField(choices=[('tag', 'Add tag'), ('untag', 'Remove tag'), ('subscribe', 'Add to list'), ('unsubscribe', 'Unsubscribe from list'), ('delete', 'Delete')], max_length=16, verbose_name='action')),
                 ('value', models.CharField(blank=True, default='', max_length=64, verbose_name='tag or list')),
                 ('filter', models.JSONField(blank=True, default=dict)),
-                ('description', models.CharField(blank=True, default='', max_length=400, verbose_name='contacts')),
                 ('snapshot_taken', models.BooleanField(default=False)),
                 ('changed_count', models.PositiveIntegerField(default=0, verbose_name='changed')),
                 ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
