@@ -28,7 +28,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audiences.filters import ContactFilter, contacts_matching
+from audiences.filters import ContactFilter, contact_filter_check, contacts_matching
 from audiences.jobs.machinery import JobFile, job_claim, job_heartbeat, jobs_stalled_requeue, media_path, safe_cell
 from audiences.models import Contact, CustomField, ExportJob, JobStatus, MailingList, SubscriptionStatus
 from esp.models import User, Workspace
@@ -96,20 +96,13 @@ def export_file(job: ExportJob) -> JobFile:
 
 def export_contacts(*, workspace: Workspace, contact_filter: dict[str, Any]) -> QuerySet[Contact]:
     """The contacts a (cleaned) export filter means: the same rules as the contacts page."""
-    return contacts_matching(
-        workspace=workspace,
-        contact_filter=ContactFilter(
-            q=contact_filter.get("q") or "",
-            list_id=contact_filter.get("list_id"),
-            status=contact_filter.get("status") or "",
-            tag=contact_filter.get("tag") or "",
-        ),
-    )
+    return contacts_matching(workspace=workspace, contact_filter=ContactFilter.from_data(contact_filter))
 
 
 def _clean_filter(workspace: Workspace, data: dict[str, Any]) -> dict[str, Any]:
     """{"list_id": int, "status": one of SubscriptionStatus (with a list only), "tag": str,
-    "q": search in email and names}; all optional, empty means every contact."""
+    "q": search in email and names, "attr"/"attr_op"/"attr_value": a contact-field condition,
+    "segment_id": int}; all optional, empty means every contact."""
     cleaned: dict[str, Any] = {}
     if data.get("list_id"):
         try:
@@ -127,6 +120,11 @@ def _clean_filter(workspace: Workspace, data: dict[str, Any]) -> dict[str, Any]:
         value = str(data.get(key) or "").strip()
         if value:
             cleaned[key] = value[:200]
+    rules = ContactFilter.from_data(data)
+    if rules.attr or rules.segment_id:
+        # Checked as the contacts page checks them (the segment compiler, by field).
+        contact_filter_check(workspace=workspace, contact_filter=rules)
+        cleaned.update({k: v for k, v in rules.to_data().items() if k.startswith("attr") or k == "segment_id"})
     return cleaned
 
 

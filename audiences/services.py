@@ -35,10 +35,7 @@ from audiences.models import (
     ConsentRecord,
     ConsentSource,
     Contact,
-    ContactAlias,
-    CustomerFacts,
     CustomField,
-    Event,
     FieldType,
     MailingList,
     Subscription,
@@ -50,7 +47,6 @@ from audiences.models import (
 from audiences.segments.services import (
     segment_memberships_forget,
     segments_contacts_changed,
-    segments_workspace_changed,
 )
 from esp.api.errors import error_fields
 from esp.mail import account_mail_language, send_templated_mail
@@ -383,106 +379,6 @@ def suppression_add(*, workspace: Workspace, email: str, reason: str, note: str 
 def suppression_lift(*, workspace: Workspace, suppression_id: int) -> None:
     """Only an owner may lift a suppression (the views and API check the role)."""
     get_object_or_404(Suppression.objects.in_workspace(workspace), pk=suppression_id).delete()
-
-
-# --- bulk actions of the contacts page ------------------------------------------------------
-
-
-@transaction.atomic
-def contacts_bulk_action(
-    *, workspace: Workspace, contact_ids: list[int] | None, contact_filter: Any, action: str, value: str = ""
-) -> int:
-    """Apply one action to the chosen contacts (ids) or to all matching the filter, in
-    set-based statements. Returns how many contacts it touched."""
-    from django.db.models import Func, Value
-    from django.db.models.functions import Now
-
-    from audiences.filters import contacts_matching
-
-    chosen = contacts_matching(workspace=workspace, contact_filter=contact_filter)
-    if contact_ids is not None:
-        chosen = Contact.objects.in_workspace(workspace).filter(pk__in=contact_ids)
-    ids = chosen.order_by().values("pk")
-    contacts = Contact.objects.in_workspace(workspace).filter(pk__in=ids)
-    if action in ("tag", "untag", "subscribe", "unsubscribe"):
-        # Segments follow once committed: the named contacts, or (a whole filter) everything.
-        if contact_ids is not None:
-            segments_contacts_changed(workspace_id=workspace.pk, contact_ids=contact_ids)
-        else:
-            segments_workspace_changed(workspace_id=workspace.pk)
-    if action == "tag":
-        tag = value.strip()[:64]
-        if not tag:
-            raise ValidationError(_("Name the tag."))
-        return contacts.exclude(tags__contains=[tag]).update(
-            tags=Func("tags", Value(tag), function="array_append"), updated_at=Now()
-        )
-    if action == "untag":
-        return contacts.filter(tags__contains=[value]).update(
-            tags=Func("tags", Value(value), function="array_remove"), updated_at=Now()
-        )
-    if action in ("subscribe", "unsubscribe"):
-        mailing_list = get_object_or_404(MailingList.objects.in_workspace(workspace), pk=int(value or 0))
-        return _bulk_subscription(workspace, mailing_list, contacts, subscribe=action == "subscribe")
-    if action == "delete":
-        count = contacts.count()
-        if hooks.contacts_erased.has_subscribers:
-            erased = hooks.ids(contacts.values_list("pk", flat=True))
-            hooks.contacts_erased.fire(hooks.ContactsErased(workspace.pk, erased))
-        segment_memberships_forget(workspace_id=workspace.pk, contacts=contacts)
-        # Set-based delete of the contacts and what hangs off them (Django's delete() would
-        # walk the relations in Python, row by row).
-        for related in (ConsentRecord, Subscription, Event, CustomerFacts, ContactAlias):
-            related.objects.filter(workspace=workspace, contact__in=ids)._raw_delete(related.objects.db)  # type: ignore[attr-defined]
-        contacts._raw_delete(contacts.db)  # type: ignore[attr-defined]
-        return count
-    raise ValidationError(_("Unknown action."))
-
-
-def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, contacts: Any, *, subscribe: bool) -> int:
-    """Admin subscribe adds contacts as subscribed (suppressed addresses and earlier
-    unsubscribes are left out); unsubscribe flips subscribed/pending ones. Both record consent."""
-
-    contact_sql, contact_params = contacts.values("pk").query.sql_with_params()
-    now = timezone.now()
-    if subscribe:
-        sql = f"""
-            WITH changed AS (
-                INSERT INTO audiences_subscription
-                    (workspace_id, contact_id, mailing_list_id, status, created_at, confirmed_at, updated_at)
-                SELECT %s, c.id, %s, 'subscribed', %s, %s, %s FROM audiences_contact c
-                WHERE c.id IN ({contact_sql}) AND NOT EXISTS (
-                    SELECT 1 FROM audiences_suppression sp WHERE sp.workspace_id = c.workspace_id
-                      AND sp.email_hash = encode(sha256(convert_to(lower(c.email), 'UTF8')), 'hex'))
-                ON CONFLICT (mailing_list_id, contact_id) DO NOTHING
-                RETURNING contact_id
-            )
-            INSERT INTO audiences_consentrecord
-                (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
-            SELECT %s, contact_id, %s, 'subscribed', 'admin', %s, '', '' FROM changed
-        """  # noqa: S608 — the contact subquery is Django-compiled SQL with its own parameters
-        args = [workspace.pk, mailing_list.pk, now, now, now, *contact_params, workspace.pk, mailing_list.pk, now]
-    else:
-        sql = f"""
-            WITH changed AS (
-                UPDATE audiences_subscription SET status = 'unsubscribed', unsubscribed_at = %s, updated_at = %s
-                WHERE workspace_id = %s AND mailing_list_id = %s AND status <> 'unsubscribed'
-                  AND contact_id IN ({contact_sql})
-                RETURNING contact_id
-            )
-            INSERT INTO audiences_consentrecord
-                (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
-            SELECT %s, contact_id, %s, 'unsubscribed', 'admin', %s, '', '' FROM changed
-            RETURNING contact_id
-        """  # noqa: S608
-        args = [now, now, workspace.pk, mailing_list.pk, *contact_params, workspace.pk, mailing_list.pk, now]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, args)
-        if subscribe:
-            return cursor.rowcount
-        unsubscribed = hooks.ids([row[0] for row in cursor.fetchall()])
-    hooks.contacts_unsubscribed.fire(hooks.ContactsUnsubscribed(workspace.pk, unsubscribed, mailing_list.pk))
-    return len(unsubscribed)
 
 
 # --- custom fields --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ def send_confirmation_email(subscription_id: int) -> None:
     subscription_confirmation_send(subscription_id=subscription_id)
 
 
-# --- imports and exports: thin entry points; the job rows hold the state (audiences/models/jobs.py) ---
+# --- imports, exports and bulk actions: thin entry points; the job rows hold the state (audiences/models/jobs.py) ---
 
 
 @shared_task(name="audiences.run_import")
@@ -42,6 +42,20 @@ def resume_stalled_exports() -> None:
     from audiences.exports import exports_resume_stalled
 
     exports_resume_stalled()
+
+
+@shared_task(name="audiences.run_bulk_action")
+def run_bulk_action(job_id: int) -> None:
+    from audiences.bulk import bulk_job_run
+
+    bulk_job_run(job_id)
+
+
+@shared_task(name="audiences.resume_stalled_bulk_actions")
+def resume_stalled_bulk_actions() -> None:
+    from audiences.bulk import bulk_jobs_resume_stalled
+
+    bulk_jobs_resume_stalled()
 
 
 # --- purchase facts: RFM scores and lifecycle stages (audiences/facts.py) ---

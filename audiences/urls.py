@@ -10,6 +10,7 @@ from audiences.segments import views as segment_views
 
 urlpatterns = [
     path("contacts/", views.ContactsView.as_view(), name="contacts"),
+    path("contacts/bulk/<int:bulk_job_id>/", views.ContactsBulkJobView.as_view(), name="contacts-bulk-job"),
     path("contacts/new/", views.ContactCreateView.as_view(), name="contact-create"),
     path("contacts/<int:contact_id>/", views.ContactView.as_view(), name="contact"),
     path(

@@ -15,8 +15,22 @@ from django.utils.translation import ngettext
 from django.views import View
 
 from audiences import selectors, services
+from audiences.bulk import (
+    ACTION_DONE,
+    bulk_job_create,
+    bulk_job_get,
+    contacts_bulk_apply,
+    deletion_summary,
+)
 from audiences.events.views import timeline_context
-from audiences.filters import ContactFilter, contacts_matching
+from audiences.filters import (
+    FILTER_KEYS,
+    ContactFilter,
+    contacts_matching,
+    contacts_page,
+    filter_field_choices,
+    filter_operator_choices,
+)
 from audiences.forms import (
     ContactFilterForm,
     ContactForm,
@@ -27,12 +41,12 @@ from audiences.forms import (
     SuppressionForm,
 )
 from audiences.insights.selectors import contact_purchases
-from audiences.models import ConsentSource, Contact, MailingList
+from audiences.models import BulkAction, ConsentSource, Contact, MailingList, Segment
 from esp import attempts
 from esp.forms import add_service_errors
 from esp.models import Role, Workspace
 from esp.net import client_ip
-from esp.web import WorkspaceView, confirm_page
+from esp.web import WorkspaceView, confirm_page, request_user
 
 PAGE_SIZE = 50
 
@@ -46,57 +60,118 @@ def _consent_context(request: HttpRequest, source: str, text: str = "") -> servi
     return services.ConsentContext.from_request(request.META, source, text)
 
 
+def _filter_errors(error: ValidationError) -> dict[str, str]:
+    if hasattr(error, "error_dict"):
+        return {name: " ".join(texts) for name, texts in error.message_dict.items()}
+    return {"": " ".join(error.messages)}
+
+
 class ContactsView(WorkspaceView):
     """Search and filter contacts; keyset pagination (no COUNT(*) over a million rows);
-    bulk actions on the ticked contacts or on everything the filter matches."""
+    bulk actions on the ticked contacts, or on everything the filter matches as a job."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
         contact_filter = ContactFilter.from_data(request.GET.dict())
-        contacts = contacts_matching(workspace=self.workspace, contact_filter=contact_filter).order_by("-id")
         before = request.GET.get("before", "")
-        if before.isdigit():
-            contacts = contacts.filter(id__lt=int(before))
-        page = list(contacts[: PAGE_SIZE + 1])
+        errors: dict[str, str] = {}
+        try:
+            page, next_before = contacts_page(
+                workspace=self.workspace,
+                contact_filter=contact_filter,
+                before=int(before) if before.isdigit() else None,
+                size=PAGE_SIZE,
+            )
+        except ValidationError as error:
+            page, next_before, errors = [], None, _filter_errors(error)
         query = request.GET.copy()
         query.pop("before", None)
         return render(
             request,
             "audiences/contacts.html",
             {
-                "contacts": page[:PAGE_SIZE],
-                "next_before": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
+                "contacts": page,
+                "next_before": next_before,
                 "filter_form": ContactFilterForm(request.GET or None),
                 "contact_filter": contact_filter,
+                "filter_errors": errors,
                 "query": query.urlencode(),
                 "lists": selectors.lists(workspace=self.workspace),
+                "segments": Segment.objects.in_workspace(self.workspace).order_by("name").only("pk", "name"),
+                "field_choices": filter_field_choices(workspace=self.workspace),
+                "operator_choices": filter_operator_choices(),
             },
+            status=400 if errors else 200,
         )
 
     def post(self, request: HttpRequest) -> HttpResponse:
         target_all = request.POST.get("target") == "all"
-        ids = None if target_all else [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-        if ids == []:
+        ids = [] if target_all else [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:PAGE_SIZE]
+        back = f"{request.path}?{request.POST.get('query', '')}"
+        if not target_all and not ids:
             messages.error(request, _("Tick some contacts first, or choose “all matching”."))
-            return redirect(request.get_full_path())
+            return redirect(back)
         action = request.POST.get("action", "")
-        value_field = "list_value" if action in ("subscribe", "unsubscribe") else "value"
+        value = request.POST.get("list_value" if action in ("subscribe", "unsubscribe") else "value", "")
+        contact_filter = ContactFilter.from_data(request.POST.dict())
+        if action == BulkAction.DELETE and request.POST.get("confirmed") != "yes":
+            return self._confirm_delete(request, contact_filter, None if target_all else ids)
         try:
-            count = services.contacts_bulk_action(
-                workspace=self.workspace,
-                contact_ids=ids,
-                contact_filter=ContactFilter.from_data(request.POST.dict()),
-                action=action,
-                value=request.POST.get(value_field, ""),
-            )
+            if target_all:
+                job = bulk_job_create(
+                    workspace=self.workspace,
+                    user=request_user(request),
+                    contact_filter=contact_filter,
+                    action=action,
+                    value=value,
+                )
+                return redirect("contacts-bulk-job", bulk_job_id=job.pk)
+            count = contacts_bulk_apply(workspace=self.workspace, contact_ids=ids, action=action, value=value)
         except ValidationError as error:
             _errors(request, error)
+            return redirect(back)
+        if action == BulkAction.DELETE:
+            text = ngettext("%(count)d contact deleted.", "%(count)d contacts deleted.", count)
         else:
-            messages.success(
-                request,
-                ngettext("Done: %(count)d contact changed.", "Done: %(count)d contacts changed.", count)
-                % {"count": count},
-            )
-        return redirect(f"{request.path}?{request.POST.get('query', '')}")
+            text = ngettext("Done: %(count)d contact changed.", "Done: %(count)d contacts changed.", count)
+        messages.success(request, text % {"count": count})
+        return redirect(back)
+
+    def _confirm_delete(
+        self, request: HttpRequest, contact_filter: ContactFilter, ids: list[int] | None
+    ) -> HttpResponse:
+        """Say how many contacts go, and what goes with them, before anything is deleted."""
+        try:
+            if ids is None:
+                contacts = contacts_matching(workspace=self.workspace, contact_filter=contact_filter)
+            else:
+                contacts = Contact.objects.in_workspace(self.workspace).filter(pk__in=ids)
+            summary = deletion_summary(workspace=self.workspace, contacts=contacts)
+        except ValidationError as error:
+            _errors(request, error)
+            return redirect(f"{request.path}?{request.POST.get('query', '')}")
+        return render(
+            request,
+            "audiences/contacts_delete.html",
+            {
+                "summary": summary,
+                "ids": ids,
+                "target_all": ids is None,
+                "contact_filter": contact_filter,
+                "filter_data": [(k, v) for k, v in request.POST.items() if k in FILTER_KEYS and v],
+                "query": request.POST.get("query", ""),
+            },
+        )
+
+
+class ContactsBulkJobView(WorkspaceView):
+    """A bulk action's progress (polled with htmx while it runs) and its outcome."""
+
+    def get(self, request: HttpRequest, bulk_job_id: int) -> HttpResponse:
+        job = bulk_job_get(workspace=self.workspace, job_id=bulk_job_id)
+        context = {"job": job, "done_word": ACTION_DONE.get(job.action, "")}
+        if request.headers.get("HX-Request") == "true":
+            return render(request, "audiences/partials/bulk_progress.html", context)
+        return render(request, "audiences/contacts_bulk_job.html", context)
 
 
 class ContactCreateView(WorkspaceView):

@@ -8,7 +8,8 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # campaigns plugs into audiences through its registries (audiences never imports it).
-        from campaigns import engagement, gdpr
+        from campaigns import contact_deletion, engagement, gdpr
 
         engagement.register()  # the segment condition kind "engagement"
         gdpr.register()  # the contact's messages in GDPR export and erasure
+        contact_deletion.register()  # messages keep their rows when contacts go in bulk

@@ -1,4 +1,4 @@
-"""The machinery shared by imports and exports: claiming a job for one worker, handing stalled
+"""The machinery shared by imports, exports and bulk actions: claiming a job for one worker, handing stalled
 jobs to another, and the files a job reads and writes."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from audiences.models import HEARTBEAT_EVERY, QUEUED_STALE_AFTER, STALE_AFTER, ExportJob, ImportJob, JobStatus
+from audiences.models import HEARTBEAT_EVERY, QUEUED_STALE_AFTER, STALE_AFTER, BulkJob, ExportJob, ImportJob, JobStatus
 from audiences.models.jobs import _Job
 
 logger = logging.getLogger(__name__)
 
-J = TypeVar("J", ImportJob, ExportJob)
+J = TypeVar("J", ImportJob, ExportJob, BulkJob)
 
 
 def media_path(relative: str) -> Path:
@@ -69,7 +69,7 @@ def job_claim(model: type[J], job_id: int) -> J | None:
     return model.objects.select_related("workspace").get(pk=job_id)  # type: ignore[no-any-return]
 
 
-def jobs_stalled_requeue(model: type[ImportJob] | type[ExportJob]) -> list[int]:
+def jobs_stalled_requeue(model: type[ImportJob] | type[ExportJob] | type[BulkJob]) -> list[int]:
     """Ids of the jobs to hand to a worker again: running ones whose worker died (set back to
     queued) and queued ones whose task was lost on the way (e.g. a broker restart)."""
     now = timezone.now()

@@ -27,6 +27,7 @@ from esp.api.errors import error_fields
 from esp.web import WorkspaceView, request_user
 
 RECENT_JOBS = 20
+CARRIED_FILTER = ("attr", "attr_op", "attr_value", "segment")
 
 
 def _download(job_file: JobFile) -> FileResponse:
@@ -120,6 +121,9 @@ class ExportsView(WorkspaceView):
                 "rows": rows,
                 "lists": MailingList.objects.in_workspace(self.workspace),
                 "statuses": SubscriptionStatus.choices,
+                "carried": [
+                    (k, request.GET[k]) for k in ("attr", "attr_op", "attr_value", "segment") if request.GET.get(k)
+                ],
             },
         )
 
@@ -130,6 +134,11 @@ class ExportsView(WorkspaceView):
             "status": request.POST.get("status", ""),
             "tag": request.POST.get("tag", ""),
             "q": request.POST.get("q", ""),
+            # The contacts page's field and segment filter, carried over by "Export these".
+            "attr": request.POST.get("attr", ""),
+            "attr_op": request.POST.get("attr_op", ""),
+            "attr_value": request.POST.get("attr_value", ""),
+            "segment_id": request.POST.get("segment", ""),
         }
         try:
             export_create(workspace=self.workspace, user=request_user(request), filter=contact_filter)

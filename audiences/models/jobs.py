@@ -1,4 +1,4 @@
-"""Long jobs of the audience: CSV imports and exports. Each job is a row that holds its whole
+"""Long jobs of the audience: CSV imports and exports, bulk actions on contacts. Each job is a row that holds its whole
 state (file, mapping, offsets, counts), so the page reads progress from it and a worker that
 died mid-way can be replaced by another that resumes from the last committed batch."""
 
@@ -167,3 +167,51 @@ class ExportJob(_Job):
 
     def __str__(self) -> str:
         return f"export {self.pk}"
+
+
+class BulkAction(models.TextChoices):
+    TAG = "tag", _("Add tag")
+    UNTAG = "untag", _("Remove tag")
+    SUBSCRIBE = "subscribe", _("Add to list")
+    UNSUBSCRIBE = "unsubscribe", _("Unsubscribe from list")
+    DELETE = "delete", _("Delete")
+
+
+class BulkJob(_Job):
+    """One bulk action on every contact matching `filter` (audiences.filters.ContactFilter's
+    to_data). The matching contacts are written to BulkJobContact once, when the job starts:
+    the action reaches the contacts the marketer was shown, not those a tag it adds or removes
+    would match midway. Each batch takes its contacts off that list in the transaction that
+    changes them, so a resumed run carries on exactly where the last commit left it."""
+
+    action = models.CharField(_("action"), max_length=16, choices=BulkAction.choices)
+    value = models.CharField(_("tag or list"), max_length=64, blank=True, default="")
+    filter = models.JSONField(default=dict, blank=True)
+    snapshot_taken = models.BooleanField(default=False)
+    changed_count = models.PositiveIntegerField(_("changed"), default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="bulk_job_workspace_recent"),
+            models.Index(
+                fields=["heartbeat_at"], condition=models.Q(status__in=["queued", "running"]), name="bulk_job_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.pk}"
+
+
+class BulkJobContact(models.Model):
+    """A contact a bulk job has still to act on (see BulkJob)."""
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "contact_id"], name="bulk_job_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.contact_id}"

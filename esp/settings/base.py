@@ -189,6 +189,7 @@ CELERY_BEAT_SCHEDULE = {
     # committed batch about half a minute later.
     "resume-stalled-imports": {"task": "audiences.resume_stalled_imports", "schedule": 15.0},
     "resume-stalled-exports": {"task": "audiences.resume_stalled_exports", "schedule": 15.0},
+    "resume-stalled-bulk-actions": {"task": "audiences.resume_stalled_bulk_actions", "schedule": 15.0},
     # Ingested events whose processing was never sent (broker down) or never finished.
     "sweep-pending-events": {"task": "audiences.sweep_pending_events", "schedule": 60.0},
     # RFM scores and lifecycle stages move with time alone: rescored every night (UTC).

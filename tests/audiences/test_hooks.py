@@ -13,7 +13,7 @@ from django.db import transaction
 from django.test import Client
 
 from audiences import gdpr, hooks, services
-from audiences.filters import ContactFilter
+from audiences.bulk import contacts_bulk_apply
 from audiences.ingest import events_ingest
 from audiences.models import Contact, MailingList, SuppressionReason
 from audiences.segments.membership import segment_refresh
@@ -101,9 +101,7 @@ def test_unsubscribe_from_a_list_and_in_bulk(acme: Workspace, heard: dict[str, l
     assert [(b.contact_ids, b.mailing_list_id) for b in heard["unsubscribed"]] == [((people[0].pk,), news.pk)]
 
     ids = [p.pk for p in people]
-    services.contacts_bulk_action(
-        workspace=acme, contact_ids=ids, contact_filter=ContactFilter(), action="unsubscribe", value=str(news.pk)
-    )
+    contacts_bulk_apply(workspace=acme, contact_ids=ids, action="unsubscribe", value=str(news.pk))
     # Only the two still subscribed changed; they come in one batch of two.
     assert [(b.contact_ids, b.mailing_list_id) for b in heard["unsubscribed"][1:]] == [
         ((people[1].pk, people[2].pk), news.pk)
@@ -139,9 +137,7 @@ def test_erased_by_gdpr_and_by_delete(acme: Workspace, heard: dict[str, list[Any
     ann, ben, cid, dan = (contact(acme, name) for name in ("ann", "ben", "cid", "dan"))
     gdpr.contact_erase(workspace=acme, contact_id=ann.pk)
     services.contact_delete(workspace=acme, contact_id=ben.pk)
-    services.contacts_bulk_action(
-        workspace=acme, contact_ids=[cid.pk, dan.pk], contact_filter=ContactFilter(), action="delete"
-    )
+    contacts_bulk_apply(workspace=acme, contact_ids=[cid.pk, dan.pk], action="delete")
     assert [b.contact_ids for b in heard["erased"]] == [(ann.pk,), (ben.pk,), (cid.pk, dan.pk)]
     assert heard["suppressed"] == []  # an erasure's suppression keeps no address to tell of
 

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.test import Client
 
-from audiences.models import ConsentRecord, Contact, CustomField, FieldType, MailingList, Subscription, Suppression
+from audiences.models import (
+    BulkJob,
+    ConsentRecord,
+    Contact,
+    CustomField,
+    FieldType,
+    MailingList,
+    Subscription,
+    Suppression,
+)
 from audiences.services import contact_save, list_save, suppression_add
 from esp.models import OutboxMessage, Role, Workspace
 from tests.conftest import logged_in
@@ -20,7 +30,9 @@ def marketer(acme: Workspace) -> Client:
 
 
 @pytest.mark.django_db
-def test_contacts_page_filters_and_pages_by_keyset(acme: Workspace, marketer: Client) -> None:
+def test_contacts_page_filters_and_pages_by_keyset(
+    acme: Workspace, marketer: Client, django_capture_on_commit_callbacks: Any, run_tasks_now: None
+) -> None:
     news = list_save(workspace=acme, data={"name": "News", "double_opt_in": False})
     for n in range(55):
         contact_save(workspace=acme, data={"email": f"c{n:02d}@example.com", "tags": ["vip"] if n % 2 else []})
@@ -30,7 +42,12 @@ def test_contacts_page_filters_and_pages_by_keyset(acme: Workspace, marketer: Cl
     assert marketer.get(f"/audience/contacts/?{next_url}").content.decode().count('name="ids"') == 5
     assert marketer.get("/audience/contacts/?tag=vip").content.decode().count('name="ids"') == 27
     assert "c07@example.com" in marketer.get("/audience/contacts/?q=c07").content.decode()
-    marketer.post("/audience/contacts/", {"action": "subscribe", "list_value": news.pk, "target": "all", "tag": "vip"})
+    with django_capture_on_commit_callbacks(execute=True):  # the job runs once the request committed
+        response = marketer.post(
+            "/audience/contacts/", {"action": "subscribe", "list_value": news.pk, "target": "all", "tag": "vip"}
+        )
+    job = BulkJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/audience/contacts/bulk/{job.pk}/"
     assert Subscription.objects.filter(mailing_list=news, status="subscribed").count() == 27
     listed = marketer.get(f"/audience/contacts/?list={news.pk}&status=subscribed").content.decode()
     assert listed.count('name="ids"') == 27
@@ -42,17 +59,26 @@ def test_bulk_actions_on_ticked_contacts(acme: Workspace, marketer: Client) -> N
     b, _ = contact_save(workspace=acme, data={"email": "b@example.com"})
     marketer.post("/audience/contacts/", {"action": "tag", "value": "winter", "target": "selected", "ids": [a.pk]})
     assert Contact.objects.get(pk=a.pk).tags == ["winter"] and Contact.objects.get(pk=b.pk).tags == []
-    marketer.post("/audience/contacts/", {"action": "delete", "target": "selected", "ids": [b.pk]})
+    asked = marketer.post("/audience/contacts/", {"action": "delete", "target": "selected", "ids": [b.pk]})
+    assert asked.status_code == 200 and "Delete 1 contact?" in asked.content.decode()
+    assert Contact.objects.count() == 2  # nothing goes before the confirmation
+    done = marketer.post(
+        "/audience/contacts/",
+        {"action": "delete", "target": "selected", "ids": [b.pk], "confirmed": "yes"},
+        follow=True,
+    )
+    assert "1 contact deleted." in done.content.decode()
     assert list(Contact.objects.values_list("email", flat=True)) == ["a@example.com"]
 
 
 @pytest.mark.django_db
 def test_bulk_delete_all_matching_is_scoped_to_the_workspace(
-    acme: Workspace, globex: Workspace, marketer: Client
+    acme: Workspace, globex: Workspace, marketer: Client, django_capture_on_commit_callbacks: Any, run_tasks_now: None
 ) -> None:
     contact_save(workspace=acme, data={"email": "x@example.com"})
     contact_save(workspace=globex, data={"email": "x@example.com"})
-    marketer.post("/audience/contacts/", {"action": "delete", "target": "all"})
+    with django_capture_on_commit_callbacks(execute=True):
+        marketer.post("/audience/contacts/", {"action": "delete", "target": "all", "confirmed": "yes"})
     assert Contact.objects.filter(workspace=globex).count() == 1 and Contact.objects.filter(workspace=acme).count() == 0
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audiences import services as audience_services
+from audiences.bulk import bulk_job_create, contacts_bulk_apply
 from audiences.models import Contact, MailingList, Segment, SegmentMembership
 from audiences.segments.membership import segment_refresh, segments_refresh_contacts, segments_refresh_due
 from audiences.segments.selectors import event_names, segment_history, segment_members_page
@@ -182,7 +183,6 @@ def test_beat_refreshes_what_is_due(acme: Workspace, monkeypatch: pytest.MonkeyP
 
 
 def test_contact_changes_move_memberships(acme: Workspace, commit: Callable[..., Any]) -> None:
-    from audiences.filters import ContactFilter
 
     news = audience_services.list_save(workspace=acme, data={"name": "News", "double_opt_in": False})
     with commit():
@@ -206,9 +206,7 @@ def test_contact_changes_move_memberships(acme: Workspace, commit: Callable[...,
         audience_services.contact_update(workspace=acme, contact_id=anna.pk, data={"country": "AT"})
     assert members(germans) == set()
     with commit():
-        audience_services.contacts_bulk_action(
-            workspace=acme, contact_ids=[anna.pk], contact_filter=ContactFilter(), action="tag", value="vip"
-        )
+        contacts_bulk_apply(workspace=acme, contact_ids=[anna.pk], action="tag", value="vip")
     assert members(vips) == {"anna"}
     context = audience_services.ConsentContext("admin")
     with commit():
@@ -230,16 +228,13 @@ def test_bulk_actions_on_a_filter_refresh_the_workspace(acme: Workspace, commit:
             workspace=acme, name="VIP", rules={"conditions": [{"kind": "tag", "operator": "in", "value": ["vip"]}]}
         )
     with commit():
-        audience_services.contacts_bulk_action(
-            workspace=acme, contact_ids=None, contact_filter=ContactFilter(), action="tag", value="vip"
-        )
+        bulk_job_create(workspace=acme, user=None, contact_filter=ContactFilter(), action="tag", value="vip")
     assert members(vips) == {"anna", "ben"}
     vips.refresh_from_db()
     assert vips.member_count == 2
 
 
 def test_deleting_contacts_takes_them_off_the_counts(acme: Workspace, commit: Callable[..., Any]) -> None:
-    from audiences.filters import ContactFilter
 
     anna, ben = contact(acme, "anna", country="DE"), contact(acme, "ben", country="DE")
     contact(acme, "cara", country="DE", tags=["keep"])
@@ -251,9 +246,7 @@ def test_deleting_contacts_takes_them_off_the_counts(acme: Workspace, commit: Ca
     audience_services.contact_delete(workspace=acme, contact_id=anna.pk)
     segment.refresh_from_db()
     assert segment.member_count == 2
-    audience_services.contacts_bulk_action(
-        workspace=acme, contact_ids=[ben.pk], contact_filter=ContactFilter(), action="delete"
-    )
+    contacts_bulk_apply(workspace=acme, contact_ids=[ben.pk], action="delete")
     connection.check_constraints()  # nothing left pointing at the deleted contacts
     segment.refresh_from_db()
     assert segment.member_count == 1 and members(segment) == {"cara"}

@@ -110,6 +110,15 @@ def _export(workspace: Workspace) -> int:
     return job.pk
 
 
+def _bulk_job(workspace: Workspace) -> int:
+    from audiences.bulk import bulk_job_create, bulk_job_run
+    from audiences.filters import ContactFilter
+
+    job = bulk_job_create(workspace=workspace, user=None, contact_filter=ContactFilter(), action="tag", value=MARKER)
+    bulk_job_run(job.pk)
+    return job.pk
+
+
 def _segment(workspace: Workspace) -> int:
     from audiences.segments.services import segment_save
 
@@ -164,6 +173,7 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "suppression_id": _suppression,
     "import_id": _import,
     "export_id": _export,
+    "bulk_job_id": _bulk_job,
     "segment_id": _segment,
     "provider_id": _provider,
     "sender_id": _sender,
