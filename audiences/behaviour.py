@@ -82,6 +82,39 @@ class Event(WorkspaceOwned):
         return f"{self.type} {self.name}".strip()
 
 
+class RecentEvent(WorkspaceOwned):
+    """The n-th most recent time (n = 1..RECENT_EVENT_DEPTH) a contact did a named event: "did
+    X at least N times in the last D days" is then the index range (X, N, since D days) — one
+    row per matching contact — instead of grouping every such event of the workspace.
+    Recomputed per contact from its events (never incremented), so replays, late events and
+    identity merges leave it right; kept by the ingestion pipeline for workspaces whose table
+    is complete (RecentEventsBuilt)."""
+
+    pk = models.CompositePrimaryKey("contact_id", "name", "nth")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey("audiences.Contact", on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=200)
+    nth = models.PositiveSmallIntegerField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["workspace", "name", "nth", "occurred_at"], include=["contact"], name="recent_event_lookup"
+            )
+        ]
+
+
+class RecentEventsBuilt(WorkspaceOwned):
+    """The workspace's RecentEvent rows are complete (built by `recent_events_rebuild`) and kept
+    by the pipeline; segments read them only then. `started_at` alone: a build is under way,
+    and the pipeline already keeps what it touches."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    started_at = models.DateTimeField()
+    built_at = models.DateTimeField(null=True)
+
+
 class ContactAlias(WorkspaceOwned):
     """Another id the same person was seen under: an anonymousId linked by identify, or a
     previousId linked by alias. A userId is the contact's external_id and needs no alias."""
@@ -168,6 +201,25 @@ class CustomerFacts(WorkspaceOwned):
             # conditions look facts up by product; rows change once per order, so it is cheap.
             GinIndex(fields=["products"], name="facts_products"),
         ]
+
+
+class InsightFigures(WorkspaceOwned):
+    """The figures of the RFM and lifecycle pages, computed by the scoring job (nightly, on
+    demand, after a threshold change) instead of on every page load: at a million contacts
+    those aggregates take hundreds of milliseconds."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField()
+    scored_at = models.DateTimeField(null=True)  # the last RFM scoring run
+    scored = models.PositiveIntegerField(default=0)
+    # {"R,F": customers}; {segment: [customers, average revenue as text]}; {F: [min, max orders]}
+    rfm_cells = models.JSONField(default=dict)
+    rfm_segments = models.JSONField(default=dict)
+    frequency_orders = models.JSONField(default=dict)
+    stages = models.JSONField(default=dict)  # {stage: contacts with facts}
+    contacts = models.PositiveIntegerField(default=0)
+    median_days = models.FloatField(null=True)
+    repeat_customers = models.PositiveIntegerField(default=0)
 
 
 class LifecycleSettings(WorkspaceOwned):

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,11 +45,11 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audiences.behaviour import CustomerFacts, LifecycleSettings, LifecycleStage, RfmSegment
+from audiences.behaviour import CustomerFacts, InsightFigures, LifecycleSettings, LifecycleStage, RfmSegment
 from esp.models import Workspace
 from esp.queue import enqueue_after_commit
 
@@ -173,10 +173,14 @@ def workspace_interval(*, workspace_id: int, fresh: bool = False) -> WorkspaceIn
     return interval
 
 
-def lifecycle_thresholds(*, workspace_id: int, fresh: bool = False) -> LifecycleThresholds:
-    """The workspace's thresholds: its settings, with empty day thresholds derived."""
+def lifecycle_thresholds(
+    *, workspace_id: int, fresh: bool = False, interval: WorkspaceInterval | None = None
+) -> LifecycleThresholds:
+    """The workspace's thresholds: its settings, with empty day thresholds derived (from
+    `interval` when given: the page passes the one the scoring job stored)."""
     settings = LifecycleSettings.objects.filter(workspace_id=workspace_id).first()
-    interval = workspace_interval(workspace_id=workspace_id, fresh=fresh)
+    if interval is None:
+        interval = workspace_interval(workspace_id=workspace_id, fresh=fresh)
     if interval.median_days is None:
         derived_at_risk = AT_RISK_FALLBACK_DAYS
     else:
@@ -257,14 +261,7 @@ _FACT_COLUMNS = (
 )
 
 _REFRESH_SQL = f"""
-WITH targets AS (
-    -- Every contact of the batch with orders has a row by now (placeholders, see below);
-    -- one with a row but no orders any more is recomputed to zeros.
-    SELECT f.contact_id
-    FROM audiences_customerfacts f
-    WHERE f.workspace_id = %(ws)s AND f.contact_id = ANY(%(ids)s)
-),
-raw AS (
+WITH raw AS (
     SELECT e.id, e.contact_id, e.name, e.occurred_at,
            NULLIF(btrim(e.properties ->> 'order_id'), '') AS order_id,
            {_money("e.properties -> 'total'")} AS total,
@@ -276,66 +273,61 @@ raw AS (
       AND e.type = 'track' AND e.name IN (%(completed)s, %(refunded)s)
 ),
 priced AS (
-    SELECT r.*, COALESCE(r.total, r.revenue, {_PRODUCTS_TOTAL}) AS amount FROM raw r
+    SELECT r.id, r.contact_id, r.name, r.occurred_at, r.products,
+           COALESCE(r.total, r.revenue, {_PRODUCTS_TOTAL}) AS amount,
+           CASE WHEN r.name = %(completed)s THEN COALESCE(r.order_id, 'event:' || r.id) ELSE r.order_id END
+               AS order_key
+    FROM raw r
 ),
 orders AS (
-    -- A repeated order_id is one order: its earliest event counts.
-    SELECT DISTINCT ON (p.contact_id, p.order_key)
-           p.contact_id, p.order_key, p.occurred_at, COALESCE(p.amount, 0) AS amount, p.products
-    FROM (SELECT priced.*, COALESCE(order_id, 'event:' || id) AS order_key
-          FROM priced WHERE name = %(completed)s) p
-    ORDER BY p.contact_id, p.order_key, p.occurred_at, p.id
-),
-refunds AS (
-    SELECT contact_id, order_id AS order_key, bool_or(amount IS NULL) AS full_refund, SUM(amount) AS amount
+    -- One row per order with its refunds, by grouping (no join): a join between these
+    -- intermediate results is planned from a row estimate of a few rows, and a nested loop
+    -- over them made the refresh quadratic in the batch size. A repeated order_id is one
+    -- order: its earliest event counts.
+    SELECT contact_id, order_key,
+           min(occurred_at) FILTER (WHERE name = %(completed)s) AS occurred_at,
+           (array_agg(COALESCE(amount, 0) ORDER BY occurred_at, id) FILTER (WHERE name = %(completed)s))[1]
+               AS amount,
+           (array_agg(products ORDER BY occurred_at, id) FILTER (WHERE name = %(completed)s))[1] AS products,
+           bool_or(name = %(refunded)s) AS has_refund,
+           bool_or(amount IS NULL) FILTER (WHERE name = %(refunded)s) AS full_refund,
+           SUM(amount) FILTER (WHERE name = %(refunded)s) AS refund_amount
     FROM priced
-    WHERE name = %(refunded)s AND order_id IS NOT NULL
-    GROUP BY contact_id, order_id
+    WHERE order_key IS NOT NULL
+    GROUP BY contact_id, order_key
+    HAVING bool_or(name = %(completed)s)
 ),
 settled AS (
-    SELECT o.contact_id, o.order_key, o.occurred_at, o.amount, o.products,
-           rf.contact_id IS NOT NULL AS has_refund,
-           CASE WHEN rf.full_refund THEN o.amount ELSE LEAST(COALESCE(rf.amount, 0), o.amount) END AS refunded,
-           NOT COALESCE(rf.full_refund OR (o.amount > 0 AND rf.amount >= o.amount), false) AS counts
-    FROM orders o
-    LEFT JOIN refunds rf ON rf.contact_id = o.contact_id AND rf.order_key = o.order_key
+    SELECT contact_id, order_key, occurred_at, amount, products, has_refund,
+           CASE WHEN full_refund THEN amount ELSE LEAST(COALESCE(refund_amount, 0), amount) END AS refunded,
+           NOT COALESCE(full_refund OR (amount > 0 AND refund_amount >= amount), false) AS counts
+    FROM orders
 ),
-intervals AS (
-    SELECT contact_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY gap_days) AS median_days
-    FROM (
-        SELECT contact_id,
-               EXTRACT(EPOCH FROM occurred_at - LAG(occurred_at) OVER (
-                   PARTITION BY contact_id ORDER BY occurred_at, order_key))::float8 / 86400 AS gap_days
-        FROM settled WHERE counts
-    ) gaps
-    WHERE gap_days IS NOT NULL
-    GROUP BY contact_id
-),
-items AS (
-    SELECT contact_id,
-           array_agg(DISTINCT product) FILTER (WHERE product IS NOT NULL) AS products,
-           array_agg(DISTINCT category) FILTER (WHERE category IS NOT NULL) AS categories
-    FROM (
-        SELECT s.contact_id,
-               left(COALESCE(NULLIF(btrim(item ->> 'product_id'), ''), NULLIF(btrim(item ->> 'sku'), '')), 128)
-                   AS product,
-               left(NULLIF(btrim(item ->> 'category'), ''), 128) AS category
-        FROM settled s CROSS JOIN LATERAL jsonb_array_elements(s.products) AS item
-        WHERE s.counts
-    ) bought
-    GROUP BY contact_id
+gapped AS (
+    SELECT s.*, CASE WHEN counts THEN EXTRACT(EPOCH FROM occurred_at - LAG(occurred_at) OVER (
+               PARTITION BY contact_id, counts ORDER BY occurred_at, order_key))::float8 / 86400 END AS gap_days,
+           false AS target
+    FROM settled s
+    UNION ALL
+    -- Every contact of the batch with orders has a row by now (placeholders, see below); one
+    -- with a row but no orders any more is recomputed to zeros.
+    SELECT f.contact_id, NULL, NULL, NULL, NULL, false, NULL, false, NULL, true
+    FROM audiences_customerfacts f
+    WHERE f.workspace_id = %(ws)s AND f.contact_id = ANY(%(ids)s)
 ),
 totals AS (
-    SELECT t.contact_id,
-           COUNT(*) FILTER (WHERE s.counts) AS orders_count,
-           COALESCE(SUM(s.amount - s.refunded) FILTER (WHERE s.counts), 0) AS revenue,
-           COUNT(*) FILTER (WHERE s.has_refund) AS refunds_count,
-           COALESCE(SUM(s.refunded), 0) AS refunded,
-           MIN(s.occurred_at) FILTER (WHERE s.counts) AS first_order_at,
-           MAX(s.occurred_at) FILTER (WHERE s.counts) AS last_order_at
-    FROM targets t
-    LEFT JOIN settled s ON s.contact_id = t.contact_id
-    GROUP BY t.contact_id
+    SELECT contact_id,
+           COUNT(*) FILTER (WHERE counts) AS orders_count,
+           COALESCE(SUM(amount - refunded) FILTER (WHERE counts), 0) AS revenue,
+           COUNT(*) FILTER (WHERE has_refund) AS refunds_count,
+           COALESCE(SUM(refunded), 0) AS refunded,
+           MIN(occurred_at) FILTER (WHERE counts) AS first_order_at,
+           MAX(occurred_at) FILTER (WHERE counts) AS last_order_at,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY gap_days) AS median_days,
+           jsonb_agg(products) FILTER (WHERE counts) AS bought
+    FROM gapped
+    GROUP BY contact_id
+    HAVING bool_or(target)
 )
 INSERT INTO audiences_customerfacts AS cf (
     contact_id, workspace_id, {", ".join(_FACT_COLUMNS)},
@@ -344,13 +336,19 @@ INSERT INTO audiences_customerfacts AS cf (
 SELECT tt.contact_id, %(ws)s, tt.orders_count, tt.revenue,
        round(tt.revenue / NULLIF(tt.orders_count, 0), 2), tt.refunds_count, tt.refunded,
        tt.first_order_at, tt.last_order_at,
-       COALESCE(i.products, '{{}}'), COALESCE(i.categories, '{{}}'),
-       iv.median_days, tt.last_order_at + iv.median_days * interval '1 day',
+       ARRAY(SELECT DISTINCT left(COALESCE(NULLIF(btrim(item ->> 'product_id'), ''),
+                                           NULLIF(btrim(item ->> 'sku'), '')), 128) AS product
+             FROM jsonb_array_elements(COALESCE(tt.bought, '[]')) AS o, jsonb_array_elements(o) AS item
+             WHERE COALESCE(NULLIF(btrim(item ->> 'product_id'), ''), NULLIF(btrim(item ->> 'sku'), '')) IS NOT NULL
+             ORDER BY 1),
+       ARRAY(SELECT DISTINCT left(NULLIF(btrim(item ->> 'category'), ''), 128)
+             FROM jsonb_array_elements(COALESCE(tt.bought, '[]')) AS o, jsonb_array_elements(o) AS item
+             WHERE NULLIF(btrim(item ->> 'category'), '') IS NOT NULL
+             ORDER BY 1),
+       tt.median_days, tt.last_order_at + tt.median_days * interval '1 day',
        {_stage_sql("tt.orders_count", "tt.last_order_at")},
        NULL, NULL, NULL, '', %(now)s
 FROM totals tt
-LEFT JOIN items i ON i.contact_id = tt.contact_id
-LEFT JOIN intervals iv ON iv.contact_id = tt.contact_id
 ON CONFLICT (contact_id) DO UPDATE SET
     {", ".join(f"{column} = EXCLUDED.{column}" for column in _FACT_COLUMNS)},
     -- Scores are the nightly ranking's; they stay until its next run, except that a contact
@@ -419,6 +417,29 @@ def purchase_facts_refresh(*, workspace_id: int, contact_ids: Collection[int], n
         cursor.execute(_REFRESH_SQL, params)
 
 
+def purchase_facts_rebuild(
+    *, workspace_id: int, batch_size: int = 5_000, progress: Callable[[int], None] | None = None
+) -> int:
+    """Recompute the facts of every contact of the workspace, `batch_size` contacts per
+    refresh in id order (keyset), each batch its own transaction: a workspace whose events
+    were loaded in bulk, never through the pipeline, has none. Returns contacts visited."""
+    visited, last_id = 0, 0
+    now = timezone.now()
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM audiences_contact WHERE workspace_id = %s AND id > %s ORDER BY id LIMIT %s",
+                [workspace_id, last_id, batch_size],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return visited
+        purchase_facts_refresh(workspace_id=workspace_id, contact_ids=ids, now=now)
+        visited, last_id = visited + len(ids), ids[-1]
+        if progress:
+            progress(visited)
+
+
 def _lock_key(value: int) -> int:
     return int(value) % 2_147_483_647
 
@@ -430,51 +451,74 @@ def _workspace_lock(cursor: CursorWrapper, workspace_id: int) -> None:
 # --- RFM scoring -----------------------------------------------------------------------------
 
 
-def _segment_values() -> tuple[str, list[Any]]:
+def _grid_values() -> tuple[str, dict[str, Any]]:
+    """The segment table as a VALUES list of named placeholders, and their values."""
     rows: list[str] = []
-    params: list[Any] = []
+    params: dict[str, Any] = {}
     for recency, by_fm in RFM_SEGMENT_GRID.items():
         for fm, segment in enumerate(by_fm, start=1):
-            rows.append("(%s, %s, %s)")
-            params += [recency, fm, str(segment)]
+            key = f"g{recency}{fm}"
+            rows.append(f"({recency}, {fm}, %({key})s)")
+            params[key] = str(segment)
     return ", ".join(rows), params
+
+
+def _tile_sql(rank: str) -> str:
+    """NTILE(5)'s tile of the row at position `rank` among %(n)s rows, by arithmetic: the first
+    %(r)s tiles hold %(q)s + 1 rows, the others %(q)s. With rank() (1 + the rows of a lower
+    value), that is the tile of a value's first row: the lowest tile its value reaches."""
+    return f"""(CASE WHEN {rank} <= %(r)s * (%(q)s + 1) THEN ({rank} - 1) / (%(q)s + 1) + 1
+                 ELSE %(r)s + ({rank} - 1 - %(r)s * (%(q)s + 1)) / %(q)s + 1 END)"""
 
 
 def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
     """Score every customer of the workspace (see the comment on RFM above); returns how many
-    were scored. Contacts without a counted order lose any score they had."""
+    were scored. Contacts without a counted order lose any score they had.
+
+    One sort per score (rank() over the value; the tile follows by arithmetic from the rank
+    and the number of customers, instead of NTILE and a second window per score), and only
+    rows whose scores change are written: a nightly run rewrites few of them."""
     now = now or timezone.now()
-    values, segment_params = _segment_values()
+    grid, params = _grid_values()
     with transaction.atomic(), connection.cursor() as cursor:
         _workspace_lock(cursor, workspace_id)
         cursor.execute(
-            f"""
-            WITH tiles AS (
-                SELECT contact_id, last_order_at, orders_count, revenue,
-                       NTILE(5) OVER (ORDER BY last_order_at, contact_id) AS r_tile,
-                       NTILE(5) OVER (ORDER BY orders_count, contact_id) AS f_tile,
-                       NTILE(5) OVER (ORDER BY revenue, contact_id) AS m_tile
-                FROM audiences_customerfacts
-                WHERE workspace_id = %s AND orders_count > 0 AND last_order_at IS NOT NULL
-            ),
-            scores AS (
-                SELECT contact_id,
-                       MIN(r_tile) OVER (PARTITION BY last_order_at) AS r,
-                       MIN(f_tile) OVER (PARTITION BY orders_count) AS f,
-                       MIN(m_tile) OVER (PARTITION BY revenue) AS m
-                FROM tiles
-            ),
-            grid (r, fm, segment) AS (VALUES {values})
-            UPDATE audiences_customerfacts cf
-            SET recency_score = s.r, frequency_score = s.f, monetary_score = s.m,
-                rfm_segment = grid.segment, rfm_scored_at = %s
-            FROM scores s
-            JOIN grid ON grid.r = s.r AND grid.fm = (s.f + s.m + 1) / 2
-            WHERE cf.contact_id = s.contact_id AND cf.workspace_id = %s
-            """,  # noqa: S608 — the VALUES list is placeholders; its values are parameters
-            [workspace_id, *segment_params, now, workspace_id],
+            """
+            SELECT count(*) FROM audiences_customerfacts
+            WHERE workspace_id = %s AND orders_count > 0 AND last_order_at IS NOT NULL
+            """,
+            [workspace_id],
         )
-        scored = cursor.rowcount
+        scored = int(cursor.fetchone()[0])
+        params.update(ws=workspace_id, now=now, q=scored // 5, r=scored % 5)
+        if scored:
+            cursor.execute(
+                f"""
+                WITH ranked AS (
+                    SELECT contact_id,
+                           rank() OVER (ORDER BY last_order_at) AS r_rank,
+                           rank() OVER (ORDER BY orders_count) AS f_rank,
+                           rank() OVER (ORDER BY revenue) AS m_rank
+                    FROM audiences_customerfacts
+                    WHERE workspace_id = %(ws)s AND orders_count > 0 AND last_order_at IS NOT NULL
+                ),
+                scores AS (
+                    SELECT contact_id, {_tile_sql("r_rank")} AS r, {_tile_sql("f_rank")} AS f,
+                           {_tile_sql("m_rank")} AS m
+                    FROM ranked
+                ),
+                grid (r, fm, segment) AS (VALUES {grid})
+                UPDATE audiences_customerfacts cf
+                SET recency_score = s.r, frequency_score = s.f, monetary_score = s.m,
+                    rfm_segment = grid.segment, rfm_scored_at = %(now)s
+                FROM scores s
+                JOIN grid ON grid.r = s.r AND grid.fm = (s.f + s.m + 1) / 2
+                WHERE cf.contact_id = s.contact_id AND cf.workspace_id = %(ws)s
+                  AND (cf.recency_score, cf.frequency_score, cf.monetary_score, cf.rfm_segment)
+                      IS DISTINCT FROM (s.r::smallint, s.f::smallint, s.m::smallint, grid.segment::varchar)
+                """,  # noqa: S608 — constant fragments; every value is a parameter
+                params,
+            )
         cursor.execute(
             """
             UPDATE audiences_customerfacts
@@ -485,6 +529,22 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
             [workspace_id],
         )
     return scored
+
+
+def rfm_ntile_baseline(*, workspace_id: int) -> int:
+    """A single NTILE pass over the rows rfm_score ranks, nothing written: the yardstick the
+    scoring is measured against (bench/million.py)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FROM (
+                SELECT NTILE(5) OVER (ORDER BY last_order_at) AS tile FROM audiences_customerfacts
+                WHERE workspace_id = %s AND orders_count > 0 AND last_order_at IS NOT NULL
+            ) t WHERE tile IS NOT NULL
+            """,
+            [workspace_id],
+        )
+        return int(cursor.fetchone()[0])
 
 
 # --- lifecycle -------------------------------------------------------------------------------
@@ -546,8 +606,8 @@ def lifecycle_settings_save(
 
 # --- the scoring job: state shown on the RFM page ---------------------------------------------
 #
-# The job has no row of its own: its result is on the facts rows (rfm_scored_at). Whether one is
-# queued or running, and when the last finished, is kept in the cache, with a time-to-live so a
+# The job has no row of its own: its result is on the facts rows and in InsightFigures. Whether
+# one is queued or running, and when the last finished, is kept in the cache, with a TTL so a
 # worker that died does not leave the page saying "running" for ever. cache.add makes the queued
 # flag a guard too: a second click while one is queued or running enqueues nothing.
 
@@ -579,9 +639,9 @@ def scoring_status(*, workspace_id: int) -> ScoringStatus:
     state, since = cache.get(_scoring_key(workspace_id)) or ("", None)
     last = cache.get(_scored_key(workspace_id))
     if last is None:
-        # Cache lost (or never set): the facts rows still say when they were last scored.
-        finished = CustomerFacts.objects.filter(workspace_id=workspace_id).aggregate(at=Max("rfm_scored_at"))["at"]
-        last = (finished, None)
+        # Cache lost (or never set): the stored figures still say when scoring last ran.
+        figures = InsightFigures.objects.filter(workspace_id=workspace_id).values_list("scored_at", "scored").first()
+        last = figures if figures and figures[0] else (None, None)
     return ScoringStatus(state=state, since=since, last_finished_at=last[0], last_customers=last[1])
 
 
@@ -615,20 +675,27 @@ class ScoringResult:
 def customer_scores_refresh(*, workspace_id: int) -> ScoringResult:
     """The job behind the RFM page's button and the nightly run: RFM scores, then lifecycle
     stages (which move with time alone)."""
+    from audiences.insights import insight_figures_refresh
+
     cache.set(_scoring_key(workspace_id), ("running", timezone.now()), SCORING_STALE_SECONDS)
     try:
         scored = rfm_score(workspace_id=workspace_id)
         changed = lifecycle_refresh(workspace_id=workspace_id)
+        finished = timezone.now()
+        insight_figures_refresh(workspace_id=workspace_id, scored_at=finished)
     finally:
         cache.delete(_scoring_key(workspace_id))
-    cache.set(_scored_key(workspace_id), (timezone.now(), scored), None)
+    cache.set(_scored_key(workspace_id), (finished, scored), None)
     _segments_follow(workspace_id)
     return ScoringResult(scored=scored, stages_changed=changed)
 
 
 def lifecycle_stages_apply(*, workspace_id: int) -> int:
     """After the thresholds changed: stages again, and the segments that use them."""
+    from audiences.insights import insight_figures_refresh
+
     changed = lifecycle_refresh(workspace_id=workspace_id)
+    insight_figures_refresh(workspace_id=workspace_id)
     if changed:
         _segments_follow(workspace_id)
     return changed

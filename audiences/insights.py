@@ -1,19 +1,22 @@
 """Reads of the RFM and lifecycle pages and of a contact's purchases, and the shortcut from a
 cell of the RFM grid (or a named RFM segment, or a lifecycle stage) to a saved segment.
 
-The numbers come from CustomerFacts (audiences/facts.py computes them); every read takes the
-workspace and filters by it."""
+The pages' numbers are InsightFigures, stored by the scoring job (insight_figures_refresh, one
+scan of the workspace's CustomerFacts) rather than aggregated on every page load; every read
+takes the workspace and filters by it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Avg, Count
+from django.db import connection
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audiences.behaviour import CustomerFacts, LifecycleStage, RfmSegment, Segment
+from audiences.behaviour import CustomerFacts, InsightFigures, LifecycleStage, RfmSegment, Segment
 from audiences.facts import RFM_SEGMENT_GRID
 from audiences.models import Contact
 from esp.models import Workspace
@@ -48,10 +51,25 @@ class SegmentSummary:
 
 
 @dataclass(frozen=True)
+class FrequencyColumn:
+    """What a frequency score stands for: the orders of its customers. A score no customer
+    has is a column left empty by ties (see facts.py: equal values share the lowest tile)."""
+
+    score: int
+    min_orders: int | None
+    max_orders: int | None
+
+
+@dataclass(frozen=True)
 class RfmOverview:
     rows: list[GridRow]  # recency 5 (top) to 1
     segments: list[SegmentSummary]
     scored: int
+    columns: list[FrequencyColumn]
+    computed_at: datetime | None
+    # When ties leave columns empty: the share (%) of scored customers in F1, and their orders.
+    tied_percent: int | None = None
+    tied_orders: int | None = None
 
 
 def _segments_of_cell(recency: int, frequency: int) -> tuple[str, ...]:
@@ -64,14 +82,72 @@ def _segments_of_cell(recency: int, frequency: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def rfm_overview(*, workspace: Workspace) -> RfmOverview:
-    scored = CustomerFacts.objects.filter(
-        workspace=workspace, recency_score__isnull=False, frequency_score__isnull=False
+def insight_figures_refresh(*, workspace_id: int, scored_at: datetime | None = None) -> InsightFigures:
+    """Compute and store the figures of the RFM and lifecycle pages: one scan of the
+    workspace's facts (grouping sets), one count of its contacts. Run by the scoring job."""
+    from audiences.facts import workspace_interval
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT GROUPING(recency_score, frequency_score, rfm_segment, lifecycle_stage),
+                   recency_score, frequency_score, rfm_segment, lifecycle_stage,
+                   count(*), avg(revenue), min(orders_count), max(orders_count)
+            FROM audiences_customerfacts
+            WHERE workspace_id = %s
+            GROUP BY GROUPING SETS ((recency_score, frequency_score), (rfm_segment), (lifecycle_stage))
+            """,
+            [workspace_id],
+        )
+        rows = cursor.fetchall()
+        cursor.execute("SELECT count(*) FROM audiences_contact WHERE workspace_id = %s", [workspace_id])
+        contacts = int(cursor.fetchone()[0])
+    cells: dict[str, int] = {}
+    frequency: dict[str, list[int]] = {}
+    segments: dict[str, list[Any]] = {}
+    stages: dict[str, int] = {}
+    for grouping, recency, freq, segment, stage, n, average, low, high in rows:
+        if grouping == 0b0011:  # (recency, frequency)
+            if recency is None or freq is None:
+                continue
+            cells[f"{recency},{freq}"] = n
+            span = frequency.setdefault(str(freq), [low, high])
+            span[0], span[1] = min(span[0], low), max(span[1], high)
+        elif grouping == 0b1101:  # (rfm_segment)
+            if segment:
+                segments[segment] = [n, None if average is None else str(_money(average))]
+        elif grouping == 0b1110:  # (lifecycle_stage)
+            stages[stage] = n
+    interval = workspace_interval(workspace_id=workspace_id, fresh=True)
+    previous = InsightFigures.objects.filter(workspace_id=workspace_id).values_list("scored_at", flat=True).first()
+    figures, _created = InsightFigures.objects.update_or_create(
+        workspace_id=workspace_id,
+        defaults={
+            "computed_at": timezone.now(),
+            "scored_at": scored_at or previous,
+            "scored": sum(cells.values()),
+            "rfm_cells": cells,
+            "rfm_segments": segments,
+            "frequency_orders": frequency,
+            "stages": stages,
+            "contacts": contacts,
+            "median_days": interval.median_days,
+            "repeat_customers": interval.repeat_customers,
+        },
     )
-    counts = {
-        (row["recency_score"], row["frequency_score"]): row["n"]
-        for row in scored.values("recency_score", "frequency_score").annotate(n=Count("pk")).order_by()
-    }
+    return figures
+
+
+def insight_figures(*, workspace: Workspace) -> InsightFigures | None:
+    return InsightFigures.objects.filter(workspace=workspace).first()
+
+
+def rfm_overview(*, workspace: Workspace) -> RfmOverview:
+    figures = insight_figures(workspace=workspace)
+    counts: dict[tuple[int, int], int] = {}
+    for key, n in (figures.rfm_cells if figures else {}).items():
+        recency, frequency = (int(part) for part in key.split(","))
+        counts[(recency, frequency)] = n
     total = sum(counts.values())
     fullest = max(counts.values(), default=0)
     rows = [
@@ -91,24 +167,33 @@ def rfm_overview(*, workspace: Workspace) -> RfmOverview:
         )
         for recency in reversed(SCORES)
     ]
-    by_segment = {
-        row["rfm_segment"]: row
-        for row in CustomerFacts.objects.filter(workspace=workspace)
-        .exclude(rfm_segment="")
-        .values("rfm_segment")
-        .annotate(n=Count("pk"), average=Avg("revenue"))
-        .order_by()
-    }
+    by_segment = figures.rfm_segments if figures else {}
     segments = [
         SegmentSummary(
             segment=value,
             label=str(label),
-            count=by_segment.get(value, {}).get("n", 0),
-            average_revenue=_money(by_segment.get(value, {}).get("average")),
+            count=by_segment.get(value, [0, None])[0],
+            average_revenue=None if by_segment.get(value, [0, None])[1] is None else Decimal(by_segment[value][1]),
         )
         for value, label in RfmSegment.choices
     ]
-    return RfmOverview(rows=rows, segments=segments, scored=total)
+    spans = figures.frequency_orders if figures else {}
+    columns = [
+        FrequencyColumn(score, *(spans[str(score)] if str(score) in spans else (None, None))) for score in SCORES
+    ]
+    tied_percent, tied_orders = None, None
+    if total and any(column.min_orders is None for column in columns) and columns[0].max_orders is not None:
+        in_first = sum(counts.get((recency, 1), 0) for recency in SCORES)
+        tied_percent, tied_orders = round(100 * in_first / total), columns[0].max_orders
+    return RfmOverview(
+        rows=rows,
+        segments=segments,
+        scored=total,
+        columns=columns,
+        computed_at=figures.computed_at if figures else None,
+        tied_percent=tied_percent,
+        tied_orders=tied_orders,
+    )
 
 
 def _money(value: Decimal | None) -> Decimal | None:
@@ -126,16 +211,12 @@ class StageCount:
 
 
 def lifecycle_counts(*, workspace: Workspace) -> list[StageCount]:
-    """Contacts per stage. Contacts without a facts row have never ordered: prospects."""
-    rows = dict(
-        CustomerFacts.objects.filter(workspace=workspace)
-        .values("lifecycle_stage")
-        .annotate(n=Count("pk"))
-        .order_by()
-        .values_list("lifecycle_stage", "n")
-    )
-    with_facts = sum(rows.values())
-    prospects = rows.get(LifecycleStage.PROSPECT, 0) + Contact.objects.in_workspace(workspace).count() - with_facts
+    """Contacts per stage, as the scoring job last counted them. Contacts without a facts row
+    have never ordered: prospects."""
+    figures = insight_figures(workspace=workspace)
+    rows: dict[str, int] = figures.stages if figures else {}
+    contacts = figures.contacts if figures else 0
+    prospects = rows.get(LifecycleStage.PROSPECT, 0) + contacts - sum(rows.values())
     return [
         StageCount(
             stage=value, label=str(label), count=prospects if value == LifecycleStage.PROSPECT else rows.get(value, 0)

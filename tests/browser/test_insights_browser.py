@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from audiences.behaviour import CustomerFacts, LifecycleSettings, Segment
 from audiences.facts import rfm_score
+from audiences.insights import insight_figures_refresh
 from audiences.services import contact_save
 from esp.models import Role
 from tests.browser.test_flows import log_in
@@ -39,6 +40,7 @@ def test_marketer_opens_a_grid_cell_as_a_segment(page: Page) -> None:
     workspace = WorkspaceFactory(name="Acme", slug="acme")
     _customers(workspace, 20)
     rfm_score(workspace_id=workspace.pk)
+    insight_figures_refresh(workspace_id=workspace.pk)
     user = member(workspace, Role.MARKETER, email="marketer@acme.test")
 
     log_in(page, user.email)
@@ -65,6 +67,7 @@ def test_marketer_opens_a_grid_cell_as_a_segment(page: Page) -> None:
 def test_lifecycle_chart_and_thresholds(page: Page) -> None:
     workspace = WorkspaceFactory(name="Acme", slug="acme")
     _customers(workspace, 8)
+    insight_figures_refresh(workspace_id=workspace.pk)
     user = member(workspace, Role.OWNER, email="owner@acme.test")
 
     log_in(page, user.email)
