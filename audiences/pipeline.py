@@ -39,6 +39,7 @@ def pending_events_process(*, pending_id: int) -> None:
     """Claim the row (SKIP LOCKED: a second task for it returns at once), merge identities,
     refresh the facts and segments of every contact concerned, delete the row."""
     from audiences.facts import purchase_facts_refresh
+    from audiences.recent_events import recent_events_kept, recent_events_refresh
     from audiences.segments.membership import segments_refresh_contacts
 
     with transaction.atomic():
@@ -48,6 +49,9 @@ def pending_events_process(*, pending_id: int) -> None:
         contact_ids = identities_merge(workspace_id=pending.workspace_id, event_ids=pending.event_ids)
         if contact_ids:
             purchase_facts_refresh(workspace_id=pending.workspace_id, contact_ids=contact_ids)
+            # Before the segments: their conditions may read these rows.
+            if recent_events_kept(workspace_id=pending.workspace_id):
+                recent_events_refresh(workspace_id=pending.workspace_id, contact_ids=contact_ids)
             segments_refresh_contacts(workspace_id=pending.workspace_id, contact_ids=contact_ids)
         pending.delete()
 
