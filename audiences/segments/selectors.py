@@ -4,6 +4,7 @@ current members (keyset-paginated) and its recent enter/exit history."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, QuerySet, Window
@@ -50,9 +51,11 @@ class Preview:
     contacts: list[Contact]
 
 
-def segment_preview(*, workspace: Workspace, rules: Any, size: int = PREVIEW_SIZE) -> Preview:
+def segment_preview(
+    *, workspace: Workspace, rules: Any, size: int = PREVIEW_SIZE, now: datetime | None = None
+) -> Preview:
     """The count and the newest few matching contacts, for the builder while editing."""
-    matched = segment_queryset(workspace=workspace, rules=rules)
+    matched = segment_queryset(workspace=workspace, rules=rules, now=now)
     # One pass: the count is a window over every match, taken before the LIMIT; counting and
     # then fetching the newest apart evaluated the conditions twice.
     contacts = list(
