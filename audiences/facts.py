@@ -260,7 +260,7 @@ _FACT_COLUMNS = (
     "lifecycle_stage",
 )
 
-_REFRESH_SQL = f"""
+_REFRESH_TEMPLATE = f"""
 WITH raw AS (
     SELECT e.id, e.contact_id, e.name, e.occurred_at,
            NULLIF(btrim(e.properties ->> 'order_id'), '') AS order_id,
@@ -268,7 +268,7 @@ WITH raw AS (
            {_money("e.properties -> 'revenue'")} AS revenue,
            CASE WHEN jsonb_typeof(e.properties -> 'products') = 'array'
                 THEN e.properties -> 'products' ELSE '[]'::jsonb END AS products
-    FROM audiences_event e
+    FROM {{events}} e
     WHERE e.workspace_id = %(ws)s AND e.contact_id = ANY(%(ids)s)
       AND e.type = 'track' AND e.name IN (%(completed)s, %(refunded)s)
 ),
@@ -364,7 +364,7 @@ WHERE ({", ".join(f"cf.{column}" for column in _FACT_COLUMNS)})
 """  # noqa: S608 — only constant fragments and column names are formatted in; values are parameters
 
 
-_PLACEHOLDERS_SQL = f"""
+_PLACEHOLDERS_TEMPLATE = f"""
 INSERT INTO audiences_customerfacts (
     contact_id, workspace_id, orders_count, revenue, refunds_count, refunded, products, categories,
     rfm_segment, lifecycle_stage, updated_at
@@ -373,7 +373,7 @@ SELECT c.id, %(ws)s, 0, 0, 0, 0, '{{}}', '{{}}', '', '{LifecycleStage.PROSPECT}'
 FROM audiences_contact c
 WHERE c.workspace_id = %(ws)s AND c.id = ANY(%(ids)s)
   AND EXISTS (
-      SELECT 1 FROM audiences_event e
+      SELECT 1 FROM {{events}} e
       WHERE e.contact_id = c.id AND e.workspace_id = %(ws)s AND e.type = 'track' AND e.name = %(completed)s
   )
 ORDER BY c.id
@@ -381,9 +381,26 @@ ON CONFLICT (contact_id) DO NOTHING
 """  # noqa: S608 — a constant; values are parameters
 
 
+# Both read the event store, or (a whole-workspace rebuild) a copy of its order events.
+_REFRESH_SQL = _REFRESH_TEMPLATE.replace("{events}", "audiences_event")
+_PLACEHOLDERS_SQL = _PLACEHOLDERS_TEMPLATE.replace("{events}", "audiences_event")
+_STAGED = "facts_rebuild_orders"
+
+
 def purchase_facts_refresh(*, workspace_id: int, contact_ids: Collection[int], now: datetime | None = None) -> None:
     """Recompute the purchase facts (and lifecycle stage) of these contacts of the workspace
     from all their order events, in one statement. Ids of other workspaces are ignored."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The shared workspace lock lets many batches run together while a workspace-wide
+        # scoring (exclusive, see _workspace_lock) waits for them, and they for it: the scoring
+        # UPDATE locks rows in scan order, a batch in id order, and the two must not deadlock.
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [_LOCK_WORKSPACE, _lock_key(workspace_id)])
+        _refresh(cursor, workspace_id, contact_ids, now or timezone.now(), staged=False)
+
+
+def _refresh(
+    cursor: CursorWrapper, workspace_id: int, contact_ids: Collection[int], now: datetime, *, staged: bool
+) -> None:
     ids = sorted({int(contact_id) for contact_id in contact_ids})
     if not ids:
         return
@@ -393,51 +410,65 @@ def purchase_facts_refresh(*, workspace_id: int, contact_ids: Collection[int], n
         "ids": ids,
         "completed": ORDER_COMPLETED,
         "refunded": ORDER_REFUNDED,
-        **_stage_params(thresholds, now or timezone.now()),
+        **_stage_params(thresholds, now),
     }
-    with transaction.atomic(), connection.cursor() as cursor:
-        # The shared workspace lock lets many batches run together while a workspace-wide
-        # scoring (exclusive, see _workspace_lock) waits for them, and they for it: the scoring
-        # UPDATE locks rows in scan order, a batch in id order, and the two must not deadlock.
-        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [_LOCK_WORKSPACE, _lock_key(workspace_id)])
-        # Two refreshes of the same contact must not interleave: each statement sees the events
-        # committed when it starts, so the older snapshot could overwrite newer facts. Every
-        # contact with orders gets its row first (placeholders, in id order; a concurrent insert
-        # of the same row waits for the other transaction), then the rows are locked in id
-        # order; the statement after the lock sees all that the other batch committed. Row
-        # locks, unlike an advisory lock per contact, cost no shared memory for big batches.
-        cursor.execute(_PLACEHOLDERS_SQL, params)
-        cursor.execute(
-            """
-            SELECT contact_id FROM audiences_customerfacts
-            WHERE workspace_id = %s AND contact_id = ANY(%s) ORDER BY contact_id FOR UPDATE
-            """,
-            [workspace_id, ids],
-        )
-        cursor.execute(_REFRESH_SQL, params)
+    # Two refreshes of the same contact must not interleave: each statement sees the events
+    # committed when it starts, so the older snapshot could overwrite newer facts. Every
+    # contact with orders gets its row first (placeholders, in id order; a concurrent insert
+    # of the same row waits for the other transaction), then the rows are locked in id
+    # order; the statement after the lock sees all that the other batch committed. Row
+    # locks, unlike an advisory lock per contact, cost no shared memory for big batches.
+    cursor.execute(_PLACEHOLDERS_TEMPLATE.replace("{events}", _STAGED) if staged else _PLACEHOLDERS_SQL, params)
+    cursor.execute(
+        """
+        SELECT contact_id FROM audiences_customerfacts
+        WHERE workspace_id = %s AND contact_id = ANY(%s) ORDER BY contact_id FOR UPDATE
+        """,
+        [workspace_id, ids],
+    )
+    cursor.execute(_REFRESH_TEMPLATE.replace("{events}", _STAGED) if staged else _REFRESH_SQL, params)
 
 
 def purchase_facts_rebuild(
     *, workspace_id: int, batch_size: int = 5_000, progress: Callable[[int], None] | None = None
 ) -> int:
-    """Recompute the facts of every contact of the workspace, `batch_size` contacts per
-    refresh in id order (keyset), each batch its own transaction: a workspace whose events
-    were loaded in bulk, never through the pipeline, has none. Returns contacts visited."""
+    """Recompute the facts of every contact of the workspace (a workspace whose events were
+    loaded in bulk, never through the pipeline, has none). Returns contacts visited.
+
+    Refreshing contact batches straight from the event store would read a page per order
+    (events lie in time order, a contact's spread over the table): the workspace's order
+    events are copied once instead (one pass in page order), sorted by contact, and the
+    batches of `batch_size` contacts (keyset by id) read the copy. One transaction, as the
+    copy is a temporary table. It holds the workspace lock exclusively: a pipeline refresh
+    running meanwhile could see orders the copy has not, and the copy must not undo it; the
+    refreshes wait, then recompute from the event store."""
     visited, last_id = 0, 0
     now = timezone.now()
-    while True:
-        with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _workspace_lock(cursor, workspace_id)
+        cursor.execute(
+            f"""
+            CREATE TEMPORARY TABLE {_STAGED} ON COMMIT DROP AS
+            SELECT id, contact_id, workspace_id, type, name, occurred_at, properties FROM audiences_event
+            WHERE workspace_id = %s AND contact_id IS NOT NULL AND type = 'track' AND name IN (%s, %s)
+            ORDER BY contact_id
+            """,  # noqa: S608 — a constant table name
+            [workspace_id, ORDER_COMPLETED, ORDER_REFUNDED],
+        )
+        cursor.execute(f"CREATE INDEX ON {_STAGED} (contact_id)")
+        cursor.execute(f"ANALYZE {_STAGED}")
+        while True:
             cursor.execute(
                 "SELECT id FROM audiences_contact WHERE workspace_id = %s AND id > %s ORDER BY id LIMIT %s",
                 [workspace_id, last_id, batch_size],
             )
             ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
-            return visited
-        purchase_facts_refresh(workspace_id=workspace_id, contact_ids=ids, now=now)
-        visited, last_id = visited + len(ids), ids[-1]
-        if progress:
-            progress(visited)
+            if not ids:
+                return visited
+            _refresh(cursor, workspace_id, ids, now, staged=True)
+            visited, last_id = visited + len(ids), ids[-1]
+            if progress:
+                progress(visited)
 
 
 def _lock_key(value: int) -> int:

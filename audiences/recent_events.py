@@ -7,8 +7,8 @@ each name), never incremented: a replayed task, a late event or an identity merg
 old events to a contact gives the same rows as if everything had arrived in order.
 
 The table is used for a workspace only once it is complete: `recent_events_rebuild` (the
-management command of the same name) marks the build as started, fills the rows contact range
-by contact range, then marks it built; from the start mark on, the ingestion pipeline keeps
+management command of the same name) marks the build as started, fills the rows event name by
+event name, then marks it built; from the start mark on, the ingestion pipeline keeps
 the rows of every contact whose events it stores or merges, so nothing ingested during the
 build is missed. Events written by any other path (a bulk load) need a rebuild.
 """
@@ -30,7 +30,8 @@ _ROWS_SQL = """
     SELECT workspace_id, contact_id, name, nth, occurred_at
     FROM (
         SELECT e.workspace_id, e.contact_id, e.name, e.occurred_at,
-               row_number() OVER (PARTITION BY e.contact_id, e.name ORDER BY e.occurred_at DESC, e.id DESC) AS nth
+               -- Ties in time may take either place: the times kept are the same.
+               row_number() OVER (PARTITION BY e.contact_id, e.name ORDER BY e.occurred_at DESC) AS nth
         FROM audiences_event e
         WHERE e.workspace_id = %(ws)s AND e.name <> '' AND {contacts}
     ) ranked
@@ -68,43 +69,44 @@ def recent_events_refresh(*, workspace_id: int, contact_ids: Collection[int]) ->
         )
 
 
-def recent_events_rebuild(
-    *, workspace_id: int, batch_size: int = 20_000, progress: Callable[[int], None] | None = None
-) -> int:
-    """Build the workspace's rows from all its events, `batch_size` contacts per statement (in
-    id ranges, so each reads one range of the (contact, occurred_at) index); then mark them
-    built. Returns how many rows were written."""
-    now = timezone.now()
-    RecentEventsBuilt.objects.update_or_create(workspace_id=workspace_id, defaults={"started_at": now})
-    written, last_id = 0, 0
+def recent_events_rebuild(*, workspace_id: int, progress: Callable[[str, int], None] | None = None) -> int:
+    """Build the workspace's rows from all its events, one event name per statement (an
+    index range of (workspace, name, occurred_at), sorted by contact): batches of contacts
+    would read a heap page per event, as events lie in time order. Then mark them built.
+    Returns how many rows were written."""
+    RecentEventsBuilt.objects.update_or_create(workspace_id=workspace_id, defaults={"started_at": timezone.now()})
+    written = 0
     with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "SELECT max(id), count(*) FROM (SELECT id FROM audiences_contact WHERE workspace_id = %s AND id > %s "
-                "ORDER BY id LIMIT %s) batch",
-                [workspace_id, last_id, batch_size],
+        # The distinct names by skipping through the index, not by reading every event.
+        cursor.execute(
+            """
+            WITH RECURSIVE names (name) AS (
+                SELECT min(name) FROM audiences_event WHERE workspace_id = %(ws)s AND name > ''
+                UNION ALL
+                SELECT (SELECT min(name) FROM audiences_event WHERE workspace_id = %(ws)s AND name > names.name)
+                FROM names WHERE names.name IS NOT NULL
             )
-            high, count = cursor.fetchone()
-            if not count:
-                break
-            params = {"ws": workspace_id, "low": last_id, "high": high, "depth": RECENT_EVENT_DEPTH}
+            SELECT name FROM names WHERE name IS NOT NULL
+            """,
+            {"ws": workspace_id},
+        )
+        names = [row[0] for row in cursor.fetchall()]
+        for name in names:
+            params = {"ws": workspace_id, "name": name, "depth": RECENT_EVENT_DEPTH}
             with transaction.atomic():
                 cursor.execute(
-                    "DELETE FROM audiences_recentevent WHERE workspace_id = %(ws)s "
-                    "AND contact_id > %(low)s AND contact_id <= %(high)s",
-                    params,
+                    "DELETE FROM audiences_recentevent WHERE workspace_id = %(ws)s AND name = %(name)s", params
                 )
                 cursor.execute(
                     "INSERT INTO audiences_recentevent (workspace_id, contact_id, name, nth, occurred_at) "
-                    + _ROWS_SQL.format(contacts="e.contact_id > %(low)s AND e.contact_id <= %(high)s")
+                    + _ROWS_SQL.format(contacts="e.name = %(name)s AND e.contact_id IS NOT NULL")
                     # Rows the pipeline wrote meanwhile were read later than this statement's
                     # snapshot: they win.
                     + " ON CONFLICT (contact_id, name, nth) DO NOTHING",
                     params,
                 )
                 written += cursor.rowcount
-            last_id = high
             if progress:
-                progress(written)
+                progress(name, written)
     RecentEventsBuilt.objects.filter(workspace_id=workspace_id).update(built_at=timezone.now())
     return written

@@ -200,7 +200,7 @@ def test_the_pipeline_keeps_the_rows_and_a_replay_changes_nothing(acme: Workspac
 
 def test_the_rebuild_command(acme: Workspace, globex: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     people = Population(acme, globex)
-    call_command("recent_events_rebuild", workspace=acme.pk, batch=2)
+    call_command("recent_events_rebuild", workspace=acme.pk)
     assert "rows built" in capsys.readouterr().out
     assert RecentEventsBuilt.objects.get(workspace=acme).built_at is not None
     assert not RecentEventsBuilt.objects.filter(workspace=globex).exists()
