@@ -405,7 +405,7 @@ def _refresh(
     if not ids:
         return
     thresholds = lifecycle_thresholds(workspace_id=workspace_id)
-    params = {
+    params: dict[str, Any] = {
         "ws": workspace_id,
         "ids": ids,
         "completed": ORDER_COMPLETED,
@@ -418,15 +418,31 @@ def _refresh(
     # of the same row waits for the other transaction), then the rows are locked in id
     # order; the statement after the lock sees all that the other batch committed. Row
     # locks, unlike an advisory lock per contact, cost no shared memory for big batches.
-    cursor.execute(_PLACEHOLDERS_TEMPLATE.replace("{events}", _STAGED) if staged else _PLACEHOLDERS_SQL, params)
+    placeholders, refresh, lock = _PLACEHOLDERS_SQL, _REFRESH_SQL, "contact_id = ANY(%(ids)s)"
+    if staged:
+        # A rebuild's batch is every contact of the workspace in an id range: as a range, the
+        # planner reads just that range of the copy.
+        params.update(low=ids[0], high=ids[-1])
+        placeholders, refresh = (
+            _staged(template).replace("c.id = ANY(%(ids)s)", "c.id BETWEEN %(low)s AND %(high)s")
+            for template in (_PLACEHOLDERS_TEMPLATE, _REFRESH_TEMPLATE)
+        )
+        lock = "contact_id BETWEEN %(low)s AND %(high)s"
+    cursor.execute(placeholders, params)
     cursor.execute(
-        """
-        SELECT contact_id FROM audiences_customerfacts
-        WHERE workspace_id = %s AND contact_id = ANY(%s) ORDER BY contact_id FOR UPDATE
-        """,
-        [workspace_id, ids],
+        f"SELECT contact_id FROM audiences_customerfacts WHERE workspace_id = %(ws)s AND {lock} "  # noqa: S608 — constant
+        "ORDER BY contact_id FOR UPDATE",
+        params,
     )
-    cursor.execute(_REFRESH_TEMPLATE.replace("{events}", _STAGED) if staged else _REFRESH_SQL, params)
+    cursor.execute(refresh, params)
+
+
+def _staged(template: str) -> str:
+    return (
+        template.replace("{events}", _STAGED)
+        .replace("e.contact_id = ANY(%(ids)s)", "e.contact_id BETWEEN %(low)s AND %(high)s")
+        .replace("f.contact_id = ANY(%(ids)s)", "f.contact_id BETWEEN %(low)s AND %(high)s")
+    )
 
 
 def purchase_facts_rebuild(
