@@ -41,6 +41,7 @@ def pending_events_process(*, pending_id: int) -> None:
     refresh the facts and segments of every contact concerned, fire "events stored", delete
     the row."""
     from audiences.facts import purchase_facts_refresh
+    from audiences.recent_events import recent_events_kept, recent_events_refresh
     from audiences.segments.membership import segments_refresh_contacts
 
     with transaction.atomic():
@@ -52,6 +53,9 @@ def pending_events_process(*, pending_id: int) -> None:
         # them with the row; the layers above hear of the events through the hook, after commit.
         if contact_ids:
             purchase_facts_refresh(workspace_id=pending.workspace_id, contact_ids=contact_ids)
+            # Before the segments: their conditions may read these rows.
+            if recent_events_kept(workspace_id=pending.workspace_id):
+                recent_events_refresh(workspace_id=pending.workspace_id, contact_ids=contact_ids)
             segments_refresh_contacts(workspace_id=pending.workspace_id, contact_ids=contact_ids)
         hooks.events_stored.fire(
             hooks.EventsStored(pending.workspace_id, hooks.ids(pending.event_ids), hooks.ids(list(contact_ids)))

@@ -294,6 +294,10 @@ def main() -> int:
             with connection.cursor() as cursor:
                 start = time.perf_counter()
                 for table in (
+                    "audiences_recentevent",
+                    "audiences_recenteventsbuilt",
+                    "audiences_insightfigures",
+                    "audiences_customerfacts",
                     "audiences_segmentmembership",
                     "audiences_segment",
                     "audiences_event",

@@ -1,7 +1,7 @@
 """Reads of the event store: a contact's timeline, the event explorer and the events API.
 
 Every read is newest first on (occurred_at, id) with keyset pagination, and every query is
-shaped to run on one of Event's indexes (audiences/behaviour.py), because the table holds tens
+shaped to run on one of Event's indexes (audiences/models/events.py), because the table holds tens
 of millions of rows per workspace and each extra index costs every ingested event:
 
 - by contact: (contact, -occurred_at);

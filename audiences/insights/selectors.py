@@ -1,18 +1,18 @@
 """Reads of the RFM and lifecycle pages and of a contact's purchases (the shortcut to a saved
 segment is in services.py).
 
-The numbers come from CustomerFacts (audiences/facts.py computes them); every read takes the
-workspace and filters by it."""
+The pages' numbers are InsightFigures, stored by the scoring job (facts.insight_figures_refresh,
+one scan of the workspace's CustomerFacts) rather than aggregated on every page load; every read
+takes the workspace and filters by it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Avg, Count
-
 from audiences.facts import RFM_SEGMENT_GRID
-from audiences.models import Contact, CustomerFacts, LifecycleStage, RfmSegment
+from audiences.models import Contact, CustomerFacts, InsightFigures, LifecycleStage, RfmSegment
 from esp.models import Workspace
 
 SCORES = (1, 2, 3, 4, 5)
@@ -45,10 +45,25 @@ class SegmentSummary:
 
 
 @dataclass(frozen=True)
+class FrequencyColumn:
+    """What a frequency score stands for: the orders of its customers. A score no customer
+    has is a column left empty by ties (see facts.py: equal values share the lowest tile)."""
+
+    score: int
+    min_orders: int | None
+    max_orders: int | None
+
+
+@dataclass(frozen=True)
 class RfmOverview:
     rows: list[GridRow]  # recency 5 (top) to 1
     segments: list[SegmentSummary]
     scored: int
+    columns: list[FrequencyColumn]
+    computed_at: datetime | None
+    # When ties leave columns empty: the share (%) of scored customers in F1, and their orders.
+    tied_percent: int | None = None
+    tied_orders: int | None = None
 
 
 def _segments_of_cell(recency: int, frequency: int) -> tuple[str, ...]:
@@ -61,14 +76,16 @@ def _segments_of_cell(recency: int, frequency: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+def insight_figures(*, workspace: Workspace) -> InsightFigures | None:
+    return InsightFigures.objects.filter(workspace=workspace).first()
+
+
 def rfm_overview(*, workspace: Workspace) -> RfmOverview:
-    scored = CustomerFacts.objects.filter(
-        workspace=workspace, recency_score__isnull=False, frequency_score__isnull=False
-    )
-    counts = {
-        (row["recency_score"], row["frequency_score"]): row["n"]
-        for row in scored.values("recency_score", "frequency_score").annotate(n=Count("pk")).order_by()
-    }
+    figures = insight_figures(workspace=workspace)
+    counts: dict[tuple[int, int], int] = {}
+    for key, n in (figures.rfm_cells if figures else {}).items():
+        recency, frequency = (int(part) for part in key.split(","))
+        counts[(recency, frequency)] = n
     total = sum(counts.values())
     fullest = max(counts.values(), default=0)
     rows = [
@@ -88,27 +105,36 @@ def rfm_overview(*, workspace: Workspace) -> RfmOverview:
         )
         for recency in reversed(SCORES)
     ]
-    by_segment = {
-        row["rfm_segment"]: row
-        for row in CustomerFacts.objects.filter(workspace=workspace)
-        .exclude(rfm_segment="")
-        .values("rfm_segment")
-        .annotate(n=Count("pk"), average=Avg("revenue"))
-        .order_by()
-    }
+    by_segment = figures.rfm_segments if figures else {}
     segments = [
         SegmentSummary(
             segment=value,
             label=str(label),
-            count=by_segment.get(value, {}).get("n", 0),
-            average_revenue=_money(by_segment.get(value, {}).get("average")),
+            count=by_segment.get(value, [0, None])[0],
+            average_revenue=None if by_segment.get(value, [0, None])[1] is None else Decimal(by_segment[value][1]),
         )
         for value, label in RfmSegment.choices
     ]
-    return RfmOverview(rows=rows, segments=segments, scored=total)
+    spans = figures.frequency_orders if figures else {}
+    columns = [
+        FrequencyColumn(score, *(spans[str(score)] if str(score) in spans else (None, None))) for score in SCORES
+    ]
+    tied_percent, tied_orders = None, None
+    if total and any(column.min_orders is None for column in columns) and columns[0].max_orders is not None:
+        in_first = sum(counts.get((recency, 1), 0) for recency in SCORES)
+        tied_percent, tied_orders = round(100 * in_first / total), columns[0].max_orders
+    return RfmOverview(
+        rows=rows,
+        segments=segments,
+        scored=total,
+        columns=columns,
+        computed_at=figures.computed_at if figures else None,
+        tied_percent=tied_percent,
+        tied_orders=tied_orders,
+    )
 
 
-def _money(value: Decimal | None) -> Decimal | None:
+def money(value: Decimal | None) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(Decimal("0.01"))
 
 
@@ -123,16 +149,12 @@ class StageCount:
 
 
 def lifecycle_counts(*, workspace: Workspace) -> list[StageCount]:
-    """Contacts per stage. Contacts without a facts row have never ordered: prospects."""
-    rows = dict(
-        CustomerFacts.objects.filter(workspace=workspace)
-        .values("lifecycle_stage")
-        .annotate(n=Count("pk"))
-        .order_by()
-        .values_list("lifecycle_stage", "n")
-    )
-    with_facts = sum(rows.values())
-    prospects = rows.get(LifecycleStage.PROSPECT, 0) + Contact.objects.in_workspace(workspace).count() - with_facts
+    """Contacts per stage, as the scoring job last counted them. Contacts without a facts row
+    have never ordered: prospects."""
+    figures = insight_figures(workspace=workspace)
+    rows: dict[str, int] = figures.stages if figures else {}
+    contacts = figures.contacts if figures else 0
+    prospects = rows.get(LifecycleStage.PROSPECT, 0) + contacts - sum(rows.values())
     return [
         StageCount(
             stage=value, label=str(label), count=prospects if value == LifecycleStage.PROSPECT else rows.get(value, 0)

@@ -112,8 +112,15 @@ class LifecycleView(WorkspaceView):
     def _render(
         self, request: HttpRequest, form: LifecycleSettingsForm | None = None, status: int = 200
     ) -> HttpResponse:
-        # Fresh: the page is read rarely, and should show the median as it is now.
-        thresholds = facts.lifecycle_thresholds(workspace_id=self.workspace.pk, fresh=True)
+        # The median and the counts as the scoring job stored them: computing them here took
+        # hundreds of milliseconds per load at a million contacts.
+        figures = insights.insight_figures(workspace=self.workspace)
+        interval = (
+            facts.WorkspaceInterval(median_days=figures.median_days, repeat_customers=figures.repeat_customers)
+            if figures
+            else None
+        )
+        thresholds = facts.lifecycle_thresholds(workspace_id=self.workspace.pk, interval=interval)
         if form is None:
             saved = LifecycleSettings.objects.filter(workspace=self.workspace).first()
             initial = {
@@ -131,6 +138,8 @@ class LifecycleView(WorkspaceView):
             "chart": {"labels": [s.label for s in stages], "counts": [s.count for s in stages]},
             "thresholds": thresholds,
             "form": form,
+            "figures": figures,
+            "status": facts.scoring_status(workspace_id=self.workspace.pk),
         }
         return render(request, "audiences/lifecycle.html", context, status=status)
 
@@ -138,6 +147,12 @@ class LifecycleView(WorkspaceView):
         return self._render(request)
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        if "recount" in request.POST:
+            if facts.scoring_request(workspace_id=self.workspace.pk):
+                messages.success(request, _("Recount queued. This page updates when it is done."))
+            else:
+                messages.warning(request, _("Scoring is already queued or running."))
+            return redirect("lifecycle")
         thresholds = facts.lifecycle_thresholds(workspace_id=self.workspace.pk)
         form = LifecycleSettingsForm(request.POST, thresholds=thresholds)
         if not form.is_valid():

@@ -18,8 +18,8 @@ from audiences.models.contacts import (
     email_hash,
     normalise_email,
 )
-from audiences.models.events import ContactAlias, Event, EventType, PendingEvents
-from audiences.models.facts import CustomerFacts, LifecycleSettings, LifecycleStage, RfmSegment
+from audiences.models.events import ContactAlias, Event, EventType, PendingEvents, RecentEvent, RecentEventsBuilt
+from audiences.models.facts import CustomerFacts, InsightFigures, LifecycleSettings, LifecycleStage, RfmSegment
 from audiences.models.jobs import (
     HEARTBEAT_EVERY,
     QUEUED_STALE_AFTER,
@@ -55,11 +55,14 @@ __all__ = [
     "Gender",
     "ImportJob",
     "ImportMode",
+    "InsightFigures",
     "JobStatus",
     "LifecycleSettings",
     "LifecycleStage",
     "MailingList",
     "PendingEvents",
+    "RecentEvent",
+    "RecentEventsBuilt",
     "RfmSegment",
     "Segment",
     "SegmentMembership",

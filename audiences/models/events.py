@@ -101,3 +101,36 @@ class PendingEvents(WorkspaceOwned):
 
     class Meta:
         indexes = [models.Index(fields=["created_at"], name="pending_events_age")]
+
+
+class RecentEvent(WorkspaceOwned):
+    """The n-th most recent time (n = 1..RECENT_EVENT_DEPTH) a contact did a named event: "did
+    X at least N times in the last D days" is then the index range (X, N, since D days) — one
+    row per matching contact — instead of grouping every such event of the workspace.
+    Recomputed per contact from its events (never incremented), so replays, late events and
+    identity merges leave it right; kept by the ingestion pipeline for workspaces whose table
+    is complete (RecentEventsBuilt)."""
+
+    pk = models.CompositePrimaryKey("contact_id", "name", "nth")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey("audiences.Contact", on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=200)
+    nth = models.PositiveSmallIntegerField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["workspace", "name", "nth", "occurred_at"], include=["contact"], name="recent_event_lookup"
+            )
+        ]
+
+
+class RecentEventsBuilt(WorkspaceOwned):
+    """The workspace's RecentEvent rows are complete (built by `recent_events_rebuild`) and kept
+    by the pipeline; segments read them only then. `started_at` alone: a build is under way,
+    and the pipeline already keeps what it touches."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    started_at = models.DateTimeField()
+    built_at = models.DateTimeField(null=True)

@@ -83,3 +83,22 @@ class LifecycleSettings(WorkspaceOwned):
     at_risk_after_days = models.PositiveIntegerField(_("at risk after days without an order"), null=True, blank=True)
     lapsed_after_days = models.PositiveIntegerField(_("lapsed after days without an order"), null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+
+
+class InsightFigures(WorkspaceOwned):
+    """The figures of the RFM and lifecycle pages, computed by the scoring job (nightly, on
+    demand, after a threshold change) instead of on every page load: at a million contacts
+    those aggregates take hundreds of milliseconds."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+")
+    computed_at = models.DateTimeField()
+    scored_at = models.DateTimeField(null=True)  # the last RFM scoring run
+    scored = models.PositiveIntegerField(default=0)
+    # {"R,F": customers}; {segment: [customers, average revenue as text]}; {F: [min, max orders]}
+    rfm_cells = models.JSONField(default=dict)
+    rfm_segments = models.JSONField(default=dict)
+    frequency_orders = models.JSONField(default=dict)
+    stages = models.JSONField(default=dict)  # {stage: contacts with facts}
+    contacts = models.PositiveIntegerField(default=0)
+    median_days = models.FloatField(null=True)
+    repeat_customers = models.PositiveIntegerField(default=0)

@@ -45,6 +45,7 @@ from audiences.models import (
     FieldType,
     Gender,
     LifecycleStage,
+    RecentEvent,
     RfmSegment,
     Subscription,
     SubscriptionStatus,
@@ -553,6 +554,9 @@ def _event_compile(condition: dict[str, Any], ctx: RuleContext) -> Q:
         mode = {"all": "none", "in": "not_in", "not_in": "in", "eq": "not_eq"}[mode]
     if mode in ("all", "none"):
         return TRUE if mode == "all" else FALSE
+    recent = _recent_compile(condition, ctx, mode, threshold)
+    if recent is not None:
+        return recent
     events = _events(condition, ctx)
     if mode in ("in", "not_in") and threshold == 1:
         # At least one: a semi-join (or anti-join) straight on the index range.
@@ -569,6 +573,35 @@ def _event_compile(condition: dict[str, Any], ctx: RuleContext) -> Q:
     lookup = "n__gte" if mode == "not_in" else "n"
     per_contact = events.filter(contact_id=OuterRef("pk")).values("contact_id").annotate(n=Count("*"))
     return ~Q(Exists(per_contact.filter(**{lookup: threshold})))
+
+
+def _recent_compile(condition: dict[str, Any], ctx: RuleContext, mode: str, threshold: int) -> Q | None:
+    """The same answer from RecentEvent, when it can give it: "at least N in the window" is
+    "the N-th most recent is in the window", one index row per contact instead of a group of
+    events. None when the condition needs the events (property filters, a fixed period, a
+    count beyond the depth kept) or the workspace's rows are not complete."""
+    from audiences.recent_events import RECENT_EVENT_DEPTH
+
+    deepest = threshold + 1 if mode in ("eq", "not_eq") else threshold
+    if condition["where"] or condition["period"] == "between" or deepest > RECENT_EVENT_DEPTH:
+        return None
+    if not ctx.recent_events_built:
+        return None
+    rows = RecentEvent.objects.filter(workspace_id=ctx.workspace.pk, name=condition["name"])
+    if condition["period"] == "in_last_days":
+        rows = rows.filter(occurred_at__gte=ctx.clock.now - dt.timedelta(days=condition["days"]))
+    if ctx.contact_ids is not None:
+        rows = rows.filter(contact_id__in=ctx.contact_ids)
+
+    def reached(nth: int) -> Q:
+        return Q(Exists(rows.filter(nth=nth, contact_id=OuterRef("pk"))))
+
+    if mode == "in":
+        return reached(threshold)
+    if mode == "not_in":
+        return ~reached(threshold)
+    exactly = reached(threshold) & ~reached(threshold + 1)
+    return exactly if mode == "eq" else ~exactly
 
 
 def _event_describe(condition: dict[str, Any], ctx: RuleContext) -> str:

@@ -58,6 +58,13 @@ class RuleContext:
         return {f.key: f for f in CustomField.objects.in_workspace(self.workspace)}
 
     @cached_property
+    def recent_events_built(self) -> bool:
+        """Whether event counts may be read from RecentEvent (audiences/recent_events.py)."""
+        from audiences.recent_events import recent_events_built
+
+        return recent_events_built(workspace_id=self.workspace.pk)
+
+    @cached_property
     def lists(self) -> dict[int, str]:
         from audiences.models import MailingList
 

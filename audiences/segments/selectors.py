@@ -4,9 +4,10 @@ current members (keyset-paginated) and its recent enter/exit history."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Window
 from django.shortcuts import get_object_or_404
 
 from audiences.events.selectors import event_names as stored_event_names
@@ -49,12 +50,20 @@ class Preview:
     contacts: list[Contact]
 
 
-def segment_preview(*, workspace: Workspace, rules: Any, size: int = PREVIEW_SIZE) -> Preview:
+def segment_preview(
+    *, workspace: Workspace, rules: Any, size: int = PREVIEW_SIZE, now: datetime | None = None
+) -> Preview:
     """The count and the newest few matching contacts, for the builder while editing."""
-    matched = segment_queryset(workspace=workspace, rules=rules)
-    contacts = list(matched.order_by("-pk").only("pk", "email", "first_name", "last_name")[:size])
-    count = len(contacts) if len(contacts) < size else matched.count()
-    return Preview(count, contacts)
+    matched = segment_queryset(workspace=workspace, rules=rules, now=now)
+    # One pass: the count is a window over every match, taken before the LIMIT; counting and
+    # then fetching the newest apart evaluated the conditions twice.
+    contacts = list(
+        matched.annotate(matched_total=Window(Count("*")))
+        .order_by("-pk")
+        .only("pk", "email", "first_name", "last_name")[:size]
+    )
+    count = contacts[0].matched_total if contacts else 0
+    return Preview(count, list[Contact](contacts))
 
 
 def segment_members(*, segment: Segment) -> QuerySet[SegmentMembership]:

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from audiences.facts import lifecycle_refresh, lifecycle_thresholds, purchase_facts_refresh
+from audiences.facts import insight_figures_refresh, lifecycle_refresh, lifecycle_thresholds, purchase_facts_refresh
 from audiences.insights.selectors import lifecycle_counts
 from audiences.models import Contact, CustomerFacts, LifecycleSettings, LifecycleStage, Segment
 from audiences.services import contact_save
@@ -72,6 +72,7 @@ def test_each_stage_with_the_default_thresholds(acme: Workspace, journey: dict[s
         "lapsed": LifecycleStage.LAPSED,
         "refunded": LifecycleStage.PROSPECT,  # its only order was refunded in full
     }
+    insight_figures_refresh(workspace_id=acme.pk)
     counts = {row.stage: row.count for row in lifecycle_counts(workspace=acme)}
     assert counts == {"prospect": 2, "first_time": 1, "repeat": 1, "loyal": 1, "at_risk": 1, "lapsed": 1}
 
@@ -165,6 +166,7 @@ def test_derived_thresholds_apply_to_stages(acme: Workspace) -> None:
 
 
 def test_page_shows_counts_median_and_thresholds(acme: Workspace, journey: dict[str, Contact]) -> None:
+    insight_figures_refresh(workspace_id=acme.pk)
     viewer = logged_in(member(acme, Role.VIEWER))
     page = viewer.get("/audience/lifecycle/").content.decode()
     counts = dict(re.findall(r'data-stage="(\w+)"><td>[^<]+</td><td>(\d+)</td>', page))
@@ -220,3 +222,22 @@ def test_a_stage_opens_as_a_segment(acme: Workspace, acme_client: Client, journe
     assert members == {journey["prospect"], journey["refunded"]}  # with and without a facts row
     assert acme_client.post("/audience/lifecycle/segment/", {"stage": "nope"}).status_code == 302
     assert Segment.objects.filter(workspace=acme).count() == 2
+
+
+def test_the_page_reads_stored_counts_and_a_marketer_recounts(
+    acme: Workspace, journey: dict[str, Contact], run_tasks_now: None, django_capture_on_commit_callbacks: object
+) -> None:
+    marketer = logged_in(member(acme, Role.MARKETER))
+    page = marketer.get("/audience/lifecycle/").content.decode()
+    assert "Not counted yet" in page and "Recount now" in page
+    contact_save(workspace=acme, data={"email": "new-prospect@example.com"})
+    with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
+        assert marketer.post("/audience/lifecycle/", {"recount": "1"}).status_code == 302
+    page = marketer.get("/audience/lifecycle/").content.decode()
+    counts = dict(re.findall(r'data-stage="(\w+)"><td>[^<]+</td><td>(\d+)</td>', page))
+    assert counts["prospect"] == "3" and counts["loyal"] == "1" and "Counted " in page
+
+    contact_save(workspace=acme, data={"email": "later@example.com"})  # counted by the next run
+    page = marketer.get("/audience/lifecycle/").content.decode()
+    assert dict(re.findall(r'data-stage="(\w+)"><td>[^<]+</td><td>(\d+)</td>', page))["prospect"] == "3"
+    assert logged_in(member(acme, Role.VIEWER)).post("/audience/lifecycle/", {"recount": "1"}).status_code == 403

@@ -13,7 +13,15 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from audiences.facts import rfm_score, rfm_segment_of, scoring_request, scoring_request_all, scoring_status
+from audiences.facts import (
+    customer_scores_refresh,
+    insight_figures_refresh,
+    rfm_score,
+    rfm_segment_of,
+    scoring_request,
+    scoring_request_all,
+    scoring_status,
+)
 from audiences.models import Contact, CustomerFacts, RfmSegment, Segment
 from audiences.services import contact_save
 from esp.models import Role, Workspace
@@ -133,7 +141,7 @@ def _cell(page: str, recency: int, frequency: int) -> int:
 def test_page_shows_the_grid_and_the_named_segments(
     acme: Workspace, acme_client: Client, population: dict[str, Contact]
 ) -> None:
-    rfm_score(workspace_id=acme.pk)
+    customer_scores_refresh(workspace_id=acme.pk)  # the job: scores, stages, the page's figures
     page = acme_client.get("/audience/rfm/").content.decode()
     assert _cell(page, 5, 5) == 2 and _cell(page, 4, 1) == 1 and _cell(page, 1, 3) == 1
     assert _cell(page, 5, 1) == 0 and _cell(page, 3, 2) == 0
@@ -234,5 +242,74 @@ def test_rfm_page_is_scoped_to_the_workspace(
         _customer(globex, f"g{n}", 1, 1, "1")
     rfm_score(workspace_id=acme.pk)
     rfm_score(workspace_id=globex.pk)
+    insight_figures_refresh(workspace_id=acme.pk)
+    insight_figures_refresh(workspace_id=globex.pk)
     page = acme_client.get("/audience/rfm/").content.decode()
     assert "10 scored customers" in page
+
+
+# --- one sort per score: the same scores as NTILE and the lowest tile of each value ----------
+
+_NTILE_SQL = """
+    WITH tiles AS (
+        SELECT contact_id, last_order_at, orders_count, revenue,
+               NTILE(5) OVER (ORDER BY last_order_at, contact_id) AS r_tile,
+               NTILE(5) OVER (ORDER BY orders_count, contact_id) AS f_tile,
+               NTILE(5) OVER (ORDER BY revenue, contact_id) AS m_tile
+        FROM audiences_customerfacts
+        WHERE workspace_id = %s AND orders_count > 0 AND last_order_at IS NOT NULL
+    )
+    SELECT contact_id, MIN(r_tile) OVER (PARTITION BY last_order_at),
+           MIN(f_tile) OVER (PARTITION BY orders_count), MIN(m_tile) OVER (PARTITION BY revenue)
+    FROM tiles
+"""  # the definition, as it was computed with six window sorts
+
+
+@pytest.mark.parametrize("customers", [1, 2, 4, 5, 6, 7, 9, 13, 23, 50])
+def test_scores_equal_the_ntile_definition(acme: Workspace, customers: int) -> None:
+    from django.db import connection
+
+    for n in range(customers):  # heavy ties: few distinct days, order counts and revenues
+        _customer(acme, f"t{n}", days=n % 4, orders=1 + (n * 7) % 3, revenue=str(10 * ((n * 5) % 6)))
+    assert rfm_score(workspace_id=acme.pk, now=NOW) == customers
+    with connection.cursor() as cursor:
+        cursor.execute(_NTILE_SQL, [acme.pk])
+        expected = {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
+    scored = CustomerFacts.objects.filter(workspace=acme).values_list(
+        "contact_id", "recency_score", "frequency_score", "monetary_score", "rfm_segment"
+    )
+    assert {row[0]: row[1:4] for row in scored} == expected
+    assert all(segment == rfm_segment_of(*scores) for _pk, *scores, segment in scored)
+
+
+def test_a_second_run_rewrites_only_what_changed(acme: Workspace, population: dict[str, Contact]) -> None:
+    rfm_score(workspace_id=acme.pk, now=NOW)
+    later = NOW + timedelta(hours=1)
+    CustomerFacts.objects.filter(pk=population["c9"].pk).update(last_order_at=NOW)  # c9 ordered again
+    assert rfm_score(workspace_id=acme.pk, now=later) == 10
+    rewritten = set(CustomerFacts.objects.filter(workspace=acme, rfm_scored_at=later).values_list("pk", flat=True))
+    # Recency now: c8 c7 | c6 c5 | c4 c3 | c2 c1 | c0 c9 — every other customer moved down a tile.
+    assert rewritten == {population[name].pk for name in ("c1", "c3", "c5", "c7", "c9")}
+    assert _scores(population["c9"])[0] == 5
+
+
+def test_empty_frequency_columns_are_explained(acme: Workspace, acme_client: Client) -> None:
+    # 7 of 10 customers have one order: F1 holds them all, F2 and F3 stay empty.
+    for n in range(10):
+        _customer(acme, f"e{n}", days=n, orders=1 if n < 7 else n - 5, revenue=str(10 + n))
+    customer_scores_refresh(workspace_id=acme.pk)
+    page = acme_client.get("/audience/rfm/").content.decode()
+    headers = dict(re.findall(r'data-frequency-column="(\d)">F\d<br><small class="muted">([^<]+)</small>', page))
+    assert headers == {"1": "1 order", "2": "no customers", "3": "no customers", "4": "2 orders", "5": "3–4 orders"}
+    assert "Empty frequency columns are not an error" in page and "the 70 % with at most 1 order" in page
+
+
+def test_the_page_reads_the_stored_figures(
+    acme: Workspace, acme_client: Client, population: dict[str, Contact]
+) -> None:
+    customer_scores_refresh(workspace_id=acme.pk)
+    newcomer = _customer(acme, "newcomer", 1, 1, "1")
+    CustomerFacts.objects.filter(pk=newcomer.pk).update(recency_score=5, frequency_score=1, monetary_score=1)
+    assert "10 scored customers" in acme_client.get("/audience/rfm/").content.decode()  # until the next run
+    customer_scores_refresh(workspace_id=acme.pk)
+    assert "11 scored customers" in acme_client.get("/audience/rfm/").content.decode()

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from audiences.facts import rfm_score
+from audiences.facts import insight_figures_refresh, rfm_score
 from audiences.models import CustomerFacts, LifecycleSettings, Segment
 from audiences.services import contact_save
 from esp.models import Role
@@ -39,6 +39,7 @@ def test_marketer_opens_a_grid_cell_as_a_segment(page: Page) -> None:
     workspace = WorkspaceFactory(name="Acme", slug="acme")
     _customers(workspace, 20)
     rfm_score(workspace_id=workspace.pk)
+    insight_figures_refresh(workspace_id=workspace.pk)
     user = member(workspace, Role.MARKETER, email="marketer@acme.test")
 
     log_in(page, user.email)
@@ -65,6 +66,7 @@ def test_marketer_opens_a_grid_cell_as_a_segment(page: Page) -> None:
 def test_lifecycle_chart_and_thresholds(page: Page) -> None:
     workspace = WorkspaceFactory(name="Acme", slug="acme")
     _customers(workspace, 8)
+    insight_figures_refresh(workspace_id=workspace.pk)
     user = member(workspace, Role.OWNER, email="owner@acme.test")
 
     log_in(page, user.email)
