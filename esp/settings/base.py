@@ -133,6 +133,14 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.database("DATABASE_URL", _service_url("DATABASE_URL"))}
+# `pgbouncer`: DATABASE_URL reaches PostgreSQL through PgBouncer in transaction pooling, where
+# each transaction may run on another server connection. Django's server-side cursors
+# (`.iterator()`, declared WITH HOLD outside a transaction) would then be fetched from a
+# connection that never saw them. (The code keeps no other session state: no PREPARE, no
+# session advisory locks, SET only as SET LOCAL.)
+DATABASE_POOLER = env.choice("DATABASE_POOLER", "", ["", "pgbouncer"])
+if DATABASE_POOLER == "pgbouncer":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, result backend and the shared cache (API throttling, rate limits) ---
