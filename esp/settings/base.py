@@ -71,6 +71,12 @@ PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip(
 # to keep credentials independent of SECRET_KEY; several keys, comma-separated, rotate: the
 # first encrypts, every one decrypts.
 ESP_ENCRYPTION_KEY = env.string("ESP_ENCRYPTION_KEY", "")
+# Render and write emails the plain Django way: Django's template nodes and filters instead of
+# the render plan and memoised filters, Django's EmailMessage.message().as_bytes() instead of
+# the MIME writer of campaigns.delivery.composer. The same bytes (tests/campaigns/
+# test_render_equality.py), several times slower: the reference, and the way out should a
+# Django upgrade make them differ.
+ESP_RENDER_PLAIN_DJANGO = env.boolean("ESP_RENDER_PLAIN_DJANGO", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
