@@ -219,7 +219,8 @@ def _lock_caps(contact_ids: set[int], holder: int) -> list[int]:
         cursor.execute(
             """
             INSERT INTO campaigns_cap_lease AS lease (contact_id, holder, expires_at)
-            SELECT c, %(holder)s, now() + make_interval(secs => %(lease)s) FROM unnest(%(contacts)s::bigint[]) AS c ORDER BY c
+            SELECT c, %(holder)s, now() + make_interval(secs => %(lease)s)
+            FROM unnest(%(contacts)s::bigint[]) AS c ORDER BY c
             ON CONFLICT (contact_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
             WHERE lease.expires_at < now()
             RETURNING contact_id
