@@ -10,12 +10,12 @@ PYTEST_ARGS ?=
 # mypy's Django plugin) get syntactically valid ones that nothing connects to.
 OFFLINE_ENV := DATABASE_URL=postgres://unused/unused CELERY_BROKER_URL=redis://unused SECRET_KEY=offline-only
 
-.PHONY: run test setup assets messages collectstatic browser lint check-embedded manage clean
+.PHONY: run test setup assets messages collectstatic browser pgbouncer lint check-embedded manage clean
 
 run: setup
 	$(LAUNCHER) run
 
-test: setup browser
+test: setup browser pgbouncer
 	$(LAUNCHER) test $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed assets messages
@@ -54,6 +54,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: browser tests will be skipped (install Debian's chromium)"; fi; }
+
+# The send path's tests and bench/send.py --pgbouncer run through Debian's PgBouncer (started by
+# the test itself, transaction pooling); install it when missing and we may (root + apt).
+pgbouncer:
+	@test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; \
+	  else echo "pgbouncer is missing: the PgBouncer tests will be skipped (install Debian's pgbouncer)"; fi; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,10 @@ sink.
     .venv/bin/python -m esp.embedded exec -- .venv/bin/python bench/send.py --messages 200000
     .venv/bin/python -m esp.embedded exec -- .venv/bin/python bench/send.py --messages 5000
 
+`--pgbouncer` runs the same through a PgBouncer in transaction pooling that the benchmark starts
+(tests/pgbouncer.py; Debian's pgbouncer package, `make pgbouncer`): this process and the
+workers connect to it, it to the database of DATABASE_URL.
+
 Targets: >= 1,000 messages/s through the worker path, >= 60 % of the raw loop, no duplicates.
 `--in-process` runs the drain in this process instead of Celery workers (with `--profile FILE`,
 under cProfile; with `--steps`, the CPU time of each of the sender's steps) to see where the
@@ -62,6 +66,29 @@ TMP = Path(tempfile.mkdtemp(prefix="esp-bench-send-"))
 )
 sys.path.insert(0, str(TMP))
 os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+
+
+def _through_pgbouncer() -> Any:
+    """With --pgbouncer, this process and the workers reach the database through a PgBouncer
+    in transaction pooling started here (before Django reads DATABASE_URL)."""
+    if "--pgbouncer" not in sys.argv[1:]:
+        return None
+    from tests.pgbouncer import PgBouncer
+
+    # (Not through esp.settings: importing it now would read DATABASE_URL before it changes.)
+    url = os.environ.get("DATABASE_URL") or next(
+        (line.split("=", 1)[1].strip() for line in (BASE_DIR / "var" / "embedded.env").read_text().splitlines()
+         if line.startswith("DATABASE_URL=")),
+        "",
+    )  # fmt: skip
+    bouncer = PgBouncer(url).start()
+    os.environ["DATABASE_URL"] = bouncer.url
+    os.environ["DATABASE_POOLER"] = "pgbouncer"
+    print(f"through PgBouncer (transaction pooling) at {bouncer.url}")
+    return bouncer
+
+
+PGBOUNCER = _through_pgbouncer()
 
 import django  # noqa: E402
 
@@ -441,6 +468,9 @@ def main() -> int:
     parser.add_argument(
         "--skip-raw", action="store_true", help="time the worker path only (to compare versions of the code)"
     )
+    parser.add_argument(
+        "--pgbouncer", action="store_true", help="reach PostgreSQL through a PgBouncer in transaction pooling"
+    )
     parser.add_argument("--in-process", action="store_true", help="drain in this process instead of Celery workers")
     parser.add_argument(
         "--profile",
@@ -518,6 +548,9 @@ def main() -> int:
         sink.stop()
         cleanup(workspace)
         shutil.rmtree(TMP, ignore_errors=True)
+        if PGBOUNCER is not None:
+            connection.close()
+            PGBOUNCER.stop()
 
 
 if __name__ == "__main__":

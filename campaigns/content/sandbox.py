@@ -32,7 +32,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -49,6 +49,7 @@ from django.template import Context, Engine, Library, Node, TemplateSyntaxError,
 from django.template.base import (
     DebugLexer,
     FilterExpression,
+    NodeList,
     Parser,
     Template,
     Token,
@@ -67,7 +68,7 @@ from django.utils.translation import gettext as _
 
 from campaigns.content.errors import TemplateProblem
 from campaigns.content.plan import MISSING as _MISSING
-from campaigns.content.plan import Plan, build_plan, count_iteration, loop_values, unpacked
+from campaigns.content.plan import Plan, build_plan, count_iteration, loop_values, unpack_problem, unpacked
 from campaigns.content.plan import lookup as _lookup
 
 MAX_SOURCE_CHARS = 300_000
@@ -127,6 +128,23 @@ class _Budget:
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("esp_template_budget", default=None)
 
+# ESP_RENDER_PLAIN_DJANGO: render through Django's own nodes, filter expressions and filters,
+# without the render plan and the shortcuts below that copy them (the budget still holds).
+# The reference the shortcuts are tested equal to, and the way out should one ever differ.
+_plain = bool(getattr(settings, "ESP_RENDER_PLAIN_DJANGO", False))
+
+
+@receiver(setting_changed)
+def _plain_changed(*, setting: str, value: Any, **kwargs: Any) -> None:
+    global _plain
+    if setting == "ESP_RENDER_PLAIN_DJANGO":
+        _plain = bool(value)
+
+
+def plain_django() -> bool:
+    """Whether emails render the plain Django way (ESP_RENDER_PLAIN_DJANGO)."""
+    return _plain
+
 
 def _spend(chars: int) -> None:
     budget = _BUDGET.get()
@@ -155,10 +173,36 @@ for _name in REFUSED_TAGS:
     library.tag(_name, _refuse(_name))
 
 
+_DJANGO_UNPACK = re.compile(r"Need (\d+) values to unpack in for loop; got (\d+)\. ")
+
+
+class _TickingNodeList(NodeList):
+    """A loop's body: each pass over it (one per iteration of Django's own ForNode.render)
+    checks the deadline."""
+
+    def __iter__(self) -> Iterator[Node]:
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.tick()
+        return super().__iter__()
+
+
 class BudgetForNode(ForNode):
     """Django's ForNode with the deadline checked on each iteration and its output counted."""
 
     def render(self, context: Context) -> SafeString:
+        if _plain:
+            # Django's own loop; its body ticks the deadline (_TickingNodeList).
+            try:
+                output = super().render(context)
+            except ValueError as error:
+                # Said in the marketer's words, as the plan says it.
+                unpacking = _DJANGO_UNPACK.fullmatch(str(error))
+                if unpacking is None:
+                    raise
+                raise unpack_problem(int(unpacking[1]), int(unpacking[2])) from None
+            _spend(len(output))
+            return mark_safe(output)  # (already safe: Django's ForNode returns mark_safe(...))
         budget = _BUDGET.get()
         # django-stubs type these loosely (str | FilterExpression, list | NodeList).
         sequence: Any = self.sequence
@@ -185,7 +229,7 @@ class BudgetForNode(ForNode):
                 else:
                     context[self.loopvars[0]] = item
                 produced = 0
-                for node in nodelist_loop:
+                for node in list.__iter__(nodelist_loop):  # (ticked above)
                     out: str = node.render_annotated(context)
                     produced += len(out)
                     parts.append(out)
@@ -200,6 +244,8 @@ class BudgetForNode(ForNode):
 def do_for(parser: Parser, token: Token) -> Node:
     node = defaulttags.do_for(parser, token)
     node.__class__ = BudgetForNode
+    body: Any = node.nodelist_loop
+    node.nodelist_loop = _TickingNodeList(body)
     return node
 
 
@@ -209,6 +255,10 @@ class _CountedVariableNode(VariableNode):
     for them (localising, time zones and lazy strings only concern other types)."""
 
     def render(self, context: Context) -> str:
+        if _plain:
+            rendered: str = super().render(context)
+            _spend(len(rendered))
+            return rendered
         try:
             output = self.filter_expression.resolve(context)
         except UnicodeDecodeError:
@@ -346,7 +396,7 @@ def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
         if checked:
             _check_args(name, value, args)
-        key = _remembered_key(name, value, args, kwargs) if remembered else None
+        key = _remembered_key(name, value, args, kwargs) if remembered and not _plain else None
         if key is None:
             result = func(value, *args, **kwargs)
         else:
@@ -446,6 +496,8 @@ class _FastFilterExpression(FilterExpression):
 
     def resolve(self, context: Any, ignore_failures: bool = False) -> Any:
         lookups = self.lookups
+        if _plain:
+            return super().resolve(context, ignore_failures)
         if lookups is not None:
             obj = _lookup(lookups, context)
             if obj is _MISSING:
@@ -601,7 +653,7 @@ def render_compiled(
         django_context = Context(dict(context), autoescape=compiled.autoescape)
         plan = compiled.plan
         output: str
-        if plan is None:
+        if plan is None or _plain:
             output = compiled.template.render(django_context)
         else:
             output = plan.render(django_context, budget)

@@ -10,10 +10,13 @@ written back in at most two statements. What each message class is spared:
 - transactional, and tests sent from the editor: only suppression by hard bounce, complaint
   or erasure.
 
-Caps hold across workers: a batch takes a session advisory lock on each contact whose capped
-mail it may send, for as long as it runs, and counts that contact's sends only once it holds
-the lock. A contact whose lock another worker holds waits a few seconds (its message goes back
-to the queue), so two workers never both see "one more is allowed" for the same contact.
+Caps hold across workers: a batch takes a lease (a row of campaigns_cap_lease) on each contact
+whose capped mail it may send, for as long as it runs, and counts that contact's sends only
+once it holds the lease. A contact another worker holds waits a few seconds (its message goes
+back to the queue), so two workers never both see "one more is allowed" for the same contact.
+Leases are rows, not advisory locks: the batch commits message by message, and behind PgBouncer
+in transaction pooling a session lock and its unlock may reach different server connections.
+A lease outlives its batch only when the worker died; it expires after CAP_LEASE.
 """
 
 from __future__ import annotations
@@ -49,11 +52,12 @@ HARD_SUPPRESSION = frozenset(
 )
 # Rows that count towards a frequency cap: sent, or handed over and possibly sent.
 CAP_STATES = (MessageState.SENT, MessageState.SENDING, MessageState.IN_DOUBT)
-# The advisory-lock namespace of frequency caps (first key of pg_try_advisory_lock(int, int)).
-CAP_LOCK_CLASS = 0xCA9
-# How long a message waits when another worker holds its contact's cap lock: that batch ends
+# How long a message waits when another worker holds its contact's cap lease: that batch ends
 # within seconds, and this one's count then includes what it sent.
 CAP_BUSY_DELAY = dt.timedelta(seconds=5)
+# A batch stops handing over after a minute (sender.LEASE / 2) and a hand-over times out well
+# within another: a lease older than this belongs to a dead worker.
+CAP_LEASE = dt.timedelta(minutes=3)
 
 
 def is_test(message: Message) -> bool:
@@ -85,8 +89,9 @@ class Verdicts:
     # (message id, new due_at, reason): back to the queue until quiet hours end, or for a
     # moment while another worker sends to the same capped contact.
     delayed: list[tuple[int, dt.datetime, str]] = field(default_factory=list)
-    # Contacts whose cap lock this batch holds: `unlock_caps` when the batch ends.
+    # Contacts whose cap lease this batch holds (as `holder`): `unlock_caps` when the batch ends.
     cap_locks: list[int] = field(default_factory=list)
+    holder: int = 0
 
 
 @lru_cache(maxsize=512)
@@ -127,12 +132,13 @@ def evaluate(
     workspaces: dict[int, Workspace],
     settings: dict[int, DeliverySettings],
     now: dt.datetime,
+    holder: int,
 ) -> Verdicts:
     """Sort a claimed batch (in send order) into messages to send now, messages settled as
     suppressed/skipped, and messages delayed (quiet hours, a capped contact another worker is
-    sending to). Takes the batch's cap locks (release them with `unlock_caps`); writes nothing
-    else: see `apply`."""
-    verdicts = Verdicts()
+    sending to). Takes the batch's cap leases as `holder`, a number no other batch uses
+    (release them with `unlock_caps`); writes nothing else: see `apply`."""
+    verdicts = Verdicts(holder=holder)
     addresses = {message.id: recipient(message) for message in messages}
 
     hashes = {email_hash(address) for address in addresses.values() if address}
@@ -164,7 +170,7 @@ def evaluate(
     day_counts: Counter[int] = Counter()
     week_counts: Counter[int] = Counter()
     if capped:
-        verdicts.cap_locks = _lock_caps({m.contact_id for m in capped if m.contact_id})
+        verdicts.cap_locks = _lock_caps({m.contact_id for m in capped if m.contact_id}, holder)
         day_counts, week_counts = _recent_marketing_sends(set(verdicts.cap_locks), now)
     held = set(verdicts.cap_locks)
 
@@ -214,29 +220,33 @@ def evaluate(
     return verdicts
 
 
-def _lock_key(contact_id: int) -> int:
-    return contact_id % 2**31  # an int4 key; two contacts sharing one only wait for each other
-
-
-def _lock_caps(contact_ids: set[int]) -> list[int]:
-    """Take the cap lock of each of these contacts that no other session holds; the ones taken."""
-    ordered = sorted(contact_ids)
+def _lock_caps(contact_ids: set[int], holder: int) -> list[int]:
+    """Take the cap lease of each of these contacts that no live batch holds; the ones taken.
+    A concurrent batch inserting the same contact waits for this statement's commit and then
+    finds the lease taken (ON CONFLICT … WHERE), so a lease has one holder at a time."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c FROM unnest(%s::bigint[], %s::int[]) AS t(c, k) WHERE pg_try_advisory_lock(%s, k)",
-            [ordered, [_lock_key(c) for c in ordered], CAP_LOCK_CLASS],
+            """
+            INSERT INTO campaigns_cap_lease AS lease (contact_id, holder, expires_at)
+            SELECT c, %(holder)s, now() + make_interval(secs => %(lease)s)
+            FROM unnest(%(contacts)s::bigint[]) AS c ORDER BY c
+            ON CONFLICT (contact_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+            WHERE lease.expires_at < now()
+            RETURNING contact_id
+            """,
+            {"holder": holder, "lease": CAP_LEASE.total_seconds(), "contacts": sorted(contact_ids)},
         )
         return [row[0] for row in cursor.fetchall()]
 
 
 def unlock_caps(verdicts: Verdicts) -> None:
-    """Release the cap locks the batch took (at its end, once its messages are handed over)."""
+    """Release the cap leases the batch took (at its end, once its messages are handed over)."""
     if not verdicts.cap_locks:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_unlock(%s, k) FROM unnest(%s::int[]) AS k",
-            [CAP_LOCK_CLASS, [_lock_key(c) for c in verdicts.cap_locks]],
+            "DELETE FROM campaigns_cap_lease WHERE contact_id = ANY(%s) AND holder = %s",
+            [verdicts.cap_locks, verdicts.holder],
         )
     verdicts.cap_locks = []
 

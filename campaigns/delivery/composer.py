@@ -324,16 +324,19 @@ class _Prepared(PreparedEmail):
     def as_bytes(self) -> bytes:
         if self._bytes is None:
             date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
-            data = mime_bytes(self, date=date)
+            plain = settings.ESP_RENDER_PLAIN_DJANGO
+            data = None if plain else mime_bytes(self, date=date)
             if data is None:
                 email = self.email()
                 email.extra_headers = {"Date": date, **email.extra_headers}
+                # What Django's SMTP backend writes (its EmailMessage, CRLF line ends).
                 data = email.message().as_bytes(linesep="\r\n")
             self._bytes = data
         return self._bytes
 
     def email(self) -> EmailMultiAlternatives:
-        email = _Email(
+        # ESP_RENDER_PLAIN_DJANGO: Django's own class, without _Email's shortcuts.
+        email = (EmailMultiAlternatives if settings.ESP_RENDER_PLAIN_DJANGO else _Email)(
             subject=self.subject,
             body=self.text,
             from_email=self.from_email,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,41 +88,11 @@ OUTBOX = 0  # transport key of "no provider": the outbox
 LOOKUPS_FRESH_SECONDS = 5.0
 
 
-# The one statement each message costs, prepared once per database session: planning it took
-# longer than running it (~1 ms against ~0.2 ms). (Needs a session of its own: through a
-# transaction-pooling PgBouncer, prepared statements do not survive.)
-# (The name carries the statement's shape: a session that prepared an older shape under the
-# old name, a pooled one say, is not handed the new parameters.)
-# The rows are reached by primary key (`id = ANY`): with the two ORed conditions alone, the
-# generic plan took the claim's rows from message_held by claimed_at — the whole batch,
-# ~30 heap pages, for each message — and filtered two of them out.
-MARK_SENDING = "campaigns_message_mark_sending_v3"
-_MARK_SENDING_SQL = f"""
-PREPARE {MARK_SENDING}
-    (bigint, timestamptz, text, text[], text, timestamptz, bigint, timestamptz, text, integer) AS
-UPDATE campaigns_message SET
-    state = CASE WHEN id = $1 THEN 'sending' ELSE 'sent' END,
-    reason = CASE WHEN id = $1 OR state = 'sending' THEN reason ELSE '' END,
-    claimed_at = CASE WHEN id = $1 THEN $2 ELSE claimed_at END,
-    subject = CASE WHEN id = $1 THEN $3 ELSE subject END,
-    links = CASE WHEN id = $1 THEN $4 ELSE links END,
-    to_email = CASE WHEN id = $1 THEN $5 ELSE to_email END,
-    template_version = CASE WHEN id = $1 THEN $10 ELSE template_version END,
-    sent_at = CASE WHEN id = $7 THEN $8 ELSE sent_at END,
-    provider_message_id = CASE WHEN id = $7 THEN $9 ELSE provider_message_id END
-WHERE id = ANY(ARRAY[$1, $7])
-    AND ((id = $1 AND state = 'claimed' AND claimed_at = $6) OR (id = $7 AND state IN ('sending', 'in_doubt')))
-RETURNING id
-"""  # noqa: S608 — the name is the constant above; every value is a parameter
-
-
-def _prepare_statements() -> None:
-    """Prepare MARK_SENDING on this session unless it is (once per batch: Django may have
-    opened a new connection since the last one)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [MARK_SENDING])
-        if cursor.fetchone() is None:
-            cursor.execute(_MARK_SENDING_SQL)
+# The one statement each message costs: a PL/pgSQL function (defined by a campaigns migration)
+# whose plan each server connection keeps, as it kept the SQL PREPAREd statement this
+# replaced. Unlike PREPARE it is no session state, so it works through PgBouncer in transaction
+# pooling; a plain statement, planned for each message, cost more than it took to run.
+_MARK_SENDING = "SELECT campaigns_message_mark_sending(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def message_claim_batch(*, limit: int, token: dt.datetime) -> list[int]:
@@ -205,6 +176,8 @@ class _Lookups:
 class _Batch:
     token: dt.datetime
     started: float
+    # Names this batch's cap leases (checks.evaluate).
+    holder: int = field(default_factory=lambda: secrets.randbits(62))
     known: _Lookups = field(init=False)
     # Providers whose connection could not be opened in this batch: their other messages wait.
     unreachable: dict[int, Exception] = field(default_factory=dict)
@@ -270,11 +243,10 @@ class Sender:
         )
         verdicts = checks.Verdicts()
         try:
-            _prepare_statements()
             self._load(batch, messages)
             now = timezone.now()
             verdicts = checks.evaluate(
-                messages, workspaces=batch.known.workspaces, settings=batch.known.settings, now=now
+                messages, workspaces=batch.known.workspaces, settings=batch.known.settings, now=now, holder=batch.holder
             )
             checks.apply(verdicts, token=token)
             for _, state, _ in verdicts.settled:
@@ -462,7 +434,7 @@ class Sender:
         # Times and the links go as text literals for the statement's typed parameters:
         # psycopg2 adapts a datetime or a list several times slower (~35 µs a message here).
         rows = _execute_raw(
-            f"EXECUTE {MARK_SENDING} (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            _MARK_SENDING,
             [
                 message.pk,
                 timezone.now().isoformat(),
@@ -476,7 +448,7 @@ class Sender:
                 template_version,
             ],
         )
-        return any(row[0] == message.pk for row in rows)
+        return bool(rows[0][0])
 
     def flush(self) -> None:
         """Write the accepted message's `sent`, if one is waiting."""

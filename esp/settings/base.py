@@ -76,6 +76,12 @@ ALLOW_HTTP_PUBLIC_URL = env.boolean("ALLOW_HTTP_PUBLIC_URL", False)
 # to keep credentials independent of SECRET_KEY; several keys, comma-separated, rotate: the
 # first encrypts, every one decrypts.
 ESP_ENCRYPTION_KEY = env.string("ESP_ENCRYPTION_KEY", "")
+# Render and write emails the plain Django way: Django's template nodes and filters instead of
+# the render plan and memoised filters, Django's EmailMessage.message().as_bytes() instead of
+# the MIME writer of campaigns.delivery.composer. The same bytes (tests/campaigns/
+# test_render_equality.py), several times slower: the reference, and the way out should a
+# Django upgrade make them differ.
+ESP_RENDER_PLAIN_DJANGO = env.boolean("ESP_RENDER_PLAIN_DJANGO", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -139,6 +145,14 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.database("DATABASE_URL", _service_url("DATABASE_URL"))}
+# `pgbouncer`: DATABASE_URL reaches PostgreSQL through PgBouncer in transaction pooling, where
+# each transaction may run on another server connection. Django's server-side cursors
+# (`.iterator()`, declared WITH HOLD outside a transaction) would then be fetched from a
+# connection that never saw them. (The code keeps no other session state: no PREPARE, no
+# session advisory locks, SET only as SET LOCAL.)
+DATABASE_POOLER = env.choice("DATABASE_POOLER", "", ["", "pgbouncer"])
+if DATABASE_POOLER == "pgbouncer":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, result backend and the shared cache (API throttling, rate limits) ---

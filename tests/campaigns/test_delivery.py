@@ -33,7 +33,7 @@ from audiences.models import (
     SuppressionReason,
     email_hash,
 )
-from campaigns.delivery.checks import CAP_LOCK_CLASS, quiet_hours_end
+from campaigns.delivery.checks import quiet_hours_end
 from campaigns.delivery.composer import quoted_printable
 from campaigns.delivery.recovery import messages_recover
 from campaigns.delivery.sender import LEASE, messages_send_due
@@ -514,38 +514,51 @@ def test_caps_count_sends_of_the_last_day_and_week(shop: Workspace, provider: Pr
     assert message_of("broadcast:30", tx_only).state == "sent"
 
 
+def leases() -> dict[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT contact_id, holder FROM campaigns_cap_lease")
+        return dict(cursor.fetchall())
+
+
 @pytest.mark.django_db
 def test_a_capped_contact_another_worker_is_sending_to_waits_for_it(
     shop: Workspace, provider: Provider, smtp: SmtpServer
 ) -> None:
     """Two workers must not both count 'one more is allowed' for the same contact: a batch
-    holds each capped contact's lock while it sends, and a contact locked elsewhere waits."""
-    import psycopg2
-
+    holds each capped contact's lease while it sends, and a contact leased elsewhere waits."""
     caps(shop, daily_cap=1)
     busy, free = contact(shop, "busy@example.com"), contact(shop, "free@example.com")
     enqueue(shop, "broadcast:60", [busy, free], template(shop))
-    other_worker = psycopg2.connect(**connection.get_connection_params())
-    other_worker.autocommit = True
-    try:
-        with other_worker.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [CAP_LOCK_CLASS, busy.pk])
-        messages_send_due()
-        waiting = message_of("broadcast:60", busy)
-        assert (waiting.state, waiting.reason) == ("queued", "")
-        assert timezone.now() < waiting.due_at < timezone.now() + dt.timedelta(seconds=6)
-        assert message_of("broadcast:60", free).state == "sent"
-        with other_worker.cursor() as cursor:
-            # The drain let go of the locks it took: the other worker can take free's.
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [CAP_LOCK_CLASS, free.pk])
-            assert cursor.fetchone()[0] is True
-            cursor.execute("SELECT pg_advisory_unlock_all()")
-    finally:
-        other_worker.close()
+    with connection.cursor() as cursor:
+        # Another worker's batch is sending to `busy`.
+        cursor.execute("INSERT INTO campaigns_cap_lease VALUES (%s, 7, now() + interval '1 minute')", [busy.pk])
+    messages_send_due()
+    waiting = message_of("broadcast:60", busy)
+    assert (waiting.state, waiting.reason) == ("queued", "")
+    assert timezone.now() < waiting.due_at < timezone.now() + dt.timedelta(seconds=6)
+    assert message_of("broadcast:60", free).state == "sent"
+    # The drain let go of the lease it took, and left the other worker's alone.
+    assert leases() == {busy.pk: 7}
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM campaigns_cap_lease WHERE holder = 7")
     Message.objects.filter(pk=waiting.pk).update(due_at=timezone.now())
     messages_send_due()
     assert message_of("broadcast:60", busy).state == "sent"
     assert len(smtp.to("busy@example.com")) == 1
+    assert leases() == {}
+
+
+@pytest.mark.django_db
+def test_a_dead_workers_cap_lease_expires(shop: Workspace, provider: Provider, smtp: SmtpServer) -> None:
+    caps(shop, daily_cap=1)
+    person = contact(shop, "orphan@example.com")
+    enqueue(shop, "broadcast:61", [person], template(shop))
+    with connection.cursor() as cursor:
+        # Left by a worker that died mid-batch (no batch runs this long).
+        cursor.execute("INSERT INTO campaigns_cap_lease VALUES (%s, 8, now() - interval '1 second')", [person.pk])
+    messages_send_due()
+    assert message_of("broadcast:61", person).state == "sent"
+    assert leases() == {}
 
 
 @pytest.mark.django_db

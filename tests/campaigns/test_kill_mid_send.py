@@ -12,7 +12,10 @@ holding rows) and a new worker starts. At the end:
   one arrived at most once (it was handed over as the worker died);
 - at most two rows (the worker's concurrency) became `in_doubt` per kill.
 
-Takes about a minute on the 2-core CI machine.
+It runs twice: with the workers connected to PostgreSQL directly, and through a PgBouncer in
+transaction pooling (tests/pgbouncer.py) with fewer server connections than clients, so that
+consecutive transactions of one worker land on different server connections, as they do in
+production behind PgBouncer. Takes about a minute each on the 2-core CI machine.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from esp.celery import app
 from esp.models import Workspace
 from esp.settings.base import EMBEDDED_ENV_FILE
 from esp.settings.env import read_env_file
+from tests.pgbouncer import PgBouncer, pgbouncer_binary
 
 # Their SMTP sinks and fake ESP APIs listen on loopback.
 pytestmark = pytest.mark.usefixtures("local_outbound")
@@ -99,11 +103,11 @@ class Sink:
 class Worker:
     """`celery -A esp worker` in a process group of its own, so kill -9 takes the pool too."""
 
-    def __init__(self, tmp: Path, number: int) -> None:
+    def __init__(self, tmp: Path, number: int, database: dict[str, str]) -> None:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "esp.settings.test",
-            "DATABASE_URL": test_database_url(),
+            **database,
             "CELERY_BROKER_URL": str(settings.CELERY_BROKER_URL),
             "SECRET_KEY": str(settings.SECRET_KEY),
             "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",  # the SMTP sink listens on loopback
@@ -175,8 +179,24 @@ def clean_broker() -> Iterator[None]:
     app.control.purge()
 
 
+@pytest.fixture(params=["direct", "pgbouncer"])
+def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The workers' database settings: the test database, directly or through PgBouncer."""
+    if request.param == "direct":
+        yield {"DATABASE_URL": test_database_url()}
+        return
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is missing: install Debian's pgbouncer package (`make pgbouncer`) to send through it")
+    # Two server connections for the worker's three clients (main process and two pool
+    # processes): a worker's next transaction often runs on another server connection.
+    with PgBouncer(test_database_url(), pool_size=2) as bouncer:
+        yield {"DATABASE_URL": bouncer.url, "DATABASE_POOLER": "pgbouncer"}
+
+
 @pytest.mark.django_db(transaction=True)
-def test_kill_9_mid_send_never_doubles_a_message(tmp_path: Path, acme: Workspace, clean_broker: None) -> None:
+def test_kill_9_mid_send_never_doubles_a_message(
+    tmp_path: Path, acme: Workspace, clean_broker: None, database: dict[str, str]
+) -> None:
     started = time.monotonic()
     sink = Sink(tmp_path)
     workers: list[Worker] = []
@@ -215,7 +235,7 @@ def test_kill_9_mid_send_never_doubles_a_message(tmp_path: Path, acme: Workspace
 
         in_doubt_after_kill: list[int] = []
         for number, threshold in enumerate(KILL_AT):
-            worker = Worker(tmp_path, number)
+            worker = Worker(tmp_path, number, database)
             workers.append(worker)
             next_tick = 0.0
             while sink.received() < threshold:
@@ -230,7 +250,7 @@ def test_kill_9_mid_send_never_doubles_a_message(tmp_path: Path, acme: Workspace
             messages_recover(claimed_after=dt.timedelta(0), sending_after=dt.timedelta(0))
             in_doubt_after_kill.append(Message.objects.filter(state="in_doubt").count())
 
-        last = Worker(tmp_path, len(KILL_AT))
+        last = Worker(tmp_path, len(KILL_AT), database)
         workers.append(last)
         next_tick = 0.0
         while outstanding():

@@ -48,6 +48,24 @@ def test_bad_broker_url_stops_start_up() -> None:
     assert "CELERY_BROKER_URL" in result.stderr and "Redis URL" in result.stderr
 
 
+def test_behind_pgbouncer_django_keeps_no_server_side_cursors() -> None:
+    show = "import django; django.setup(); from django.conf import settings as s; "
+    show += "print(s.DATABASES['default'].get('DISABLE_SERVER_SIDE_CURSORS', False))"
+
+    def cursors(**env: str) -> str:
+        environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "esp.settings.base", **env}
+        result = subprocess.run(
+            [sys.executable, "-c", show], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert cursors(DATABASE_POOLER="pgbouncer") == "True"
+    assert cursors(DATABASE_POOLER="") == "False"
+    result = _start(DATABASE_POOLER="pgpool")
+    assert result.returncode != 0 and "DATABASE_POOLER" in result.stderr and "pgbouncer" in result.stderr
+
+
 def test_bad_boolean_stops_start_up() -> None:
     result = _start(DEBUG="maybe")
     assert result.returncode != 0
