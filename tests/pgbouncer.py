@@ -83,6 +83,13 @@ class PgBouncer:
                 f"auth_file = {self.dir / 'users.txt'}",
                 "pool_mode = transaction",
                 f"default_pool_size = {self.pool_size}",
+                # Hand out server connections in turn rather than the last used first: a
+                # client's consecutive transactions land on different ones, as on a busy pool.
+                "server_round_robin = 1",
+                # Close each server connection a second after it opened, once it is released:
+                # state left on one (a PREPAREd statement, a session lock) is soon gone, and
+                # new connections without it keep coming, as after PgBouncer's recycling.
+                "server_lifetime = 1",
                 "max_client_conn = 200",
                 # What a transaction-mode pool does between clients: nothing may rely on it.
                 "server_reset_query =",

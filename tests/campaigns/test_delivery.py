@@ -561,6 +561,39 @@ def test_a_dead_workers_cap_lease_expires(shop: Workspace, provider: Provider, s
     assert leases() == {}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_never_share_a_cap_lease() -> None:
+    """Two workers leasing the same contacts at the same moment: each contact goes to one."""
+    import threading
+
+    from django.db import connections
+
+    from campaigns.delivery import checks
+
+    contacts = set(range(1, 301))
+    for round_number in range(10):
+        barrier = threading.Barrier(2)
+        taken: dict[int, list[int]] = {}
+
+        def batch(holder: int, taken: dict[int, list[int]] = taken, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait()
+                taken[holder] = checks._lock_caps(contacts, holder)
+            finally:
+                connections.close_all()  # this thread's connection
+
+        threads = [threading.Thread(target=batch, args=(100 * round_number + n,)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first, second = taken.values()
+        assert set(first).isdisjoint(second) and set(first) | set(second) == contacts
+        for holder, held in taken.items():
+            checks.unlock_caps(checks.Verdicts(cap_locks=held, holder=holder))
+        assert leases() == {}
+
+
 @pytest.mark.django_db
 def test_transactional_mail_and_tests_bypass_caps(shop: Workspace, provider: Provider, smtp: SmtpServer) -> None:
     caps(shop, daily_cap=1)
