@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 def test_overview_loads_the_marketers_sections_and_no_developer_hints(acme_client: Client) -> None:
     page = acme_client.get("/").content.decode()
-    main = page[page.index('<main') : page.index("</main>")]
+    main = page[page.index("<main") : page.index("</main>")]
     assert 'hx-get="/audience/overview/"' in main and 'hx-get="/messages/recent/"' in main
     assert "curl" not in main and "Authorization" not in main and "active API key" not in main
     assert "curl -H" in acme_client.get("/settings/api-keys/").content.decode()
