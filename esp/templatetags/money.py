@@ -14,4 +14,3 @@ register = template.Library()
 @register.filter(needs_autoescape=False)
 def money(amount: Any, currency: str = "") -> str:
     return format_money(amount, currency or "EUR")
-
