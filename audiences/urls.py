@@ -19,6 +19,7 @@ urlpatterns = [
     path("contacts/<int:contact_id>/delete/", views.ContactDeleteView.as_view(), name="contact-delete"),
     path("contacts/<int:contact_id>/events/", event_views.ContactEventsView.as_view(), name="contact-events"),
     path("events/", event_views.EventsView.as_view(), name="events"),
+    path("overview/", views.AudienceOverviewView.as_view(), name="overview-audience"),
     path("rfm/", insight_views.RfmView.as_view(), name="rfm"),
     path("rfm/segment/", insight_views.RfmSegmentView.as_view(), name="rfm-segment"),
     path("lifecycle/", insight_views.LifecycleView.as_view(), name="lifecycle"),

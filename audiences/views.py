@@ -329,6 +329,15 @@ class ContactDeleteView(WorkspaceView):
         return redirect("contacts")
 
 
+class AudienceOverviewView(WorkspaceView):
+    """The Overview page's audience section (loaded into esp's home page by URL, as the layers
+    run the other way): size, growth, segments and the next step."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        overview = selectors.audience_overview(workspace=self.workspace)
+        return render(request, "audiences/partials/overview.html", {"overview": overview})
+
+
 class ListsView(WorkspaceView):
     def _render(self, request: HttpRequest, form: MailingListForm | None = None, status: int = 200) -> HttpResponse:
         lists = selectors.lists_with_counts(workspace=self.workspace)

@@ -351,3 +351,53 @@ def message_preview(*, workspace: Workspace, message: Message) -> MessagePreview
         return MessagePreview(problem=str(problem))
     # Rendered without tracking; stripped again in case a template carries a copied tracked URL.
     return MessagePreview(subject=rendered.subject, html=preview_without_tracking(rendered.html), text=rendered.text)
+
+
+# --- the Overview page's "last sends" ---------------------------------------------------------
+
+# The Overview reads this many newest messages (by the (workspace, -id) index) and no more.
+RECENT_WINDOW = 5_000
+
+
+@dataclass(frozen=True)
+class RecentSend:
+    template_id: int
+    template_name: str
+    message_class: str
+    sent: int
+    opened: int
+    clicked: int
+    last_sent_at: datetime | None
+
+    @property
+    def open_rate(self) -> float:
+        return self.opened / self.sent if self.sent else 0.0
+
+    @property
+    def click_rate(self) -> float:
+        return self.clicked / self.sent if self.sent else 0.0
+
+
+def recent_sends(*, workspace: Workspace, limit: int = 5) -> list[RecentSend]:
+    """The latest emails sent, one row per template, with their open and click rates (human
+    opens only: `opened_at` is the first non-machine open), over the newest RECENT_WINDOW
+    messages. Test sends are left out. A bounded read for the Overview; reports come later
+    from rollups."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT m.template_id, t.name, m.message_class, count(*),
+                   count(m.opened_at), count(m.clicked_at), max(m.sent_at)
+            FROM (
+                SELECT id, template_id, message_class, opened_at, clicked_at, sent_at, state, source
+                FROM campaigns_message WHERE workspace_id = %(ws)s ORDER BY id DESC LIMIT %(window)s
+            ) m
+            JOIN campaigns_emailtemplate t ON t.id = m.template_id
+            WHERE m.state = %(sent)s AND m.source NOT LIKE 'test:%%'
+            GROUP BY m.template_id, t.name, m.message_class
+            ORDER BY max(m.id) DESC
+            LIMIT %(limit)s
+            """,
+            {"ws": workspace.pk, "window": RECENT_WINDOW, "sent": MessageState.SENT, "limit": limit},
+        )
+        return [RecentSend(*row) for row in cursor.fetchall()]

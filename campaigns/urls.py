@@ -13,6 +13,7 @@ urlpatterns: list[URLPattern | URLResolver] = []
 # The send log: the log, one message, and the profile's "Messages" section.
 urlpatterns += [
     path("messages/", send_log_views.MessagesView.as_view(), name="messages"),
+    path("messages/recent/", send_log_views.RecentSendsView.as_view(), name="overview-sends"),
     path("messages/<int:email_id>/", send_log_views.MessageView.as_view(), name="message"),
     path("messages/contact/<int:contact_id>/", send_log_views.ContactMessagesView.as_view(), name="contact-messages"),
 ]

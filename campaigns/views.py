@@ -140,6 +140,19 @@ class MessagesView(WorkspaceView):
         )
 
 
+class RecentSendsView(WorkspaceView):
+    """The Overview page's "last sends" (loaded into esp's home page by URL): the latest emails
+    with their open and click rates."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        sends = selectors.recent_sends(workspace=self.workspace)
+        return render(
+            request,
+            "campaigns/messages/overview.html",
+            {"sends": sends, "window": selectors.RECENT_WINDOW},
+        )
+
+
 class MessageView(WorkspaceView):
     """One message: every field, why it was skipped or failed, what happened to it, its
     links, and its content rendered again in a sandboxed frame."""

@@ -179,16 +179,22 @@ class WorkspaceForm(forms.ModelForm):
 
     class Meta:
         model = Workspace
-        fields = ["name", "time_zone", "default_from_name", "default_from_email", "postal_address", "language"]
+        fields = [
+            "name", "time_zone", "default_from_name", "default_from_email", "postal_address", "language", "currency",
+        ]  # fmt: skip
         widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Added later than the other fields: a post without it keeps the workspace's language.
         self.fields["language"].required = False
+        self.fields["currency"].required = False
 
     def clean_language(self) -> str:
         return str(self.cleaned_data.get("language") or self.instance.language)
+
+    def clean_currency(self) -> str:
+        return str(self.cleaned_data.get("currency") or self.instance.currency)
 
 
 class InvitationForm(forms.Form):

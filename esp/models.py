@@ -13,6 +13,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from esp.money import CURRENCIES
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -75,6 +77,13 @@ class Workspace(models.Model):
             "The built-in texts of emails (footer links, totals) are written in it, unless a contact's "
             "locale names another language the service speaks."
         ),
+    )
+    currency = models.CharField(
+        _("currency"),
+        max_length=3,
+        choices=CURRENCIES,
+        default="EUR",
+        help_text=_("Revenue and order values are shown in it."),
     )
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -66,10 +66,13 @@ def workspace_update(
     default_from_email: str,
     postal_address: str,
     language: str | None = None,
+    currency: str | None = None,
 ) -> Workspace:
     workspace.name = name.strip()
     if language is not None:
         workspace.language = language
+    if currency is not None:
+        workspace.currency = currency
     workspace.time_zone = time_zone
     workspace.default_from_name = default_from_name.strip()
     workspace.default_from_email = default_from_email.strip()

@@ -183,7 +183,9 @@ def test_profile_and_api_show_the_purchases(acme: Workspace, acme_client: Client
     page = acme_client.get(f"/audience/contacts/{gus.pk}/").content.decode()
     panel = page[page.index('id="purchases"') : page.index('class="grid profile-grid"')]
     assert (
-        "<strong>2</strong>orders" in panel and "<strong>50.00</strong>" in panel and "<strong>25.00</strong>" in panel
+        "<strong>2</strong>orders" in panel
+        and "<strong>€50.00</strong>" in panel
+        and "<strong>€25.00</strong>" in panel
     )
     assert "Repeat customer" in panel and "R1 F1 M1" in panel and "orders every 10 days" in panel
 

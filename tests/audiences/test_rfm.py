@@ -147,7 +147,7 @@ def test_page_shows_the_grid_and_the_named_segments(
     assert _cell(page, 5, 1) == 0 and _cell(page, 3, 2) == 0
     assert sum(_cell(page, r, f) for r in range(1, 6) for f in range(1, 6)) == 10
     champions = re.search(r'data-segment="champions"><td>[^<]+</td><td>(\d+)</td><td>([^<]+)</td>', page)
-    assert champions and champions.groups() == ("3", "733.33")  # (1000 + 900 + 300) / 3
+    assert champions and champions.groups() == ("3", "€733.33")  # (1000 + 900 + 300) / 3, in the workspace currency
     assert re.search(r'data-segment="new_customer"><td>[^<]+</td><td>0</td><td>—</td>', page)
     assert "Last scored" in page
 

@@ -182,7 +182,7 @@ def test_invited_viewer_can_look_but_not_touch(
 
     viewer.goto("/settings/workspace/")
     fields = viewer.locator("main form").locator("input:not([type=hidden]), select, textarea")
-    expect(fields).to_have_count(6)  # name, time zone, sender name, sender address, postal address, language
+    expect(fields).to_have_count(7)  # name, time zone, sender name and address, postal address, language, currency
     for field in fields.all():
         expect(field).to_be_disabled()
     expect(viewer.get_by_role("button", name="Save")).to_have_count(0)

@@ -26,10 +26,10 @@ PLACEHOLDER = re.compile(r"%\(\w+\)[sdif]")
 
 # Page -> English texts that must appear on it, translated.
 PAGES = {
-    "/": ["Overview", "Getting started", "Connect your shop", "Owner"],
+    "/": ["Overview", "Set up the workspace", "Audience", "Last sends", "Owner"],
     "/settings/workspace/": ["Workspace settings", "Save"],
     "/settings/members/": ["Members & roles", "What each role may do", "Invite a member", "Send invitation"],
-    "/settings/api-keys/": ["API keys", "Create an API key", "No API keys yet."],
+    "/settings/api-keys/": ["API keys", "Create an API key", "No API keys yet.", "Connect your shop"],
     "/settings/outbox/": ["Outbox", "The outbox is empty."],
     "/accounts/": ["Your preferences", "Save"],
 }
@@ -112,13 +112,12 @@ def test_pages_are_in_the_users_language(russian_owner: User, url: str) -> None:
 
 @pytest.mark.django_db
 def test_overview_counters_agree_with_their_number(russian_owner: User) -> None:
-    html = logged_in(russian_owner).get("/").content.decode()
+    html = logged_in(russian_owner).get("/audience/overview/").content.decode()
     with override("ru"):
-        one, many = ngettext("member", "members", 1), ngettext("member", "members", 5)
-        no_messages = ngettext("message in the outbox", "messages in the outbox", 0)
+        one, many = ngettext("contact", "contacts", 1), ngettext("contact", "contacts", 5)
+        none = ngettext("contact", "contacts", 0)
     assert one != many
-    assert f"<strong>1</strong>{one}</article>" in html
-    assert f"<strong>0</strong>{no_messages}</article>" in html
+    assert f"<strong>0</strong>{none}</article>" in html
 
 
 def test_server_error_page_is_translated_and_standalone() -> None:

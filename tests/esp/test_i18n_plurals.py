@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import override
 
+from audiences.exports import ExportRow
 from audiences.models import LifecycleSettings
 from audiences.segments.compiler import describe_rules, validate_rules
 from audiences.segments.registry import RuleContext
@@ -36,7 +37,8 @@ def _export(pk: int, rows: int) -> SimpleNamespace:
 def test_export_rows_count_contacts_in_three_forms() -> None:
     with override("ru"):
         html = render_to_string(
-            "audiences/partials/export_rows.html", {"jobs": [_export(1, 1), _export(2, 3), _export(3, 5)]}
+            "audiences/partials/export_rows.html",
+            {"rows": [ExportRow(job=_export(n, rows), filter_summary="") for n, rows in ((1, 1), (2, 3), (3, 5))]},
         )
     assert "Скачать (1 контакт)" in html
     assert "Скачать (3 контакта)" in html
