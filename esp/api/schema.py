@@ -70,7 +70,7 @@ _PATH_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
 @functools.cache
-def _documented_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+def documented_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
     from drf_spectacular.generators import SchemaGenerator
 
     document = SchemaGenerator().get_schema(request=None, public=True)
@@ -90,7 +90,7 @@ def refuse_unknown_query_parameters(request: Request) -> None:
     if match is None:
         return
     path = "/" + _PATH_CONVERTER.sub(r"{\1}", match.route)
-    allowed = _documented_query_parameters().get((path, (request.method or "").lower()))
+    allowed = documented_query_parameters().get((path, (request.method or "").lower()))
     if allowed is None:  # not in the document (the API root, OPTIONS): nothing to compare
         return
     unknown = sorted(set(request.query_params) - allowed)

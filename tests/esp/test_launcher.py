@@ -74,6 +74,13 @@ def private_var(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
         monkeypatch.delenv(name, raising=False)
     yield var
+    # A failing test must not leave its servers running.
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(var / "pg")
+    if info is not None and info.is_running():
+        info.process.terminate()
+    embedded._shutdown_redis(f"redis+socket://{var / 'redis.sock'}")
     shutil.rmtree(root, ignore_errors=True)
 
 
