@@ -269,8 +269,10 @@ WITH raw AS (
            {_money("e.properties -> 'revenue'")} AS revenue,
            CASE WHEN jsonb_typeof(e.properties -> 'products') = 'array'
                 THEN e.properties -> 'products' ELSE '[]'::jsonb END AS products
-    FROM {{events}} e
-    WHERE e.workspace_id = %(ws)s AND e.contact_id = ANY(%(ids)s)
+    -- The batch as a joined set, not "contact_id = ANY(array)": on a lossy bitmap (a big
+    -- batch) every row of every page was rechecked against the whole array.
+    FROM unnest(%(ids)s::bigint[]) AS batch (id) JOIN {{events}} e ON e.contact_id = batch.id
+    WHERE e.workspace_id = %(ws)s
       AND e.type = 'track' AND e.name IN (%(completed)s, %(refunded)s)
 ),
 priced AS (
@@ -313,8 +315,8 @@ gapped AS (
     -- Every contact of the batch with orders has a row by now (placeholders, see below); one
     -- with a row but no orders any more is recomputed to zeros.
     SELECT f.contact_id, NULL, NULL, NULL, NULL, false, NULL, false, NULL, true
-    FROM audiences_customerfacts f
-    WHERE f.workspace_id = %(ws)s AND f.contact_id = ANY(%(ids)s)
+    FROM unnest(%(ids)s::bigint[]) AS batch (id) JOIN audiences_customerfacts f ON f.contact_id = batch.id
+    WHERE f.workspace_id = %(ws)s
 ),
 totals AS (
     SELECT contact_id,
@@ -441,8 +443,22 @@ def _refresh(
 def _staged(template: str) -> str:
     return (
         template.replace("{events}", _STAGED)
-        .replace("e.contact_id = ANY(%(ids)s)", "e.contact_id BETWEEN %(low)s AND %(high)s")
-        .replace("f.contact_id = ANY(%(ids)s)", "f.contact_id BETWEEN %(low)s AND %(high)s")
+        .replace(
+            "FROM unnest(%(ids)s::bigint[]) AS batch (id) JOIN facts_rebuild_orders e ON e.contact_id = batch.id",
+            "FROM facts_rebuild_orders e",
+        )
+        .replace(
+            "WHERE e.workspace_id = %(ws)s\n",
+            "WHERE e.workspace_id = %(ws)s AND e.contact_id BETWEEN %(low)s AND %(high)s\n",
+        )
+        .replace(
+            "FROM unnest(%(ids)s::bigint[]) AS batch (id) JOIN audiences_customerfacts f ON f.contact_id = batch.id",
+            "FROM audiences_customerfacts f",
+        )
+        .replace(
+            "WHERE f.workspace_id = %(ws)s\n",
+            "WHERE f.workspace_id = %(ws)s AND f.contact_id BETWEEN %(low)s AND %(high)s\n",
+        )
     )
 
 
@@ -543,7 +559,7 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
             cursor.execute(
                 f"""
                 WITH ranked AS (
-                    SELECT contact_id,
+                    SELECT contact_id, recency_score, frequency_score, monetary_score, rfm_segment,
                            rank() OVER (ORDER BY last_order_at) AS r_rank,
                            rank() OVER (ORDER BY orders_count) AS f_rank,
                            rank() OVER (ORDER BY revenue) AS m_rank
@@ -551,19 +567,24 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
                     WHERE workspace_id = %(ws)s AND orders_count > 0 AND last_order_at IS NOT NULL
                 ),
                 scores AS (
-                    SELECT contact_id, {_tile_sql("r_rank")} AS r, {_tile_sql("f_rank")} AS f,
-                           {_tile_sql("m_rank")} AS m
+                    SELECT contact_id, recency_score, frequency_score, monetary_score, rfm_segment,
+                           {_tile_sql("r_rank")} AS r, {_tile_sql("f_rank")} AS f, {_tile_sql("m_rank")} AS m
                     FROM ranked
                 ),
-                grid (r, fm, segment) AS (VALUES {grid})
+                grid (r, fm, segment) AS (VALUES {grid}),
+                changed AS (
+                    -- Compared in the same scan that ranked them: the UPDATE then joins only the
+                    -- rows that change (a nightly re-run: few), not every customer.
+                    SELECT s.contact_id, s.r, s.f, s.m, grid.segment
+                    FROM scores s JOIN grid ON grid.r = s.r AND grid.fm = (s.f + s.m + 1) / 2
+                    WHERE (s.recency_score, s.frequency_score, s.monetary_score, s.rfm_segment)
+                          IS DISTINCT FROM (s.r::smallint, s.f::smallint, s.m::smallint, grid.segment::varchar)
+                )
                 UPDATE audiences_customerfacts cf
-                SET recency_score = s.r, frequency_score = s.f, monetary_score = s.m,
-                    rfm_segment = grid.segment, rfm_scored_at = %(now)s
-                FROM scores s
-                JOIN grid ON grid.r = s.r AND grid.fm = (s.f + s.m + 1) / 2
-                WHERE cf.contact_id = s.contact_id AND cf.workspace_id = %(ws)s
-                  AND (cf.recency_score, cf.frequency_score, cf.monetary_score, cf.rfm_segment)
-                      IS DISTINCT FROM (s.r::smallint, s.f::smallint, s.m::smallint, grid.segment::varchar)
+                SET recency_score = c.r, frequency_score = c.f, monetary_score = c.m,
+                    rfm_segment = c.segment, rfm_scored_at = %(now)s
+                FROM changed c
+                WHERE cf.contact_id = c.contact_id AND cf.workspace_id = %(ws)s
                 """,  # noqa: S608 — constant fragments; every value is a parameter
                 params,
             )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, QuerySet, Window
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from audiences.events.selectors import event_names as stored_event_names
@@ -54,16 +54,26 @@ def segment_preview(
     *, workspace: Workspace, rules: Any, size: int = PREVIEW_SIZE, now: datetime | None = None
 ) -> Preview:
     """The count and the newest few matching contacts, for the builder while editing."""
-    matched = segment_queryset(workspace=workspace, rules=rules, now=now)
-    # One pass: the count is a window over every match, taken before the LIMIT; counting and
-    # then fetching the newest apart evaluated the conditions twice.
-    contacts = list(
-        matched.annotate(matched_total=Window(Count("*")))
-        .order_by("-pk")
-        .only("pk", "email", "first_name", "last_name")[:size]
+    matched_sql, matched_params = (
+        segment_queryset(workspace=workspace, rules=rules, now=now).order_by().values("pk").query.sql_with_params()
     )
-    count = contacts[0].matched_total if contacts else 0
-    return Preview(count, list[Contact](contacts))
+    # One pass: the matches are computed once (MATERIALIZED), then counted and their newest
+    # fetched. Counting and fetching apart evaluated the conditions twice; a window count
+    # ordered by id let the planner walk every contact by id, probing each.
+    contacts = list(
+        Contact.objects.raw(
+            f"""
+            WITH matched (id) AS MATERIALIZED ({matched_sql})
+            SELECT c.id, c.email, c.first_name, c.last_name, (SELECT count(*) FROM matched) AS matched_total
+            FROM audiences_contact c
+            WHERE c.workspace_id = %s AND c.id IN (SELECT m.id FROM matched m ORDER BY m.id DESC LIMIT %s)
+            ORDER BY c.id DESC
+            """,  # noqa: S608 — the compiled segment's SQL; every value is a parameter
+            [*matched_params, workspace.pk, size],
+        )
+    )
+    count = getattr(contacts[0], "matched_total", 0) if contacts else 0
+    return Preview(count, contacts)
 
 
 def segment_members(*, segment: Segment) -> QuerySet[SegmentMembership]:
