@@ -166,7 +166,10 @@ class ContactsBulkJobView(WorkspaceView):
 
     def get(self, request: HttpRequest, bulk_job_id: int) -> HttpResponse:
         job = bulk_job_get(workspace=self.workspace, job_id=bulk_job_id)
-        context = {"job": job, "done_word": ACTION_DONE.get(job.action, "")}
+        mailing_list = None
+        if job.action in (BulkAction.SUBSCRIBE, BulkAction.UNSUBSCRIBE) and job.value.isdigit():
+            mailing_list = MailingList.objects.in_workspace(self.workspace).filter(pk=int(job.value)).first()
+        context = {"job": job, "done_word": ACTION_DONE.get(job.action, ""), "mailing_list": mailing_list}
         if request.headers.get("HX-Request") == "true":
             return render(request, "audiences/partials/bulk_progress.html", context)
         return render(request, "audiences/contacts_bulk_job.html", context)

@@ -277,7 +277,7 @@ def test_a_resumed_job_carries_on_from_its_last_batch(acme: Workspace, monkeypat
     assert Contact.objects.filter(tags__contains=["x"]).count() == 5
 
 
-def test_subscribe_all_matching_to_a_list(acme: Workspace, commit: Callable[..., Any]) -> None:
+def test_subscribe_all_matching_to_a_list(acme: Workspace, marketer: Client, commit: Callable[..., Any]) -> None:
     news = MailingList.objects.create(workspace=acme, name="News", double_opt_in=False)
     for n in range(3):
         add(acme, f"s{n}@example.com", city="Sofia")
@@ -291,6 +291,9 @@ def test_subscribe_all_matching_to_a_list(acme: Workspace, commit: Callable[...,
             value=str(news.pk),
         )
     assert Subscription.objects.filter(mailing_list=news, status="subscribed").count() == 3
+    job = BulkJob.objects.get()
+    page = marketer.get(f"/audience/contacts/bulk/{job.pk}/").content.decode()
+    assert "Add to list: News" in page and "3 of 3 contacts" in page
     with commit():
         bulk_job_create(
             workspace=acme, user=None, contact_filter=ContactFilter(), action="unsubscribe", value=str(news.pk)
