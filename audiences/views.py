@@ -19,6 +19,7 @@ from audiences.bulk import (
     ACTION_DONE,
     bulk_job_create,
     bulk_job_get,
+    bulk_jobs,
     contacts_bulk_apply,
     deletion_summary,
 )
@@ -40,13 +41,14 @@ from audiences.forms import (
     SuppressionForm,
 )
 from audiences.insights import contact_purchases
-from audiences.jobs import BulkAction
+from audiences.jobs import BulkAction, JobStatus
 from audiences.models import ConsentSource, Contact, CustomField, MailingList, Segment, Subscription, Suppression
 from audiences.tasks import CONFIRM_SALT
 from esp.models import Role, Workspace
 from esp.web import WorkspaceView, request_user
 
 PAGE_SIZE = 50
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def _errors(request: HttpRequest, error: ValidationError) -> None:
@@ -97,6 +99,8 @@ class ContactsView(WorkspaceView):
                 "segments": Segment.objects.in_workspace(self.workspace).order_by("name").only("pk", "name"),
                 "field_choices": filter_field_choices(workspace=self.workspace),
                 "operator_choices": filter_operator_choices(),
+                # So that a marketer who left a job's page finds it again.
+                "running_jobs": bulk_jobs(workspace=self.workspace).filter(status__in=ACTIVE_STATUSES)[:3],
             },
             status=400 if errors else 200,
         )

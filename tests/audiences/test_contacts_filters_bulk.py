@@ -230,9 +230,13 @@ def test_tagging_all_matching_is_queued_then_done_in_batches_with_progress(
     queued = marketer.get(f"/audience/contacts/bulk/{job.pk}/", headers={"HX-Request": "true"}).content.decode()
     assert 'hx-trigger="every 1s"' in queued  # the page polls while the job runs
 
+    listed = marketer.get("/audience/contacts/").content.decode()
+    assert f'href="/audience/contacts/bulk/{job.pk}/"' in listed and "Add tag on all matching: 0% done" in listed
+
     bulk_job_run(job.pk)
     job.refresh_from_db()
     assert (job.status, job.total_rows, job.processed_rows, job.changed_count) == (JobStatus.DONE, 5, 5, 5)
+    assert f"/audience/contacts/bulk/{job.pk}/" not in marketer.get("/audience/contacts/").content.decode()
     assert set(Contact.objects.filter(tags__contains=["promo"]).values_list("pk", flat=True)) == {c.pk for c in germans}
     assert not BulkJobContact.objects.exists()  # the snapshot is used up
     page = marketer.get(f"/audience/contacts/bulk/{job.pk}/").content.decode()
