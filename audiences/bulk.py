@@ -15,6 +15,7 @@ they go, through DELETE_COUNTERS and CONTACTS_DELETING (audiences imports no hig
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,16 +57,16 @@ from esp.queue import enqueue_after_commit
 logger = logging.getLogger(__name__)
 
 BULK_BATCH = 5_000
-# Counts on the confirmation page stop here ("more than …"): an exact count of ten million
-# events would keep the page waiting for seconds.
-COUNT_CAP = 100_000
+# The confirmation page counts what goes with the contacts exactly up to here, and above it
+# gives the planner's estimate: an exact count of ten million events would keep it waiting.
+COUNT_CAP = 1_000
 
 # (workspace_id, contact ids) -> None: run in the transaction that deletes these contacts,
 # before the DELETE (e.g. campaigns keeps their messages and unlinks them).
 CONTACTS_DELETING: list[Callable[[int, list[int]], None]] = []
-# (workspace_id, contacts queryset, cap) -> (label, count up to cap): what else the deletion
+# (workspace_id, contacts queryset) -> (label, queryset of the rows): what else the deletion
 # touches, for the confirmation page.
-DELETE_COUNTERS: list[Callable[[int, QuerySet[Contact], int], tuple[str, int]]] = []
+DELETE_COUNTERS: list[Callable[[int, QuerySet[Contact]], tuple[str, QuerySet[Any]]]] = []
 
 
 def bulk_value_clean(*, workspace: Workspace, action: str, value: str) -> str:
@@ -185,7 +186,7 @@ def contacts_bulk_apply(*, workspace: Workspace, contact_ids: list[int], action:
 class DeletionPart:
     label: str
     count: int
-    capped: bool  # the count stopped at COUNT_CAP: "more than"
+    estimated: bool  # more than COUNT_CAP: the planner's estimate ("about")
 
 
 @dataclass(frozen=True)
@@ -194,18 +195,28 @@ class DeletionSummary:
     parts: list[DeletionPart]
 
 
-def _capped_count(queryset: QuerySet[Any], cap: int) -> int:
-    return queryset.order_by().values("pk")[: cap + 1].count()
+def _count(queryset: QuerySet[Any], cap: int) -> tuple[int, bool]:
+    """Exact up to `cap` (a LIMIT lets it stop early), else the planner's estimate."""
+    exact = queryset.order_by().values("pk")[: cap + 1].count()
+    if exact <= cap:
+        return exact, False
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return max(int(plan[0]["Plan"]["Plan Rows"]), cap + 1), True
 
 
 def deletion_summary(*, workspace: Workspace, contacts: QuerySet[Contact], cap: int = COUNT_CAP) -> DeletionSummary:
-    """How many contacts a deletion takes and what goes with them (events, …), each counted
-    up to `cap`."""
+    """How many contacts a deletion takes (exactly) and what goes with them (events, …:
+    exactly up to `cap`, estimated above)."""
     ids = contacts.order_by().values("pk")
-    counts = [(str(_("Events (page views, orders, …)")), _capped_count(Event.objects.filter(
-        workspace_id=workspace.pk, contact_id__in=ids), cap))]  # fmt: skip
-    counts += [counter(workspace.pk, contacts, cap) for counter in DELETE_COUNTERS]
-    parts = [DeletionPart(label, min(count, cap), count > cap) for label, count in counts]
+    related: list[tuple[str, QuerySet[Any]]] = [
+        (str(_("Events (page views, orders, …)")), Event.objects.filter(workspace_id=workspace.pk, contact_id__in=ids))
+    ]
+    related += [counter(workspace.pk, contacts) for counter in DELETE_COUNTERS]
+    parts = [DeletionPart(label, *_count(queryset, cap)) for label, queryset in related]
     return DeletionSummary(contacts.count(), parts)
 
 

@@ -35,7 +35,7 @@ class SearchBody(Func):
 
 
 class SearchKeys(Func):
-    """esp_search_keys(): the trigrams of a contact's text and its workspace (migration 0007)."""
+    """esp_search_keys(): the trigrams of a contact's text (migration 0007)."""
 
     function = "esp_search_keys"
     output_field = TextField()  # text[]; only compared with @>
@@ -62,10 +62,10 @@ def _search_uses_own_keys() -> bool:
     return _own_keys[key]
 
 
-def _keys_match(workspace_id: int, q: str) -> Q:
+def _keys_match(q: str) -> Q:
     """Contacts whose search text holds every trigram of `q`: what lets our own index answer."""
-    contact_keys = SearchKeys(F("workspace_id"), SearchBody())
-    query_keys = SearchQueryKeys(Value(workspace_id), Value(q))
+    contact_keys = SearchKeys(SearchBody())
+    query_keys = SearchQueryKeys(Value(q))
     return Q(Func(contact_keys, query_keys, template="%(expressions)s", arg_joiner=" @> ", output_field=BooleanField()))
 
 
@@ -185,7 +185,7 @@ def contacts_matching(*, workspace: Workspace, contact_filter: ContactFilter) ->
         search = Q()
         if len(f.q) >= 3 and _search_uses_own_keys():
             # Only a search of three characters or more has trigrams to look up.
-            search &= _keys_match(workspace.pk, f.q)
+            search &= _keys_match(f.q)
         if "@" in f.q:
             # A prefix of the address; with pg_trgm the search text's LIKE is what its index serves.
             contacts = contacts.alias(search_text=Lower(SearchBody())).filter(

@@ -19,6 +19,7 @@ from audiences.bulk import (
     ACTION_DONE,
     bulk_job_create,
     bulk_job_get,
+    bulk_jobs,
     contacts_bulk_apply,
     deletion_summary,
 )
@@ -41,7 +42,7 @@ from audiences.forms import (
     SuppressionForm,
 )
 from audiences.insights.selectors import contact_purchases
-from audiences.models import BulkAction, ConsentSource, Contact, MailingList, Segment
+from audiences.models import BulkAction, ConsentSource, Contact, JobStatus, MailingList, Segment
 from esp import attempts
 from esp.forms import add_service_errors
 from esp.models import Role, Workspace
@@ -49,6 +50,7 @@ from esp.net import client_ip
 from esp.web import WorkspaceView, confirm_page, request_user
 
 PAGE_SIZE = 50
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def _errors(request: HttpRequest, error: ValidationError) -> None:
@@ -99,6 +101,8 @@ class ContactsView(WorkspaceView):
                 "segments": Segment.objects.in_workspace(self.workspace).order_by("name").only("pk", "name"),
                 "field_choices": filter_field_choices(workspace=self.workspace),
                 "operator_choices": filter_operator_choices(),
+                # So that a marketer who left a job's page finds it again.
+                "running_jobs": bulk_jobs(workspace=self.workspace).filter(status__in=ACTIVE_STATUSES)[:3],
             },
             status=400 if errors else 200,
         )
@@ -168,7 +172,10 @@ class ContactsBulkJobView(WorkspaceView):
 
     def get(self, request: HttpRequest, bulk_job_id: int) -> HttpResponse:
         job = bulk_job_get(workspace=self.workspace, job_id=bulk_job_id)
-        context = {"job": job, "done_word": ACTION_DONE.get(job.action, "")}
+        mailing_list = None
+        if job.action in (BulkAction.SUBSCRIBE, BulkAction.UNSUBSCRIBE) and job.value.isdigit():
+            mailing_list = MailingList.objects.in_workspace(self.workspace).filter(pk=int(job.value)).first()
+        context = {"job": job, "done_word": ACTION_DONE.get(job.action, ""), "mailing_list": mailing_list}
         if request.headers.get("HX-Request") == "true":
             return render(request, "audiences/partials/bulk_progress.html", context)
         return render(request, "audiences/contacts_bulk_job.html", context)

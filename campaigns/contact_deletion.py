@@ -19,15 +19,13 @@ def detach_messages(workspace_id: int, contact_ids: list[int]) -> None:
     messages.update(contact=None)
 
 
-def count_messages(workspace_id: int, contacts: QuerySet[Contact], cap: int) -> tuple[str, int]:
+def messages_of(workspace_id: int, contacts: QuerySet[Contact]) -> tuple[str, QuerySet[Message]]:
     messages = Message.objects.filter(workspace_id=workspace_id, contact_id__in=contacts.order_by().values("pk"))
-    return _("Emails sent to them (kept in the send log, without the contact)"), messages.values("pk")[
-        : cap + 1
-    ].count()
+    return _("Emails sent to them (kept in the send log, without the contact)"), messages
 
 
 def register() -> None:
     if detach_messages not in CONTACTS_DELETING:
         CONTACTS_DELETING.append(detach_messages)
-    if count_messages not in DELETE_COUNTERS:
-        DELETE_COUNTERS.append(count_messages)
+    if messages_of not in DELETE_COUNTERS:
+        DELETE_COUNTERS.append(messages_of)
