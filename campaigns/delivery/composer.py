@@ -154,7 +154,20 @@ def quoted_printable(data: bytes) -> bytes:
     return b"".join(out)
 
 
-class _Email(EmailMultiAlternatives):
+class _FoldedSubject(EmailMultiAlternatives):
+    """Django's message with the Subject folded the usual way (see subject_header): the one
+    place where our mail differs from Django's on purpose, in the plain-Django mode too."""
+
+    def message(self) -> Any:
+        msg = super().message()
+        if not str(self.subject).isascii():
+            # In place (replace_header keeps the order), past Django's __setitem__, which would
+            # turn the Header back into a string.
+            msg.replace_header("Subject", subject_header(str(self.subject), self.encoding or settings.DEFAULT_CHARSET))
+        return msg
+
+
+class _Email(_FoldedSubject):
     """Django's message, faster to turn into bytes (the per-message cost of a send counts at a
     million messages). The MIME structure is Django's own; two parts of the work change:
 
@@ -175,10 +188,6 @@ class _Email(EmailMultiAlternatives):
         msg = super().message()
         if type(msg) is SafeMIMEMultipart:
             msg.__class__ = _Alternative
-        if not str(self.subject).isascii():
-            # In place (replace_header keeps the order), past Django's __setitem__, which would
-            # turn the Header back into a string (see subject_header).
-            msg.replace_header("Subject", subject_header(str(self.subject), self.encoding or settings.DEFAULT_CHARSET))
         return msg
 
 
@@ -336,7 +345,7 @@ class _Prepared(PreparedEmail):
 
     def email(self) -> EmailMultiAlternatives:
         # ESP_RENDER_PLAIN_DJANGO: Django's own class, without _Email's shortcuts.
-        email = (EmailMultiAlternatives if settings.ESP_RENDER_PLAIN_DJANGO else _Email)(
+        email = (_FoldedSubject if settings.ESP_RENDER_PLAIN_DJANGO else _Email)(
             subject=self.subject,
             body=self.text,
             from_email=self.from_email,
