@@ -314,8 +314,12 @@ gapped AS (
     -- Every contact of the batch with orders has a row by now (placeholders, see below); one
     -- with a row but no orders any more is recomputed to zeros.
     SELECT f.contact_id, NULL, NULL, NULL, NULL, false, NULL, false, NULL, true
-    FROM unnest(%(ids)s::bigint[]) AS batch (id) JOIN audiences_customerfacts f ON f.contact_id = batch.id
-    WHERE f.workspace_id = %(ws)s
+    -- Probed per contact (OFFSET 0 keeps the subquery apart): hashing the workspace's facts
+    -- instead was a fixed cost of a scan of every customer.
+    FROM unnest(%(ids)s::bigint[]) AS batch (id) CROSS JOIN LATERAL (
+        SELECT f.contact_id FROM audiences_customerfacts f
+        WHERE f.contact_id = batch.id AND f.workspace_id = %(ws)s OFFSET 0
+    ) f
 ),
 totals AS (
     SELECT contact_id,
@@ -414,6 +418,9 @@ def _refresh(
         "refunded": ORDER_REFUNDED,
         **_stage_params(thresholds, now),
     }
+    # JIT compiling this statement (its cost estimate passes jit_above_cost from about a
+    # thousand contacts on) took longer than running it: 1.5 of 2.4 s for 10,000 contacts.
+    cursor.execute("SET LOCAL jit = off")
     # Two refreshes of the same contact must not interleave: each statement sees the events
     # committed when it starts, so the older snapshot could overwrite newer facts. Every
     # contact with orders gets its row first (placeholders, in id order; a concurrent insert
@@ -455,13 +462,10 @@ def _staged(template: str) -> str:
             "WHERE e.workspace_id = %(ws)s AND e.contact_id BETWEEN %(low)s AND %(high)s\n",
         )
         .replace(
-            "FROM unnest(%(ids)s::bigint[]) AS batch (id) JOIN audiences_customerfacts f ON f.contact_id = batch.id",
-            "FROM audiences_customerfacts f",
+            "WHERE f.contact_id = batch.id AND f.workspace_id = %(ws)s OFFSET 0",
+            "WHERE f.workspace_id = %(ws)s AND f.contact_id BETWEEN %(low)s AND %(high)s",
         )
-        .replace(
-            "WHERE f.workspace_id = %(ws)s\n",
-            "WHERE f.workspace_id = %(ws)s AND f.contact_id BETWEEN %(low)s AND %(high)s\n",
-        )
+        .replace("FROM unnest(%(ids)s::bigint[]) AS batch (id) CROSS JOIN LATERAL (", "FROM (")
     )
 
 
