@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from audiences.facts import lifecycle_refresh, rfm_score
 from audiences.ingest import events_ingest
+from audiences.insights import insight_figures_refresh
 from audiences.models import Contact, Event, Segment
 from audiences.pipeline import pending_events_process
 from audiences.segments.membership import segment_refresh
@@ -439,6 +440,7 @@ def seed(workspace: Workspace) -> None:
         _ingest(workspace, histories, messages)
         rfm_score(workspace_id=workspace.pk)
         lifecycle_refresh(workspace_id=workspace.pk)
+        insight_figures_refresh(workspace_id=workspace.pk, scored_at=timezone.now())  # the pages' figures
     for name, description, rules in DEMO_SEGMENTS:
         if not Segment.objects.in_workspace(workspace).filter(name=name).exists():
             segment = segment_save(workspace=workspace, name=name, description=description, rules=rules)
