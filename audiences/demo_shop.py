@@ -21,9 +21,8 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from audiences.facts import lifecycle_refresh, rfm_score
+from audiences.facts import insight_figures_refresh, lifecycle_refresh, rfm_score
 from audiences.ingest import events_ingest
-from audiences.insights import insight_figures_refresh
 from audiences.models import Contact, Event, Segment
 from audiences.pipeline import pending_events_process
 from audiences.segments.membership import segment_refresh
