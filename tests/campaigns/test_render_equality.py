@@ -20,8 +20,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.test import override_settings
 
 from audiences.models import Contact
-from campaigns.content import plan, rendering, sandbox
+from campaigns.content import plan, sandbox
 from campaigns.content.errors import TemplateProblem
+from campaigns.content.rendering import parts as rendering_parts
 from campaigns.content.rendering import render_parts, template_compile
 from campaigns.content.sandbox import CompiledTemplate, compile_template, freeze, render_budget, render_compiled
 from campaigns.content.selectors import DEFAULT_LAYOUT
@@ -95,7 +96,7 @@ def email_parts(subject: str, preheader: str, mjml: str, text_body: str = "") ->
         subject=subject, preheader=preheader, mjml=mjml, text_body=text_body, use_layout=True,
         message_class=MessageClass.MARKETING, layout=DEFAULT_LAYOUT,
     )  # fmt: skip
-    return rendering._parts(subject=subject, preheader=preheader, html=html, text_body=text_body)
+    return rendering_parts._parts(subject=subject, preheader=preheader, html=html, text_body=text_body)
 
 
 @pytest.mark.parametrize("key", sorted(STARTERS))

@@ -20,9 +20,11 @@ from django.template import Context
 from django.template.defaulttags import AutoEscapeControlNode, IfNode, WithNode
 from django.utils.safestring import SafeString, mark_safe
 
-from campaigns.content import rendering, sandbox
+from campaigns.content import sandbox
 from campaigns.content.errors import TemplateProblem
 from campaigns.content.rendering import email_context, render_parts, template_compile
+from campaigns.content.rendering import parts as rendering_parts
+from campaigns.content.rendering import text as rendering_text
 from campaigns.content.sandbox import (
     BudgetForNode,
     CompiledTemplate,
@@ -77,7 +79,7 @@ def assert_same(source: str, make: Callable[[], dict[str, Any]], *, autoescape: 
 
 
 def without_plans(parts: Any) -> Any:
-    """Compiled parts (rendering._Parts) rendered through Django's nodes."""
+    """Compiled parts (rendering.parts._Parts) rendered through Django's nodes."""
     values = {field.name: getattr(parts, field.name) for field in dataclasses.fields(parts)}
     return type(parts)(
         **{
@@ -142,7 +144,7 @@ def assert_sender_renders_alike(subject: str, preheader: str, mjml: str, sample_
         subject=subject, preheader=preheader, mjml=mjml, text_body="", use_layout=True,
         message_class=MessageClass.MARKETING, layout=DEFAULT_LAYOUT,
     )  # fmt: skip
-    parts = rendering._parts(subject=subject, preheader=preheader, html=html, text_body="")
+    parts = rendering_parts._parts(subject=subject, preheader=preheader, html=html, text_body="")
     assert parts.text is not None and parts.text_generated
     for make in sender_contexts(sample_event):
         # Each part, as render_parts gives it its context…
@@ -181,13 +183,13 @@ def test_the_delivery_benchmark_template_renders_alike() -> None:
 
 
 def test_an_error_names_the_same_mjml_line_both_ways() -> None:
-    # rendering._line_in finds the failing tag (template_debug["during"]) in the MJML.
+    # rendering.render._line_in finds the failing tag (template_debug["during"]) in the MJML.
     mjml = BENCH_SEND_MJML.replace("{{ product.category }}", '{{ product.category|ljust:"5000" }}')
     html = template_compile(
         subject="Hi", preheader="", mjml=mjml, text_body="", use_layout=True,
         message_class=MessageClass.MARKETING, layout=DEFAULT_LAYOUT,
     )  # fmt: skip
-    parts = rendering._parts(subject="Hi", preheader="", html=html, text_body="")
+    parts = rendering_parts._parts(subject="Hi", preheader="", html=html, text_body="")
     context = email_context(workspace=WORKSPACE, contact=CYRILLIC, event={"products": PRODUCTS}, urls=URLS)
     problems = []
     for variant in (parts, without_plans(parts)):
@@ -199,14 +201,14 @@ def test_an_error_names_the_same_mjml_line_both_ways() -> None:
 
 
 def test_the_text_part_is_tidied_as_before() -> None:
-    """rendering._tidy_text's str methods give what its regular expressions gave."""
+    """rendering_text._tidy_text's str methods give what its regular expressions gave."""
     line_space, blank_lines = re.compile(r"[ \t]*\n[ \t]*"), re.compile(r"\n{3,}")
 
     def before(text: str) -> str:
         if "<" in text:
-            text = rendering._BR.sub("\n", text)
+            text = rendering_text._BR.sub("\n", text)
         if " (#" in text:
-            text = rendering._NO_LINK.sub("", text)
+            text = rendering_text._NO_LINK.sub("", text)
         text = line_space.sub("\n", text)
         return blank_lines.sub("\n\n", text) if "\n\n\n" in text else text
 
@@ -214,7 +216,7 @@ def test_the_text_part_is_tidied_as_before() -> None:
     pieces = [" ", "\t", "\n", "\n\n\n", "a", "Я", "<br>", "<BR />", " (#)", " (#x)", "\r", "\xa0", "b c"]
     for _ in range(20_000):
         text = "".join(chance.choice(pieces) for _ in range(chance.randint(0, 16)))
-        assert rendering._tidy_text(text) == before(text), repr(text)
+        assert rendering_text._tidy_text(text) == before(text), repr(text)
 
 
 # --- generated templates -------------------------------------------------------------------
