@@ -20,7 +20,6 @@ from django.template import Context
 from django.template.defaulttags import AutoEscapeControlNode, IfNode, WithNode
 from django.utils.safestring import SafeString, mark_safe
 
-from campaigns.content import sandbox
 from campaigns.content.errors import TemplateProblem
 from campaigns.content.rendering import email_context, render_parts, template_compile
 from campaigns.content.rendering import parts as rendering_parts
@@ -34,6 +33,9 @@ from campaigns.content.sandbox import (
     render_budget,
     render_compiled,
 )
+from campaigns.content.sandbox import budget as sandbox_budget
+from campaigns.content.sandbox import filters as sandbox_filters
+from campaigns.content.sandbox import tags as sandbox_tags
 from campaigns.content.selectors import DEFAULT_LAYOUT
 from campaigns.content.starters import SAMPLE_CONTACT, SAMPLE_EVENTS, SAMPLE_RECOMMENDATIONS, STARTERS
 from campaigns.models import MessageClass
@@ -45,9 +47,9 @@ Outcome = tuple[Any, ...]
 def outcome(compiled: CompiledTemplate, context: dict[str, Any], **options: Any) -> Outcome:
     """What one render gives: ("ok", type, output, characters counted) or ("problem", message,
     line, the tag named by template_debug, characters counted)."""
-    sandbox._remembered.clear()  # each path computes its filters itself
+    sandbox_filters._remembered.clear()  # each path computes its filters itself
     with render_budget(**options):
-        budget = sandbox._BUDGET.get()
+        budget = sandbox_budget._BUDGET.get()
         assert budget is not None
         try:
             output = render_compiled(compiled, freeze(context))
@@ -71,7 +73,7 @@ def assert_same(source: str, make: Callable[[], dict[str, Any]], *, autoescape: 
     assert got == expected, source
     if expected[0] == "ok":
         # And Django's own Template.render of the same template, called directly.
-        sandbox._remembered.clear()
+        sandbox_filters._remembered.clear()
         with render_budget():
             direct = compiled.template.render(Context(dict(freeze(make())), autoescape=autoescape))
         assert (type(direct), direct) == (got[1], got[2]), source
@@ -400,7 +402,7 @@ def test_the_plan_runs_the_common_nodes_itself() -> None:
         mock.patch.object(IfNode, "render", broken),
         mock.patch.object(WithNode, "render", broken),
         mock.patch.object(AutoEscapeControlNode, "render", broken),
-        mock.patch.object(sandbox._CountedVariableNode, "render", broken),
+        mock.patch.object(sandbox_tags._CountedVariableNode, "render", broken),
     ):
         assert render_compiled(compiled, freeze(fuzz_context())) == "AnnaBen <b>bБорисa"
 
@@ -418,7 +420,8 @@ def test_every_iteration_ticks_the_deadline() -> None:
     compiled = compile_template("{% for a in x %}{% for b in x %}{{ b }}{% endfor %}{% empty %}-{% endfor %}")
     counts = []
     for variant in (compiled, through_django(compiled)):
-        with mock.patch.object(sandbox._Budget, "tick", autospec=True, side_effect=sandbox._Budget.tick) as tick:
+        budget_class = sandbox_budget._Budget
+        with mock.patch.object(budget_class, "tick", autospec=True, side_effect=budget_class.tick) as tick:
             assert outcome(variant, {"x": [1, 2, 3]})[2] == "123123123"
         counts.append(tick.call_count)
     assert counts == [12, 12]  # 3 outer iterations + 3 × 3 inner
@@ -432,7 +435,7 @@ def test_every_iteration_ticks_the_deadline() -> None:
 def test_a_growing_output_stops_on_the_size_cap() -> None:
     source = "{% for a in x %}\n{% for b in x %}{{ s }}{% endfor %}{% endfor %}"
     result = assert_same(source, lambda: {"x": list(range(2000)), "s": "x" * 500})
-    assert result[0] == "problem" and "characters" in result[1] and result[4] > sandbox.MAX_PRODUCED_CHARS
+    assert result[0] == "problem" and "characters" in result[1] and result[4] > sandbox_budget.MAX_PRODUCED_CHARS
     # Loop bodies count once inside their loop and once more in the loop around it.
     result = assert_same("{% for a in x %}{% for b in x %}ab{{ s }}{% endfor %}{% endfor %}",
                          lambda: {"x": [1, 2], "s": "xyz"})  # fmt: skip
