@@ -17,7 +17,7 @@ def send_confirmation_email(subscription_id: int) -> None:
 
 @shared_task(name="audiences.run_import")
 def run_import(job_id: int) -> None:
-    from audiences.imports import import_run
+    from audiences.imports.run import import_run
 
     import_run(job_id)
 
@@ -32,7 +32,7 @@ def run_export(job_id: int) -> None:
 @shared_task(name="audiences.resume_stalled_imports")
 def resume_stalled_imports() -> None:
     """For beat, every minute or so: imports whose worker died are queued again."""
-    from audiences.imports import imports_resume_stalled
+    from audiences.imports.services import imports_resume_stalled
 
     imports_resume_stalled()
 

@@ -45,8 +45,15 @@ from django.conf import settings  # noqa: E402
 from django.core.files import File  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from audiences import imports, tasks  # noqa: E402
-from audiences.imports import import_create, import_preview, import_run, import_start  # noqa: E402
+from audiences import tasks  # noqa: E402
+from audiences.imports import (  # noqa: E402
+    import_create,
+    import_preview,
+    import_run,
+    import_start,
+    readers,
+)
+from audiences.imports import run as import_job  # noqa: E402
 from audiences.models import (  # noqa: E402
     Contact,
     CustomField,
@@ -204,7 +211,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--bad-percent", type=float, default=3.0)
-    parser.add_argument("--batch", type=int, default=imports.BATCH_ROWS, help="rows per batch")
+    parser.add_argument("--batch", type=int, default=import_job.BATCH_ROWS, help="rows per batch")
     parser.add_argument("--no-copy", action="store_true", help="skip the \\copy baseline")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of import_run (the writer) to FILE")
     parser.add_argument(
@@ -214,9 +221,9 @@ def main() -> int:
         help="where the batches are parsed: a forked process (what the worker does) or the fallback thread",
     )
     options = parser.parse_args()
-    imports.BATCH_ROWS = options.batch
+    import_job.BATCH_ROWS = options.batch
     if options.reader == "thread":
-        imports._can_fork = lambda: False  # type: ignore[assignment]
+        readers._can_fork = lambda: False  # type: ignore[assignment]
     # The bench calls import_run itself; the task must not also go to a worker on the broker.
     tasks.run_import.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[attr-defined]
 
@@ -270,7 +277,7 @@ def main() -> int:
             rate = done.processed_rows / import_seconds
             print(
                 f"import_run: {done.processed_rows:,} rows in {import_seconds:.1f}s = {rate:,.0f} rows/s "
-                f"(batches of {imports.BATCH_ROWS:,}); created {done.created_count:,}, updated "
+                f"(batches of {import_job.BATCH_ROWS:,}); created {done.created_count:,}, updated "
                 f"{done.updated_count:,}, rejected {done.rejected_count:,}; {contacts:,} contacts stored"
             )
             reader_memory = (
@@ -294,7 +301,7 @@ def main() -> int:
             if options.reader == "process":
                 split = (
                     f"writer {writer_cpu:.1f}s ({writer_cpu * per_row:.0f} µs/row), "
-                    f"{imports.READERS} reader processes together {reader_cpu:.1f}s ({reader_cpu * per_row:.0f} µs/row)"
+                    f"{readers.READERS} reader processes together {reader_cpu:.1f}s ({reader_cpu * per_row:.0f} µs/row)"
                 )
             else:
                 split = f"writer and reader thread {writer_cpu:.1f}s ({writer_cpu * per_row:.0f} µs/row)"

@@ -3,7 +3,7 @@ rendered through the render plan (campaigns.content.plan) and through Django's o
 the same run.
 
 Builds the template as the sender does: `template_compile` with the workspace's default layout
-(header, footer with the unsubscribe link and the postal address), `rendering._parts` (subject,
+(header, footer with the unsubscribe link and the postal address), `rendering.parts._parts` (subject,
 HTML, the text part generated from the HTML), and per recipient `email_context` (made
 beforehand: contacts like bench/send.py's, first names with accents, Cyrillic and empty, cities
 some empty, the event's three products) and `render_parts` (freeze, the budget, the three
@@ -46,8 +46,8 @@ django.setup()
 
 from bench_email import MJML, PRODUCTS, SUBJECT  # noqa: E402  (bench/ is on sys.path)
 
-from campaigns.content import rendering  # noqa: E402
 from campaigns.content.rendering import email_context, render_parts, template_compile  # noqa: E402
+from campaigns.content.rendering import parts as rendering_parts  # noqa: E402
 from campaigns.content.sandbox import freeze, render_budget, render_compiled  # noqa: E402
 from campaigns.content.selectors import DEFAULT_LAYOUT  # noqa: E402
 from campaigns.models import MessageClass  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> None:
         subject=SUBJECT, preheader="", mjml=MJML, text_body="", use_layout=True,
         message_class=MessageClass.MARKETING, layout=DEFAULT_LAYOUT,
     )  # fmt: skip
-    new = rendering._parts(subject=SUBJECT, preheader="", html=html, text_body="")
+    new = rendering_parts._parts(subject=SUBJECT, preheader="", html=html, text_body="")
     old = without_plan(new)
     base = "https://esp.example"
     contexts = [

@@ -12,15 +12,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from audiences.exports import export_create, export_file, export_get, export_rows
-from audiences.imports import (
-    import_create,
-    import_error_report,
-    import_get,
-    import_list,
-    import_preview,
-    import_start,
-    import_targets,
-)
+from audiences.imports.selectors import import_error_report, import_get, import_list, import_preview, import_targets
+from audiences.imports.services import import_create, import_start
 from audiences.jobs.machinery import JobFile
 from audiences.models import ConsentSource, ImportMode, JobStatus, MailingList, SubscriptionStatus
 from esp.api.errors import error_fields

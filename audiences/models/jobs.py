@@ -134,7 +134,7 @@ class ImportJob(_Job):
         return str(ENCODING_LABELS.get(self.encoding, self.encoding))
 
 
-# The encodings imports._detect_encoding answers, by the names spreadsheet programs use.
+# The encodings imports.formats._detect_encoding answers, by the names spreadsheet programs use.
 ENCODING_LABELS = {
     "utf-8": _("UTF-8"),
     "utf-8-sig": _("UTF-8 (with byte order mark)"),

@@ -9,7 +9,7 @@ tuple of steps:
 
 - a text node (or several in a row) is a constant string;
 - a variable, `{% for %}`, `{% if %}`, `{% with %}` and `{% autoescape %}` are run here, by
-  steps that do what the sandbox's nodes do (sandbox.BudgetForNode, sandbox._CountedVariableNode)
+  steps that do what the sandbox's nodes do (sandbox.BudgetForNode, sandbox.tags._CountedVariableNode)
   and Django's IfNode / WithNode / AutoEscapeControlNode do, in the same order, over the same
   `Context` (pushed and popped at the same points, so `{% cycle … as x %}` or `{% regroup %}`
   below them set their names in the same scope);
@@ -23,7 +23,7 @@ length of what the body appended, which is the length Django's join would have h
 variable counts its output, the guarded filters count theirs.
 
 Errors carry the line as in Django's debug mode: the innermost node an exception passes
-through gives `template_debug` (from its token), which `sandbox._line_of` and
+through gives `template_debug` (from its token), which `sandbox.engine._line_of` and
 `rendering._line_in` read. A step's exception is annotated by the block running it, only on
 the error path.
 """
@@ -47,7 +47,7 @@ from campaigns.content.errors import TemplateProblem
 if TYPE_CHECKING:
     from django.template.base import Template
 
-    from campaigns.content.sandbox import _Budget
+    from campaigns.content.sandbox.budget import _Budget
 
 # A step appends what it renders to `out`; a block is a tuple of constant strings and steps.
 Step = Callable[[Context, list[str], "_Budget"], None]
@@ -165,7 +165,7 @@ class _Step(ABC):
 
 
 class _Variable(_Step):
-    """sandbox._CountedVariableNode.render, with its _FastFilterExpression.resolve, in one
+    """sandbox.tags._CountedVariableNode.render, with its _FastFilterExpression.resolve, in one
     function: this is the step of most nodes of every email, and each call saved is ~10 % of
     its cost. The output is appended instead of returned (so not wrapped in SafeString: the
     wrapper is gone once joined)."""

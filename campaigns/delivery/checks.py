@@ -55,7 +55,7 @@ CAP_STATES = (MessageState.SENT, MessageState.SENDING, MessageState.IN_DOUBT)
 # How long a message waits when another worker holds its contact's cap lease: that batch ends
 # within seconds, and this one's count then includes what it sent.
 CAP_BUSY_DELAY = dt.timedelta(seconds=5)
-# A batch stops handing over after a minute (sender.LEASE / 2) and a hand-over times out well
+# A batch stops handing over after a minute (claims.LEASE / 2) and a hand-over times out well
 # within another: a lease older than this belongs to a dead worker.
 CAP_LEASE = dt.timedelta(minutes=3)
 

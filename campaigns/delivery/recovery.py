@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.delivery.sender import LEASE, SENDING_TIMEOUT
+from campaigns.delivery.claims import LEASE, SENDING_TIMEOUT
 from campaigns.models import SkipReason
 
 

@@ -43,6 +43,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.delivery import checks
+from campaigns.delivery.claims import LEASE, _claim_token, _release, message_claim_batch
 from campaigns.delivery.composer import (
     Composed,
     PermanentSendError,
@@ -71,12 +72,6 @@ from esp.models import Workspace
 
 logger = logging.getLogger(__name__)
 
-# Recovery puts a row claimed longer than this back to the queue, taking it for a dead
-# worker's; a live worker gives back what it has not sent long before (LEASE / 2).
-LEASE = dt.timedelta(minutes=2)
-# Longer than any provider call may take (SMTP timeouts are 30 s): a row in `sending` for
-# this long belongs to a dead worker.
-SENDING_TIMEOUT = dt.timedelta(minutes=5)
 # After the n-th transient failure the message waits RETRY_BACKOFF[n - 1]; the MAX_ATTEMPTS-th
 # failure is final.
 RETRY_BACKOFF = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=15), dt.timedelta(hours=1))
@@ -93,33 +88,6 @@ LOOKUPS_FRESH_SECONDS = 5.0
 # replaced. Unlike PREPARE it is no session state, so it works through PgBouncer in transaction
 # pooling; a plain statement, planned for each message, cost more than it took to run.
 _MARK_SENDING = "SELECT campaigns_message_mark_sending(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-
-
-def message_claim_batch(*, limit: int, token: dt.datetime) -> list[int]:
-    """Take up to `limit` due queued messages, oldest first, for this worker: committed at
-    once, so other workers skip them (and skip rows locked by a concurrent claim). `token`
-    becomes the rows' claimed_at and identifies this claim in every later write."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE campaigns_message SET state = 'claimed', claimed_at = %(token)s
-            WHERE id IN (
-                SELECT id FROM campaigns_message
-                WHERE state = 'queued' AND due_at <= %(now)s
-                ORDER BY due_at, id LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING id
-            """,
-            {"token": token, "now": timezone.now(), "limit": limit},
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _claim_token() -> dt.datetime:
-    # claimed_at doubles as the claim's identity: a row recovery took back (and maybe another
-    # worker claimed since) no longer matches, so this worker's later writes skip it.
-    return timezone.now()
 
 
 @dataclass
@@ -573,17 +541,6 @@ def _retry_plan(message: Message) -> tuple[str, str, dt.datetime]:
     if attempts >= MAX_ATTEMPTS:
         return MessageState.FAILED, SkipReason.RETRIES_EXHAUSTED, message.due_at
     return MessageState.QUEUED, "", timezone.now() + RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
-
-
-def _release(ids: list[int], token: dt.datetime) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE campaigns_message SET state = 'queued', claimed_at = NULL
-            WHERE id = ANY(%s) AND state = 'claimed' AND claimed_at = %s
-            """,
-            [ids, token],
-        )
 
 
 def messages_send_due(

@@ -20,7 +20,6 @@ from django.db import OperationalError
 from django.db.models import Q
 from django.http import Http404
 
-from audiences import imports
 from audiences.imports import (
     import_create,
     import_error_report,
@@ -30,6 +29,9 @@ from audiences.imports import (
     import_start,
     import_targets,
     imports_resume_stalled,
+    parsing,
+    readers,
+    writer,
 )
 from audiences.models import (
     ConsentRecord,
@@ -63,7 +65,7 @@ def _no_reader_left() -> Any:
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The batches are parsed in a forked process, or in a thread where no process can be forked."""
     if request.param == "thread":
-        monkeypatch.setattr(imports, "_can_fork", lambda: False)
+        monkeypatch.setattr(readers, "_can_fork", lambda: False)
     return str(request.param)
 
 
@@ -329,7 +331,7 @@ def test_resumes_after_a_crash_from_the_last_committed_batch(
     django_capture_on_commit_callbacks: Any,
     reader: str,
 ) -> None:
-    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
+    monkeypatch.setattr("audiences.imports.run.BATCH_ROWS", 2)
     rows = ["email,first_name"]
     for i in range(1, 9):
         rows.append(f"ok{i}@example.com,N{i}")
@@ -337,14 +339,14 @@ def test_resumes_after_a_crash_from_the_last_committed_batch(
     job = upload(acme, "\n".join(rows) + "\n")
     import_start(workspace=acme, job_id=job.pk, mapping={"email": "email", "first_name": "first_name"})
     # The worker dies in batch 3, after writing its errors to the report but before the commit.
-    original_write = imports._ErrorReport.write
-    monkeypatch.setattr(imports._ErrorReport, "write", _crash_on(3, original_write))
+    original_write = writer._ErrorReport.write
+    monkeypatch.setattr(writer._ErrorReport, "write", _crash_on(3, original_write))
     with pytest.raises(OperationalError):
         import_run(job.pk)
     job.refresh_from_db()
     assert (job.status, job.resume_offset, job.created_count, job.rejected_count) == (JobStatus.RUNNING, 4, 2, 2)
     assert import_run(job.pk) is None  # a worker still seems to hold it: nobody else may take it
-    monkeypatch.setattr(imports._ErrorReport, "write", original_write)
+    monkeypatch.setattr(writer._ErrorReport, "write", original_write)
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=job.heartbeat_at - dt.timedelta(hours=1))
     assert job.percent < 100 and ImportJob.objects.get(pk=job.pk).is_stalled
 
@@ -391,10 +393,10 @@ def test_start_enqueues_the_task_after_commit(acme: Workspace, run_tasks_now: No
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not imports._can_fork(), reason="the reader runs in a thread here")
+@pytest.mark.skipif(not readers._can_fork(), reason="the reader runs in a thread here")
 def test_a_reader_process_that_dies_fails_the_job(acme: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
-    real_parse = imports._parse_batch
+    monkeypatch.setattr("audiences.imports.run.BATCH_ROWS", 2)
+    real_parse = parsing._parse_batch
     calls = {"n": 0}
 
     def parse_then_die(*args: Any) -> Any:
@@ -403,7 +405,7 @@ def test_a_reader_process_that_dies_fails_the_job(acme: Workspace, monkeypatch: 
             os._exit(3)  # as if killed (out of memory, a signal): no error to hand over
         return real_parse(*args)
 
-    monkeypatch.setattr(imports, "_parse_batch", parse_then_die)
+    monkeypatch.setattr(parsing, "_parse_batch", parse_then_die)
     job = run(upload(acme, "email\n" + "".join(f"p{i}@example.com\n" for i in range(6))))
     assert job.status == JobStatus.FAILED and "unexpected error" in job.error_message
     # What committed is counted, and only that (the batches before the lost one may have gone
@@ -412,7 +414,7 @@ def test_a_reader_process_that_dies_fails_the_job(acme: Workspace, monkeypatch: 
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not imports._can_fork(), reason="the reader runs in a thread here")
+@pytest.mark.skipif(not readers._can_fork(), reason="the reader runs in a thread here")
 def test_a_reader_process_that_dies_in_the_middle_of_a_batch_fails_the_job(
     acme: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -422,7 +424,7 @@ def test_a_reader_process_that_dies_in_the_middle_of_a_batch_fails_the_job(
         os.write(channel._writer.fileno(), struct.pack("!i", 1_000_000) + b"abc")
         os._exit(9)
 
-    monkeypatch.setattr(imports, "_produce_in_child", send_half_a_batch_and_die)
+    monkeypatch.setattr(readers, "_produce_in_child", send_half_a_batch_and_die)
     job = run(upload(acme, "email\na@example.com\n"))
     assert job.status == JobStatus.FAILED and "unexpected error" in job.error_message
     assert job.created_count == job.resume_offset == 0

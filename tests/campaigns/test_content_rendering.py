@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from audiences.facts import purchase_facts_refresh
 from audiences.models import Contact, CustomerFacts
-from campaigns.content import rendering, services
+from campaigns.content import services
 from campaigns.content.blocks import PRODUCTS, RECOMMENDED, document
 from campaigns.content.errors import TemplateProblem, TemplateProblems
-from campaigns.content.rendering import contact_as_dict, email_context, html_to_text, render_email
+from campaigns.content.rendering import compiling, contact_as_dict, email_context, html_to_text, render_email
+from campaigns.content.rendering import parts as rendering_parts
 from campaigns.content.selectors import recommended_products
 from campaigns.models import EmailTemplate, Layout
 from esp.models import Workspace
@@ -102,16 +103,21 @@ def test_own_text_part_is_rendered_instead_of_generated(acme: Workspace) -> None
 
 
 def test_compiled_once_per_version_rendered_per_recipient(acme: Workspace) -> None:
-    with mock.patch.object(rendering, "mjml_to_html", wraps=rendering.mjml_to_html) as mjml_calls:
+    with mock.patch.object(compiling, "mjml_to_html", wraps=compiling.mjml_to_html) as mjml_calls:
         template = make_template(acme)
         assert mjml_calls.call_count == 1
         assert "{{ contact.first_name|default:'there' }}" in template.compiled_html
         contacts = [Contact(workspace=acme, email=f"c{i}@example.com", first_name=f"N{i}") for i in range(25)]
         Contact.objects.bulk_create(contacts)
         stored = EmailTemplate.objects.get(pk=template.pk)  # as the sender loads it
-        with mock.patch.object(rendering, "compile_template", wraps=rendering.compile_template) as parses:
+        # The subject and the HTML are parsed by compiling._tags, the generated text by parts._parts.
+        with (
+            mock.patch.object(compiling, "compile_template", wraps=compiling.compile_template) as tag_parses,
+            mock.patch.object(rendering_parts, "compile_template", wraps=rendering_parts.compile_template) as texts,
+        ):
             subjects = [render_email(stored, context_for(acme, c)).subject for c in contacts]
-            assert parses.call_count == 3  # subject, HTML and text, parsed for the first recipient only
+            # subject, HTML and text, parsed for the first recipient only
+            assert (tag_parses.call_count, texts.call_count) == (2, 1)
         assert subjects == [f"Hello N{i}" for i in range(25)]
         assert mjml_calls.call_count == 1  # no compilation at send time
 

@@ -34,9 +34,10 @@ from audiences.models import (
     email_hash,
 )
 from campaigns.delivery.checks import quiet_hours_end
+from campaigns.delivery.claims import LEASE
 from campaigns.delivery.composer import quoted_printable
 from campaigns.delivery.recovery import messages_recover
-from campaigns.delivery.sender import LEASE, messages_send_due
+from campaigns.delivery.sender import messages_send_due
 from campaigns.delivery.services import message_send_test, messages_enqueue
 from campaigns.models import (
     DeliverySettings,
@@ -354,7 +355,8 @@ def test_recovery_requeues_old_claims_and_marks_old_hand_overs_in_doubt(acme: Wo
 
 @pytest.mark.django_db
 def test_a_claim_taken_back_by_recovery_is_not_sent_by_its_old_worker(acme: Workspace) -> None:
-    from campaigns.delivery.sender import Sender, message_claim_batch
+    from campaigns.delivery.claims import message_claim_batch
+    from campaigns.delivery.sender import Sender
 
     person = contact(acme, "late@example.com")
     enqueue(acme, "broadcast:6", [person], template(acme))
@@ -807,7 +809,7 @@ def test_concurrent_claims_never_share_a_row(acme: Workspace) -> None:
     """Two workers claim at once: SKIP LOCKED gives each its own rows."""
     import threading
 
-    from campaigns.delivery.sender import message_claim_batch
+    from campaigns.delivery.claims import message_claim_batch
 
     people = [contact(acme, f"c{i}@example.com") for i in range(300)]
     enqueue(acme, "broadcast:70", people, template(acme))

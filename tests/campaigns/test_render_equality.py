@@ -20,10 +20,13 @@ from django.core.mail import EmailMultiAlternatives
 from django.test import override_settings
 
 from audiences.models import Contact
-from campaigns.content import plan, rendering, sandbox
+from campaigns.content import plan, sandbox
 from campaigns.content.errors import TemplateProblem
+from campaigns.content.rendering import parts as rendering_parts
 from campaigns.content.rendering import render_parts, template_compile
 from campaigns.content.sandbox import CompiledTemplate, compile_template, freeze, render_budget, render_compiled
+from campaigns.content.sandbox import engine as sandbox_engine
+from campaigns.content.sandbox import filters as sandbox_filters
 from campaigns.content.selectors import DEFAULT_LAYOUT
 from campaigns.content.starters import SAMPLE_EVENTS, STARTERS
 from campaigns.delivery import composer
@@ -42,7 +45,7 @@ def plain_django() -> Any:
 
 def both_ways(make: Callable[[], Any]) -> tuple[Any, Any]:
     """make() with the speed-ups, then the plain Django way (each computing its own filters)."""
-    sandbox._remembered.clear()
+    sandbox_filters._remembered.clear()
     fast = make()
     with plain_django():
         assert sandbox.plain_django()
@@ -72,9 +75,9 @@ def test_the_setting_renders_through_djangos_own_nodes() -> None:
     with (
         plain_django(),
         mock.patch.object(plan.Plan, "render", broken),
-        mock.patch.object(sandbox._FastFilterExpression, "apply_filters", broken),
-        mock.patch.object(sandbox, "_lookup", broken),
-        mock.patch.object(sandbox, "_remembered_key", broken),
+        mock.patch.object(sandbox_engine._FastFilterExpression, "apply_filters", broken),
+        mock.patch.object(sandbox_engine, "_lookup", broken),
+        mock.patch.object(sandbox_filters, "_remembered_key", broken),
     ):
         assert render_compiled(compiled, freeze(fuzz_context())) == fast
 
@@ -95,7 +98,7 @@ def email_parts(subject: str, preheader: str, mjml: str, text_body: str = "") ->
         subject=subject, preheader=preheader, mjml=mjml, text_body=text_body, use_layout=True,
         message_class=MessageClass.MARKETING, layout=DEFAULT_LAYOUT,
     )  # fmt: skip
-    return rendering._parts(subject=subject, preheader=preheader, html=html, text_body=text_body)
+    return rendering_parts._parts(subject=subject, preheader=preheader, html=html, text_body=text_body)
 
 
 @pytest.mark.parametrize("key", sorted(STARTERS))

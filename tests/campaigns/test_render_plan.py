@@ -20,9 +20,10 @@ from django.template import Context
 from django.template.defaulttags import AutoEscapeControlNode, IfNode, WithNode
 from django.utils.safestring import SafeString, mark_safe
 
-from campaigns.content import rendering, sandbox
 from campaigns.content.errors import TemplateProblem
 from campaigns.content.rendering import email_context, render_parts, template_compile
+from campaigns.content.rendering import parts as rendering_parts
+from campaigns.content.rendering import text as rendering_text
 from campaigns.content.sandbox import (
     BudgetForNode,
     CompiledTemplate,
@@ -32,6 +33,9 @@ from campaigns.content.sandbox import (
     render_budget,
     render_compiled,
 )
+from campaigns.content.sandbox import budget as sandbox_budget
+from campaigns.content.sandbox import filters as sandbox_filters
+from campaigns.content.sandbox import tags as sandbox_tags
 from campaigns.content.selectors import DEFAULT_LAYOUT
 from campaigns.content.starters import SAMPLE_CONTACT, SAMPLE_EVENTS, SAMPLE_RECOMMENDATIONS, STARTERS
 from campaigns.models import MessageClass
@@ -43,9 +47,9 @@ Outcome = tuple[Any, ...]
 def outcome(compiled: CompiledTemplate, context: dict[str, Any], **options: Any) -> Outcome:
     """What one render gives: ("ok", type, output, characters counted) or ("problem", message,
     line, the tag named by template_debug, characters counted)."""
-    sandbox._remembered.clear()  # each path computes its filters itself
+    sandbox_filters._remembered.clear()  # each path computes its filters itself
     with render_budget(**options):
-        budget = sandbox._BUDGET.get()
+        budget = sandbox_budget._BUDGET.get()
         assert budget is not None
         try:
             output = render_compiled(compiled, freeze(context))
@@ -69,7 +73,7 @@ def assert_same(source: str, make: Callable[[], dict[str, Any]], *, autoescape: 
     assert got == expected, source
     if expected[0] == "ok":
         # And Django's own Template.render of the same template, called directly.
-        sandbox._remembered.clear()
+        sandbox_filters._remembered.clear()
         with render_budget():
             direct = compiled.template.render(Context(dict(freeze(make())), autoescape=autoescape))
         assert (type(direct), direct) == (got[1], got[2]), source
@@ -77,7 +81,7 @@ def assert_same(source: str, make: Callable[[], dict[str, Any]], *, autoescape: 
 
 
 def without_plans(parts: Any) -> Any:
-    """Compiled parts (rendering._Parts) rendered through Django's nodes."""
+    """Compiled parts (rendering.parts._Parts) rendered through Django's nodes."""
     values = {field.name: getattr(parts, field.name) for field in dataclasses.fields(parts)}
     return type(parts)(
         **{
@@ -142,7 +146,7 @@ def assert_sender_renders_alike(subject: str, preheader: str, mjml: str, sample_
         subject=subject, preheader=preheader, mjml=mjml, text_body="", use_layout=True,
         message_class=MessageClass.MARKETING, layout=DEFAULT_LAYOUT,
     )  # fmt: skip
-    parts = rendering._parts(subject=subject, preheader=preheader, html=html, text_body="")
+    parts = rendering_parts._parts(subject=subject, preheader=preheader, html=html, text_body="")
     assert parts.text is not None and parts.text_generated
     for make in sender_contexts(sample_event):
         # Each part, as render_parts gives it its context…
@@ -181,13 +185,13 @@ def test_the_delivery_benchmark_template_renders_alike() -> None:
 
 
 def test_an_error_names_the_same_mjml_line_both_ways() -> None:
-    # rendering._line_in finds the failing tag (template_debug["during"]) in the MJML.
+    # rendering.render._line_in finds the failing tag (template_debug["during"]) in the MJML.
     mjml = BENCH_SEND_MJML.replace("{{ product.category }}", '{{ product.category|ljust:"5000" }}')
     html = template_compile(
         subject="Hi", preheader="", mjml=mjml, text_body="", use_layout=True,
         message_class=MessageClass.MARKETING, layout=DEFAULT_LAYOUT,
     )  # fmt: skip
-    parts = rendering._parts(subject="Hi", preheader="", html=html, text_body="")
+    parts = rendering_parts._parts(subject="Hi", preheader="", html=html, text_body="")
     context = email_context(workspace=WORKSPACE, contact=CYRILLIC, event={"products": PRODUCTS}, urls=URLS)
     problems = []
     for variant in (parts, without_plans(parts)):
@@ -199,14 +203,14 @@ def test_an_error_names_the_same_mjml_line_both_ways() -> None:
 
 
 def test_the_text_part_is_tidied_as_before() -> None:
-    """rendering._tidy_text's str methods give what its regular expressions gave."""
+    """rendering_text._tidy_text's str methods give what its regular expressions gave."""
     line_space, blank_lines = re.compile(r"[ \t]*\n[ \t]*"), re.compile(r"\n{3,}")
 
     def before(text: str) -> str:
         if "<" in text:
-            text = rendering._BR.sub("\n", text)
+            text = rendering_text._BR.sub("\n", text)
         if " (#" in text:
-            text = rendering._NO_LINK.sub("", text)
+            text = rendering_text._NO_LINK.sub("", text)
         text = line_space.sub("\n", text)
         return blank_lines.sub("\n\n", text) if "\n\n\n" in text else text
 
@@ -214,7 +218,7 @@ def test_the_text_part_is_tidied_as_before() -> None:
     pieces = [" ", "\t", "\n", "\n\n\n", "a", "Я", "<br>", "<BR />", " (#)", " (#x)", "\r", "\xa0", "b c"]
     for _ in range(20_000):
         text = "".join(chance.choice(pieces) for _ in range(chance.randint(0, 16)))
-        assert rendering._tidy_text(text) == before(text), repr(text)
+        assert rendering_text._tidy_text(text) == before(text), repr(text)
 
 
 # --- generated templates -------------------------------------------------------------------
@@ -398,7 +402,7 @@ def test_the_plan_runs_the_common_nodes_itself() -> None:
         mock.patch.object(IfNode, "render", broken),
         mock.patch.object(WithNode, "render", broken),
         mock.patch.object(AutoEscapeControlNode, "render", broken),
-        mock.patch.object(sandbox._CountedVariableNode, "render", broken),
+        mock.patch.object(sandbox_tags._CountedVariableNode, "render", broken),
     ):
         assert render_compiled(compiled, freeze(fuzz_context())) == "AnnaBen <b>bБорисa"
 
@@ -416,7 +420,8 @@ def test_every_iteration_ticks_the_deadline() -> None:
     compiled = compile_template("{% for a in x %}{% for b in x %}{{ b }}{% endfor %}{% empty %}-{% endfor %}")
     counts = []
     for variant in (compiled, through_django(compiled)):
-        with mock.patch.object(sandbox._Budget, "tick", autospec=True, side_effect=sandbox._Budget.tick) as tick:
+        budget_class = sandbox_budget._Budget
+        with mock.patch.object(budget_class, "tick", autospec=True, side_effect=budget_class.tick) as tick:
             assert outcome(variant, {"x": [1, 2, 3]})[2] == "123123123"
         counts.append(tick.call_count)
     assert counts == [12, 12]  # 3 outer iterations + 3 × 3 inner
@@ -430,7 +435,7 @@ def test_every_iteration_ticks_the_deadline() -> None:
 def test_a_growing_output_stops_on_the_size_cap() -> None:
     source = "{% for a in x %}\n{% for b in x %}{{ s }}{% endfor %}{% endfor %}"
     result = assert_same(source, lambda: {"x": list(range(2000)), "s": "x" * 500})
-    assert result[0] == "problem" and "characters" in result[1] and result[4] > sandbox.MAX_PRODUCED_CHARS
+    assert result[0] == "problem" and "characters" in result[1] and result[4] > sandbox_budget.MAX_PRODUCED_CHARS
     # Loop bodies count once inside their loop and once more in the loop around it.
     result = assert_same("{% for a in x %}{% for b in x %}ab{{ s }}{% endfor %}{% endfor %}",
                          lambda: {"x": [1, 2], "s": "xyz"})  # fmt: skip
