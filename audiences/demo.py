@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 
+from django.db import connection
+
 from audiences import demo_shop
 from audiences.contacts import parse_contact
 from audiences.models import Contact, CustomField, FieldType, SuppressionReason
@@ -46,6 +48,22 @@ def seed(workspace: Workspace) -> None:
         _seed_audience(workspace)
     # Also for a demo workspace made before events existed; it skips what is there already.
     demo_shop.seed(workspace)
+    _backdate_contacts(workspace)
+
+
+def _backdate_contacts(workspace: Workspace) -> None:
+    """A customer has been known since their first event: the seed writes every contact today,
+    which would make the whole audience "new this month" on the Overview."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE audiences_contact c SET created_at = e.first_seen
+            FROM (SELECT contact_id, min(occurred_at) AS first_seen FROM audiences_event
+                  WHERE workspace_id = %(ws)s AND contact_id IS NOT NULL GROUP BY contact_id) e
+            WHERE c.workspace_id = %(ws)s AND c.id = e.contact_id AND e.first_seen < c.created_at
+            """,
+            {"ws": workspace.pk},
+        )
 
 
 def _seed_audience(workspace: Workspace) -> None:

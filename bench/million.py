@@ -9,7 +9,7 @@ first, as an operator would after a bulk load (timed, not a target): tag one con
 `recent_events_rebuild`. Then, each --repeat times after a warm-up, median reported:
 
   pages (server time through Django's test client: middleware, views, SQL, templates):
-    contacts page, search by substring (no "@"), tag filter, segment live count + preview
+    contacts page, search by substring (no "@"), tag filter, attribute filter, segment live count + preview
     (the builder's POST), lifecycle page, RFM page; the bulk "tag all matching" request
     against an empty request (the same POST without an action);
   actions:
@@ -166,6 +166,9 @@ def measure(workspace: Workspace, repeat: int) -> dict[str, float]:
     figures["search 'c12' (substring)"] = median_ms(page("/audience/contacts/?q=c12"), repeat)
     figures["search 'c99999' (substring)"] = median_ms(page("/audience/contacts/?q=c99999"), repeat)
     figures["tag filter 'promo'"] = median_ms(page("/audience/contacts/?tag=promo"), repeat)
+    figures["attribute filter country = DE"] = median_ms(
+        page("/audience/contacts/?attr=country&attr_op=eq&attr_value=DE"), repeat
+    )
     preview_post = {"rules": json.dumps(RULES), "name": "x"}
     figures["segment live count + preview (page)"] = median_ms(
         lambda: ok(client.post("/audience/segments/preview/", preview_post)), repeat
