@@ -247,7 +247,8 @@ def test_the_refresh_never_joins_intermediate_results(acme: Workspace, now: date
     a batch of 10,000 contacts take minutes. The refresh groups instead (linear)."""
     from django.db import connection
 
-    from audiences.facts import _REFRESH_SQL, ORDER_COMPLETED, ORDER_REFUNDED, _stage_params, lifecycle_thresholds
+    from audiences.facts.lifecycle import _stage_params, lifecycle_thresholds
+    from audiences.facts.purchases import _REFRESH_SQL, ORDER_COMPLETED, ORDER_REFUNDED
 
     params = {
         "ws": acme.pk,

@@ -162,11 +162,11 @@ def test_viewer_cannot_trigger_scoring_and_a_marketer_can(acme: Workspace, popul
     assert scoring_status(workspace_id=acme.pk).state == ""
 
     marketer = logged_in(member(acme, Role.MARKETER))
-    from audiences import facts
+    from audiences.facts import scoring
 
     sent: list[tuple[object, tuple[object, ...]]] = []
-    original = facts.enqueue_after_commit
-    facts.enqueue_after_commit = lambda task, *args: sent.append((task.name, args))  # type: ignore[assignment]
+    original = scoring.enqueue_after_commit
+    scoring.enqueue_after_commit = lambda task, *args: sent.append((task.name, args))  # type: ignore[assignment]
     try:
         assert marketer.post("/audience/rfm/").status_code == 302
         assert scoring_status(workspace_id=acme.pk).state == "queued"
@@ -174,7 +174,7 @@ def test_viewer_cannot_trigger_scoring_and_a_marketer_can(acme: Workspace, popul
         assert "Scoring is queued" in page and 'hx-trigger="every 3s"' in page
         marketer.post("/audience/rfm/")  # a second click while queued queues nothing
     finally:
-        facts.enqueue_after_commit = original  # type: ignore[assignment]
+        scoring.enqueue_after_commit = original  # type: ignore[assignment]
     assert sent == [("audiences.score_rfm", (acme.pk,))]
 
 
@@ -192,15 +192,15 @@ def test_the_job_scores_and_records_its_run(
 
 def test_nightly_fan_out_covers_workspaces_with_customers(acme: Workspace, globex: Workspace) -> None:
     _customer(acme, "a", 1, 1, "1")
-    from audiences import facts
+    from audiences.facts import scoring
 
     sent: list[tuple[object, ...]] = []
-    original = facts.enqueue_after_commit
-    facts.enqueue_after_commit = lambda task, *args: sent.append(args)  # type: ignore[assignment]
+    original = scoring.enqueue_after_commit
+    scoring.enqueue_after_commit = lambda task, *args: sent.append(args)  # type: ignore[assignment]
     try:
         assert scoring_request_all() == 1
     finally:
-        facts.enqueue_after_commit = original  # type: ignore[assignment]
+        scoring.enqueue_after_commit = original  # type: ignore[assignment]
     assert sent == [(acme.pk,)]  # globex has no customers
 
 
