@@ -28,9 +28,15 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audiences.filters import ContactFilter, contact_filter_check, contacts_matching
+from audiences.filters import (
+    ContactFilter,
+    contact_filter_check,
+    contacts_matching,
+    filter_field_choices,
+    filter_operator_choices,
+)
 from audiences.jobs.machinery import JobFile, job_claim, job_heartbeat, jobs_stalled_requeue, media_path, safe_cell
-from audiences.models import Contact, CustomField, ExportJob, JobStatus, MailingList, SubscriptionStatus
+from audiences.models import Contact, CustomField, ExportJob, JobStatus, MailingList, Segment, SubscriptionStatus
 from esp.models import User, Workspace
 from esp.queue import enqueue_after_commit
 
@@ -64,7 +70,15 @@ def export_rows(*, workspace: Workspace, limit: int) -> list[ExportRow]:
     jobs = list(export_list(workspace=workspace)[:limit])
     list_ids = {job.filter.get("list_id") for job in jobs if isinstance(job.filter, dict)} - {None}
     names = dict(MailingList.objects.in_workspace(workspace).filter(pk__in=list_ids).values_list("pk", "name"))
+    segment_ids = {job.filter.get("segment_id") for job in jobs if isinstance(job.filter, dict)} - {None}
+    segments = dict(Segment.objects.in_workspace(workspace).filter(pk__in=segment_ids).values_list("pk", "name"))
     statuses = dict(SubscriptionStatus.choices)
+    fields = (
+        dict(filter_field_choices(workspace=workspace))
+        if any(isinstance(job.filter, dict) and job.filter.get("attr") for job in jobs)
+        else {}
+    )
+    operators = dict(filter_operator_choices())
     rows = []
     for job in jobs:
         data = job.filter if isinstance(job.filter, dict) else {}
@@ -77,6 +91,13 @@ def export_rows(*, workspace: Workspace, limit: int) -> list[ExportRow]:
             parts.append(_("Tag: %(tag)s") % {"tag": data["tag"]})
         if data.get("q"):
             parts.append(_("Search: “%(query)s”") % {"query": data["q"]})
+        if data.get("attr"):
+            parts.append(
+                f"{fields.get(data['attr'], data['attr'])} {operators.get(data.get('attr_op', ''), '')} "
+                f"{data.get('attr_value', '')}".strip()
+            )
+        if data.get("segment_id"):
+            parts.append(_("Segment: %(name)s") % {"name": segments.get(data["segment_id"], _("(deleted segment)"))})
         rows.append(ExportRow(job=job, filter_summary=" · ".join(parts) or _("All contacts")))
     return rows
 

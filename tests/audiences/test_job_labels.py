@@ -11,6 +11,7 @@ from django.test import Client
 
 from audiences.exports import export_create
 from audiences.imports import import_create
+from audiences.segments.services import segment_save
 from audiences.services import list_save
 from esp.models import Workspace
 
@@ -42,3 +43,15 @@ def test_export_rows_describe_the_filter_in_words(acme: Workspace, acme_client: 
     assert "List: Newsletter · Status: Subscribed · Tag: vip" in page
     assert "All contacts" in page
     assert "list_id" not in page
+
+
+def test_export_rows_name_the_field_and_segment_filters(acme: Workspace, acme_client: Client) -> None:
+    buyers = segment_save(
+        workspace=acme, name="Buyers", rules={"conditions": [{"kind": "tag", "operator": "in", "value": ["vip"]}]}
+    )
+    export_create(workspace=acme, user=None, filter={"attr": "country", "attr_op": "eq", "attr_value": "DE"})
+    export_create(workspace=acme, user=None, filter={"segment_id": buyers.pk})
+    page = acme_client.get("/audience/exports/").content.decode()
+    assert "Segment: Buyers" in page
+    assert "DE" in page and "attr" not in page
+    assert "All contacts" not in page  # a filtered export never reads as everyone
