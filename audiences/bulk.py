@@ -23,7 +23,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Func, QuerySet, Value
+from django.db.models import CASCADE, F, Func, Model, QuerySet, Value
 from django.db.models.functions import Now
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -37,14 +37,11 @@ from audiences.models import (
     BulkAction,
     BulkJob,
     BulkJobContact,
-    ConsentRecord,
     Contact,
-    ContactAlias,
-    CustomerFacts,
     Event,
     JobStatus,
     MailingList,
-    Subscription,
+    SegmentMembership,
 )
 from audiences.segments.services import (
     segment_memberships_forget,
@@ -114,13 +111,27 @@ def _apply(workspace: Workspace, ids: list[int], action: str, value: str) -> int
             detach(workspace.pk, ids)
         segment_memberships_forget(workspace_id=workspace.pk, contacts=Contact.objects.filter(pk__in=ids))
         # Set-based, table by table (Django's delete() would walk the relations in Python).
-        for related in (ConsentRecord, Subscription, Event, CustomerFacts, ContactAlias):
+        for related in _cascaded_models():
             related.objects.filter(workspace=workspace, contact_id__in=ids)._raw_delete(related.objects.db)  # type: ignore[attr-defined]
         deleted = Contact.objects.filter(workspace=workspace, pk__in=ids)
         count = int(deleted._raw_delete(deleted.db))  # type: ignore[attr-defined]
         hooks.contacts_erased.fire(hooks.ContactsErased(workspace.pk, tuple(ids)))
         return count
     raise ValidationError({"action": _("Unknown action.")})
+
+
+def _cascaded_models() -> list[type[Model]]:
+    """The audience's tables whose rows go with their contact (on_delete=CASCADE), read from the
+    models so a new one cannot be forgotten here; segment memberships are left to
+    segment_memberships_forget (it keeps the counts), rows of higher layers to CONTACTS_DELETING."""
+    found: list[type[Model]] = []
+    for relation in Contact._meta.get_fields(include_hidden=True):
+        model = relation.related_model
+        if not (relation.auto_created and not relation.concrete and isinstance(model, type) and issubclass(model, Model)):
+            continue
+        if getattr(relation, "on_delete", None) is CASCADE and model._meta.app_label == Contact._meta.app_label:
+            found.append(model)
+    return [model for model in found if model is not SegmentMembership]
 
 
 def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, ids: list[int], *, subscribe: bool) -> int:

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-# NUL, and the surrogate code points that only a \\uXXXX escape or a broken decoder produces.
+# NUL, and the lone surrogate code points that only a JSON "\\u" escape or a broken decoder produces.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _FORM_TYPES = ("application/x-www-form-urlencoded",)
 # Paths whose callers are programs: they get the API's JSON error shape, not a page.

@@ -218,3 +218,14 @@ def test_count_and_preview_in_one_query(built: Population, acme: Workspace, djan
     assert [contact.pk for contact in preview.contacts] == sorted(_ids(acme, rules), reverse=True)[:2]
     empty = segment_preview(workspace=acme, rules=_rules(event("Never Happened")))
     assert (empty.count, empty.contacts) == (0, [])
+
+
+def test_a_bulk_delete_takes_the_rows_along(built: Population, acme: Workspace) -> None:
+    from audiences.bulk import contacts_bulk_apply
+
+    ids = list(Contact.objects.filter(workspace=acme).values_list("pk", flat=True))
+    assert RecentEvent.objects.filter(contact_id__in=ids).exists()
+    contacts_bulk_apply(workspace=acme, contact_ids=ids, action="delete")
+    assert not RecentEvent.objects.filter(contact_id__in=ids).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what the commit checks: no row points at a gone contact
