@@ -127,7 +127,8 @@ def _cascaded_models() -> list[type[Model]]:
     found: list[type[Model]] = []
     for relation in Contact._meta.get_fields(include_hidden=True):
         model = relation.related_model
-        if not (relation.auto_created and not relation.concrete and isinstance(model, type) and issubclass(model, Model)):
+        is_reverse = relation.auto_created and not relation.concrete
+        if not (is_reverse and isinstance(model, type) and issubclass(model, Model)):
             continue
         if getattr(relation, "on_delete", None) is CASCADE and model._meta.app_label == Contact._meta.app_label:
             found.append(model)
