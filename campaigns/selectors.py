@@ -31,7 +31,15 @@ from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 
 from audiences.models import Contact
-from campaigns.models import EmailTemplate, Message, MessageEvent, MessageEventType, MessageState
+from campaigns.models import (
+    EmailTemplate,
+    Message,
+    MessageEvent,
+    MessageEventType,
+    MessageSource,
+    MessageState,
+    SourceKind,
+)
 from esp.mail import preview_without_tracking
 from esp.models import Workspace
 
@@ -393,11 +401,17 @@ def recent_sends(*, workspace: Workspace, limit: int = 5) -> list[RecentSend]:
                 FROM campaigns_message WHERE workspace_id = %(ws)s ORDER BY id DESC LIMIT %(window)s
             ) m
             JOIN campaigns_emailtemplate t ON t.id = m.template_id
-            WHERE m.state = %(sent)s AND m.source NOT LIKE 'test:%%'
+            WHERE m.state = %(sent)s AND m.source NOT LIKE %(test)s
             GROUP BY m.template_id, t.name, m.message_class
             ORDER BY max(m.id) DESC
             LIMIT %(limit)s
             """,
-            {"ws": workspace.pk, "window": RECENT_WINDOW, "sent": MessageState.SENT, "limit": limit},
+            {
+                "ws": workspace.pk,
+                "window": RECENT_WINDOW,
+                "sent": MessageState.SENT,
+                "test": MessageSource.prefix(SourceKind.TEST) + "%",
+                "limit": limit,
+            },
         )
         return [RecentSend(*row) for row in cursor.fetchall()]

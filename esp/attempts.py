@@ -59,34 +59,6 @@ def _pairs(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> list[tuple[L
     return [(limit, value) for limits, value in checks if value for limit in limits]
 
 
-def blocked_for(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> int | None:
-    """Seconds to wait (the longest window among the limits reached), or None when every limit
-    has room. A value of None (e.g. no client IP) is not limited by that key."""
-    pairs = _pairs(checks)
-    try:
-        counts = cache.get_many([_key(limit, value) for limit, value in pairs])
-    except Exception:
-        logger.warning("attempt limits unavailable (cache down): not enforced", exc_info=True)
-        return None
-    waits = [limit.seconds for limit, value in pairs if int(counts.get(_key(limit, value)) or 0) >= limit.count]
-    return max(waits) if waits else None
-
-
-def record(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> None:
-    """Count one attempt against every limit given."""
-    try:
-        for limit, value in _pairs(checks):
-            key = _key(limit, value)
-            # add() sets the window only when the counter starts; incr() is atomic in Redis.
-            cache.add(key, 0, timeout=limit.seconds)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between the two calls: a new window
-                cache.add(key, 1, timeout=limit.seconds)
-    except Exception:
-        logger.warning("attempt limits unavailable (cache down): not counted", exc_info=True)
-
-
 def hit(checks: Iterable[tuple[Iterable[Limit], str | None]]) -> int | None:
     """Count this attempt against every limit and say whether it may go ahead: None, or the
     seconds to wait. Counting first and reading the count incr() returned makes the limit

@@ -67,7 +67,6 @@ def too_many_attempts(seconds: int) -> forms.ValidationError:
     return forms.ValidationError(text, code="too_many_attempts", params={"minutes": minutes})
 
 
-
 class EmailAuthenticationForm(AuthenticationForm):
     """Login with failed attempts limited per account, per IP and per both (esp.attempts).
     While a limit holds, the password is not even checked: a right guess must not be told
@@ -116,6 +115,7 @@ class LimitedPasswordResetForm(PasswordResetForm):
             return
         security_log.info("password reset requested: address=%s ip=%s", email, ip)
         super().save(*args, **kwargs)
+
 
 class AccountPasswordResetForm(LimitedPasswordResetForm):
     """Django's reset form, writing the mail in the account's language (esp.mail's rule for

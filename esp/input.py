@@ -100,6 +100,9 @@ def query_problems(request: HttpRequest) -> dict[str, list[str]]:
     """Unstorable text in the query string, and in a browser form's fields (urlencoded only:
     reading a multipart body here would consume uploads that views stream themselves)."""
     problems: dict[str, list[str]] = {}
+    path_problem = unstorable_message(request.path)
+    if path_problem:  # e.g. a webhook token with a NUL: it would reach a database lookup
+        problems["path"] = [path_problem]
     sources = [request.GET]
     if (
         request.method == "POST"

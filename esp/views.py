@@ -88,14 +88,16 @@ class InvitationAcceptView(View):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # Unknown tokens are counted per IP: guessing them is slowed down like passwords.
-        ip = client_ip(request.META)
-        if attempts.blocked_for([(attempts.INVITE_ACCEPT_IP, ip)]) is not None:
-            attempts.logger.warning("invitation link refused (too many unknown tokens): ip=%s", ip)
+        # Counted before the look-up (then taken back for a real token), so parallel guesses
+        # cannot all pass one check.
+        checks = [(attempts.INVITE_ACCEPT_IP, client_ip(request.META))]
+        if attempts.hit(checks) is not None:
+            attempts.logger.warning("invitation link refused (too many unknown tokens): ip=%s", checks[0][1])
             return render(request, "esp/invitation_invalid.html", status=429)
         invitation = services.invitation_from_token(kwargs["token"])
         if invitation is None:
-            attempts.record([(attempts.INVITE_ACCEPT_IP, ip)])
             return render(request, "esp/invitation_invalid.html", status=404)
+        attempts.forgive(checks)
         self.invitation = invitation
         return super().dispatch(request, *args, **kwargs)
 

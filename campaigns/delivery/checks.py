@@ -132,13 +132,13 @@ def evaluate(
     workspaces: dict[int, Workspace],
     settings: dict[int, DeliverySettings],
     now: dt.datetime,
-    holder: int,
+    verdicts: Verdicts,
 ) -> Verdicts:
-    """Sort a claimed batch (in send order) into messages to send now, messages settled as
-    suppressed/skipped, and messages delayed (quiet hours, a capped contact another worker is
-    sending to). Takes the batch's cap leases as `holder`, a number no other batch uses
-    (release them with `unlock_caps`); writes nothing else: see `apply`."""
-    verdicts = Verdicts(holder=holder)
+    """Sort a claimed batch (in send order) into `verdicts`: messages to send now, messages
+    settled as suppressed/skipped, and messages delayed (quiet hours, a capped contact another
+    worker is sending to). Takes the batch's cap leases as `verdicts.holder`, a number no other
+    batch uses, and notes them in `verdicts` as soon as they are taken, so the caller releases
+    them with `unlock_caps` even when this raises; writes nothing else: see `apply`."""
     addresses = {message.id: recipient(message) for message in messages}
 
     hashes = {email_hash(address) for address in addresses.values() if address}
@@ -170,7 +170,7 @@ def evaluate(
     day_counts: Counter[int] = Counter()
     week_counts: Counter[int] = Counter()
     if capped:
-        verdicts.cap_locks = _lock_caps({m.contact_id for m in capped if m.contact_id}, holder)
+        verdicts.cap_locks = _lock_caps({m.contact_id for m in capped if m.contact_id}, verdicts.holder)
         day_counts, week_counts = _recent_marketing_sends(set(verdicts.cap_locks), now)
     held = set(verdicts.cap_locks)
 

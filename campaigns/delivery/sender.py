@@ -209,12 +209,12 @@ class Sender:
             .select_related("contact", "contact__facts")
             .order_by("due_at", "id")
         )
-        verdicts = checks.Verdicts()
+        verdicts = checks.Verdicts(holder=batch.holder)
         try:
             self._load(batch, messages)
             now = timezone.now()
-            verdicts = checks.evaluate(
-                messages, workspaces=batch.known.workspaces, settings=batch.known.settings, now=now, holder=batch.holder
+            checks.evaluate(
+                messages, workspaces=batch.known.workspaces, settings=batch.known.settings, now=now, verdicts=verdicts
             )
             checks.apply(verdicts, token=token)
             for _, state, _ in verdicts.settled:

@@ -23,7 +23,9 @@ class IdCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param or "limit")
         if raw is None:
             return int(self.page_size or 100)
-        if not raw.strip().isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        # ASCII digits only, and few: "²".isdigit() is true and int() refuses 5,000 digits.
+        raw = raw.strip()
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= self.max_page_size:
             raise exceptions.ValidationError(
                 {"limit": [_("Expected a whole number from 1 to %(max)d.") % {"max": self.max_page_size}]}
             )

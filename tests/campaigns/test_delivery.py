@@ -551,6 +551,26 @@ def test_a_capped_contact_another_worker_is_sending_to_waits_for_it(
 
 
 @pytest.mark.django_db
+def test_a_batch_that_fails_after_taking_cap_leases_lets_them_go(
+    shop: Workspace, provider: Provider, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caps(shop, daily_cap=1)
+    person = contact(shop, "unlucky@example.com")
+    enqueue(shop, "broadcast:62", [person], template(shop))
+
+    from campaigns.delivery import checks
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("counting failed")
+
+    monkeypatch.setattr(checks, "_recent_marketing_sends", fails)
+    with pytest.raises(RuntimeError):
+        messages_send_due()
+    assert leases() == {}  # not left to block the contact's mail until the lease expires
+    assert message_of("broadcast:62", person).state == "queued"
+
+
+@pytest.mark.django_db
 def test_a_dead_workers_cap_lease_expires(shop: Workspace, provider: Provider, smtp: SmtpServer) -> None:
     caps(shop, daily_cap=1)
     person = contact(shop, "orphan@example.com")

@@ -229,3 +229,10 @@ def test_the_api_answers_while_redis_is_down(acme_api: APIClient, settings: Any)
     response = acme_api.get("/api/v1/me")
     assert response.status_code == 200
     assert key_client("esk_unknown").get("/api/v1/me").status_code == 401
+
+
+@pytest.mark.django_db
+def test_nul_in_a_webhook_path_is_a_400_not_a_500() -> None:
+    response = Client().post("/webhooks/%00x/mailgun/tracking/", data=b"{}", content_type="application/json")
+    assert response.status_code == 400
+    assert "path" in response.json()["error"]["fields"]
