@@ -29,7 +29,7 @@ from esp.api.errors import error_body
 from esp.api.throttling import refused_key_wait, window_hit
 from esp.input import json_problems
 from esp.models import ApiKey, ApiScope
-from esp.net import client_ip
+from esp.net import client_limit_key
 from esp.services import api_key_authenticate
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _authenticate(secret: str | None, request: HttpRequest) -> ApiKey:
         )
     api_key = api_key_authenticate(secret)
     if api_key is None:
-        wait = refused_key_wait(client_ip(request.META) or "unknown")
+        wait = refused_key_wait(client_limit_key(request.META) or "unknown")
         if wait is not None:
             response = _error(429, "throttled", _("Too many requests with a refused API key from this address."))
             response["Retry-After"] = str(int(wait))

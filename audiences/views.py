@@ -46,7 +46,7 @@ from audiences.models import BulkAction, ConsentSource, Contact, JobStatus, Mail
 from esp import attempts
 from esp.forms import add_service_errors
 from esp.models import Role, Workspace
-from esp.net import client_ip
+from esp.net import client_limit_key
 from esp.web import WorkspaceView, confirm_page, request_user
 
 PAGE_SIZE = 50
@@ -525,7 +525,7 @@ class PublicSubscribeView(View):
         # The same page whatever happened (sent, already pending, suppressed, limited): the answer
         # must not tell a stranger anything about the address.
         context["pending"] = mailing_list.double_opt_in
-        ip = client_ip(request.META)
+        ip = client_limit_key(request.META)
         if attempts.hit([(attempts.SUBSCRIBE_IP, ip)]) is not None:
             attempts.logger.warning("subscription ignored (too many from one address): ip=%s list=%s", ip, list_id)
             return render(request, "audiences/public_subscribed.html", context)

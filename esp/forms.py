@@ -16,7 +16,7 @@ from django.utils.translation import ngettext, override, pgettext_lazy
 from esp import attempts
 from esp.api.errors import error_fields
 from esp.models import ApiScope, Role, User, Workspace
-from esp.net import client_ip
+from esp.net import client_limit_key
 
 security_log = attempts.logger
 
@@ -80,7 +80,7 @@ class EmailAuthenticationForm(AuthenticationForm):
         email = str(self.cleaned_data.get("username") or "").strip().lower()
         if not email:
             return super().clean()
-        ip = client_ip(self.request.META) if self.request is not None else None
+        ip = client_limit_key(self.request.META) if self.request is not None else None
         checks = [
             (attempts.LOGIN_ACCOUNT_IP, f"{email}|{ip or '-'}"),
             (attempts.LOGIN_ACCOUNT, email),
@@ -109,7 +109,7 @@ class LimitedPasswordResetForm(PasswordResetForm):
     def save(self, *args: Any, **kwargs: Any) -> None:
         request: HttpRequest | None = kwargs.get("request")  # PasswordResetView passes it by name
         email = str(self.cleaned_data.get("email") or "").strip().lower()
-        ip = client_ip(request.META) if request is not None else None
+        ip = client_limit_key(request.META) if request is not None else None
         if attempts.hit([(attempts.RESET_ADDRESS, email), (attempts.RESET_IP, ip)]) is not None:
             security_log.warning("password reset not sent (too many requests): address=%s ip=%s", email, ip)
             return

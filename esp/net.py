@@ -51,6 +51,15 @@ def client_ip(meta: Mapping[str, Any]) -> str | None:
     return str(nearest)  # every hop a trusted proxy: the client is inside, the leftmost one
 
 
+def client_limit_key(meta: Mapping[str, Any]) -> str | None:
+    """Who a per-client limit counts: the client's IPv4 address, or its IPv6 /64 network (one
+    subscriber is handed a whole /64 and could take a new address for every request)."""
+    ip = client_ip(meta)
+    if ip is None or ":" not in ip:
+        return ip
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+
+
 # --- The guard of outbound connections made on a tenant's behalf ---------------------------------
 #
 # A tenant chooses where its mail goes (an SMTP host, an ESP's API URL, later webhook URLs), so

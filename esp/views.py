@@ -32,7 +32,7 @@ from esp.forms import (
 from esp.mail import preview_without_tracking
 from esp.middleware import SESSION_WORKSPACE_KEY
 from esp.models import ROLE_HELP, Invitation, Role, User
-from esp.net import client_ip
+from esp.net import client_limit_key
 from esp.web import WorkspaceView, confirm_page, request_user
 
 
@@ -61,7 +61,7 @@ class SignUpView(View):
         form = SignUpForm(request.POST)
         if not form.is_valid():
             return render(request, "esp/signup.html", {"form": form}, status=400)
-        ip = client_ip(request.META)
+        ip = client_limit_key(request.META)
         wait = attempts.hit([(attempts.SIGNUP_IP, ip)])
         if wait is not None:
             attempts.logger.warning("sign-up refused (too many from one address): ip=%s", ip)
@@ -90,7 +90,7 @@ class InvitationAcceptView(View):
         # Unknown tokens are counted per IP: guessing them is slowed down like passwords.
         # Counted before the look-up (then taken back for a real token), so parallel guesses
         # cannot all pass one check.
-        checks = [(attempts.INVITE_ACCEPT_IP, client_ip(request.META))]
+        checks = [(attempts.INVITE_ACCEPT_IP, client_limit_key(request.META))]
         if attempts.hit(checks) is not None:
             attempts.logger.warning("invitation link refused (too many unknown tokens): ip=%s", checks[0][1])
             return render(request, "esp/invitation_invalid.html", status=429)

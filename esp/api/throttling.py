@@ -18,7 +18,7 @@ from rest_framework import exceptions
 from rest_framework.throttling import SimpleRateThrottle
 
 from esp.models import ApiKey
-from esp.net import client_ip
+from esp.net import client_limit_key
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -65,7 +65,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     def get_ident(self, request: Request) -> str:
         # X-Forwarded-For counts only from a trusted proxy: anyone else could name a new
         # address with every request and never be throttled.
-        return client_ip(request.META) or "unknown"
+        return client_limit_key(request.META) or "unknown"
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         if self.rate is None or self.num_requests is None or self.duration is None:
@@ -92,6 +92,6 @@ def refused_key_wait(address: str) -> float | None:
 
 def failed_auth_throttle(request: Request) -> None:
     # Authentication fails before DRF's throttles run: counted here instead.
-    wait = refused_key_wait(client_ip(request.META) or "unknown")
+    wait = refused_key_wait(client_limit_key(request.META) or "unknown")
     if wait is not None:
         raise exceptions.Throttled(wait, detail=_("Too many requests with a refused API key from this address."))

@@ -141,3 +141,12 @@ def test_the_count_is_exact_under_concurrency() -> None:
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda _: attempts.hit([(limit, "someone@example.com")]), range(40)))
     assert answers.count(None) == 5
+
+
+def test_ipv6_clients_are_limited_by_their_64_network() -> None:
+    from esp.net import client_limit_key
+
+    first = client_limit_key({"REMOTE_ADDR": "2001:db8:1:2::1"})
+    assert first == client_limit_key({"REMOTE_ADDR": "2001:db8:1:2:ffff::9"}) == "2001:db8:1:2::/64"
+    assert client_limit_key({"REMOTE_ADDR": "2001:db8:1:3::1"}) != first
+    assert client_limit_key({"REMOTE_ADDR": "203.0.113.7"}) == "203.0.113.7"
