@@ -48,6 +48,7 @@ from audiences.segments.services import (
     segments_contacts_changed,
     segments_workspace_changed,
 )
+from esp.input import parse_id
 from esp.models import User, Workspace
 from esp.queue import enqueue_after_commit
 
@@ -78,7 +79,7 @@ def bulk_value_clean(*, workspace: Workspace, action: str, value: str) -> str:
         if len(value) > 64:
             raise ValidationError({"value": _("A tag has at most 64 characters.")})
     elif action in (BulkAction.SUBSCRIBE, BulkAction.UNSUBSCRIBE):
-        if not value.isdigit() or not MailingList.objects.in_workspace(workspace).filter(pk=int(value)).exists():
+        if parse_id(value) is None or not MailingList.objects.in_workspace(workspace).filter(pk=int(value)).exists():
             raise ValidationError({"list_value": _("Choose a list.")})
     else:
         value = ""
@@ -316,6 +317,10 @@ def bulk_job_run(job_id: int) -> BulkJob | None:
             error_message=_("The action stopped on an unexpected error; the contacts done so far keep it."),
             finished_at=timezone.now(),
         )
+        BulkJobContact.objects.filter(job_id=job.pk).delete()  # the rest will not be acted on
+        if job.action != BulkAction.DELETE:
+            # The batches done changed tags or lists: segments follow them as after a whole run.
+            segments_workspace_changed(workspace_id=job.workspace_id)
     return BulkJob.objects.get(pk=job_id)
 
 

@@ -82,14 +82,23 @@ class ContactFilter:
     attr_op: str = ""
     attr_value: str = ""
     segment_id: int | None = None
+    # Fields given a value that is no id ("?segment=abc"): refused by contact_filter_check, never
+    # read as "no filter" (that would widen an "all matching" action to every contact).
+    invalid: tuple[str, ...] = ()
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> ContactFilter:
         """From a query string, a form post or a stored job filter (to_data)."""
+        invalid: list[str] = []
 
         def number(name: str, alias: str) -> int | None:
-            value = str(data.get(name) or data.get(alias) or "")
-            return int(value) if value.isdigit() else None
+            value = str(data.get(name) or data.get(alias) or "").strip()
+            if not value:
+                return None
+            if value.isascii() and value.isdigit() and len(value) <= 18:
+                return int(value)
+            invalid.append("list" if name == "list" else name)
+            return None
 
         return cls(
             q=str(data.get("q") or "").strip()[:200],
@@ -100,6 +109,7 @@ class ContactFilter:
             attr_op=str(data.get("attr_op") or "").strip() if data.get("attr") else "",
             attr_value=str(data.get("attr_value") or "").strip()[:500] if data.get("attr") else "",
             segment_id=number("segment", "segment_id"),
+            invalid=tuple(invalid),
         )
 
     def to_data(self) -> dict[str, Any]:
@@ -118,7 +128,7 @@ class ContactFilter:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.q or self.list_id or self.status or self.tag or self.attr or self.segment_id)
+        return not (self.q or self.list_id or self.status or self.tag or self.attr or self.segment_id or self.invalid)
 
     def attribute_condition(self) -> dict[str, Any] | None:
         """The contact-field part as a segment condition, its value read from one text box:
@@ -173,12 +183,16 @@ def _rules_q(*, workspace: Workspace, contact_filter: ContactFilter) -> Q:
 def contact_filter_check(*, workspace: Workspace, contact_filter: ContactFilter) -> None:
     """Raise ValidationError by field when the filter cannot be applied (an unknown field, an
     operator that does not fit it, a value of the wrong type, another workspace's segment)."""
+    if contact_filter.invalid:
+        raise ValidationError({name: _("Choose one from the list.") for name in contact_filter.invalid})
     if contact_filter.attr or contact_filter.segment_id:
         _rules_q(workspace=workspace, contact_filter=contact_filter)
 
 
 def contacts_matching(*, workspace: Workspace, contact_filter: ContactFilter) -> QuerySet[Contact]:
     """Raises ValidationError (see contact_filter_check) for a filter that cannot be applied."""
+    if contact_filter.invalid:
+        contact_filter_check(workspace=workspace, contact_filter=contact_filter)
     contacts = Contact.objects.in_workspace(workspace)
     f = contact_filter
     if f.q:

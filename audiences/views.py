@@ -45,6 +45,7 @@ from audiences.insights.selectors import contact_purchases
 from audiences.models import BulkAction, ConsentSource, Contact, JobStatus, MailingList, Segment
 from esp import attempts
 from esp.forms import add_service_errors
+from esp.input import parse_id
 from esp.models import Role, Workspace
 from esp.net import client_limit_key
 from esp.web import WorkspaceView, confirm_page, request_user
@@ -80,7 +81,7 @@ class ContactsView(WorkspaceView):
             page, next_before = contacts_page(
                 workspace=self.workspace,
                 contact_filter=contact_filter,
-                before=int(before) if before.isdigit() else None,
+                before=parse_id(before),
                 size=PAGE_SIZE,
             )
         except ValidationError as error:
@@ -109,7 +110,7 @@ class ContactsView(WorkspaceView):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         target_all = request.POST.get("target") == "all"
-        ids = [] if target_all else [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:PAGE_SIZE]
+        ids = [] if target_all else [i for i in map(parse_id, request.POST.getlist("ids")) if i is not None][:PAGE_SIZE]
         back = f"{request.path}?{request.POST.get('query', '')}"
         if not target_all and not ids:
             messages.error(request, _("Tick some contacts first, or choose “all matching”."))
@@ -173,7 +174,7 @@ class ContactsBulkJobView(WorkspaceView):
     def get(self, request: HttpRequest, bulk_job_id: int) -> HttpResponse:
         job = bulk_job_get(workspace=self.workspace, job_id=bulk_job_id)
         mailing_list = None
-        if job.action in (BulkAction.SUBSCRIBE, BulkAction.UNSUBSCRIBE) and job.value.isdigit():
+        if job.action in (BulkAction.SUBSCRIBE, BulkAction.UNSUBSCRIBE) and parse_id(job.value) is not None:
             mailing_list = MailingList.objects.in_workspace(self.workspace).filter(pk=int(job.value)).first()
         context = {"job": job, "done_word": ACTION_DONE.get(job.action, ""), "mailing_list": mailing_list}
         if request.headers.get("HX-Request") == "true":
@@ -248,7 +249,7 @@ class ContactSubscriptionView(WorkspaceView):
     def post(self, request: HttpRequest, contact_id: int) -> HttpResponse:
         contact = selectors.contact_get(workspace=self.workspace, contact_id=contact_id)
         list_id = request.POST.get("list", "")
-        mailing_list = selectors.list_get(workspace=self.workspace, list_id=int(list_id) if list_id.isdigit() else 0)
+        mailing_list = selectors.list_get(workspace=self.workspace, list_id=parse_id(list_id) or 0)
         context = _consent_context(request, ConsentSource.ADMIN, _("Changed by %(user)s") % {"user": request.user})
         try:
             if request.POST.get("action") == "unsubscribe":
@@ -467,8 +468,8 @@ class SuppressionsView(WorkspaceView):
     def _render(self, request: HttpRequest, form: SuppressionForm | None = None, status: int = 200) -> HttpResponse:
         suppressions = selectors.suppressions(workspace=self.workspace)
         before = request.GET.get("before", "")
-        if before.isdigit():
-            suppressions = suppressions.filter(id__lt=int(before))
+        if parse_id(before) is not None:
+            suppressions = suppressions.filter(id__lt=parse_id(before))
         page = list(suppressions[: PAGE_SIZE + 1])
         return render(
             request,

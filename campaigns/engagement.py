@@ -25,6 +25,7 @@ from audiences.segments import conditions  # noqa: F401 — the built-in kinds c
 from audiences.segments.registry import ConditionKind, RuleContext, register_condition_kind
 from audiences.segments.values import RuleErrors, at, days_value
 from campaigns.models import EmailTemplate, MessageEvent, MessageEventType
+from esp.input import parse_id
 from esp.plurals import plural_forms
 
 ACTIONS = (MessageEventType.OPENED, MessageEventType.CLICKED)
@@ -60,9 +61,8 @@ def _clean(condition: dict[str, Any], ctx: RuleContext, path: str, errors: RuleE
     template_id: int | None = None
     if raw_template not in (None, ""):
         if (
-            isinstance(raw_template, bool)
-            or not str(raw_template).isdigit()
-            or int(str(raw_template)) not in _templates(ctx)
+            parse_id(raw_template) is None
+            or parse_id(raw_template) not in _templates(ctx)
         ):
             # Another workspace's template is "no such template" too: its existence is not confirmed.
             errors.add(

@@ -40,6 +40,7 @@ from campaigns.models import (
     MessageState,
     SourceKind,
 )
+from esp.input import parse_id
 from esp.mail import preview_without_tracking
 from esp.models import Workspace
 
@@ -248,7 +249,7 @@ class ContactMessageCursor:
             raise ValueError("not a cursor") from error
         stamp, _sep, message_id = raw.partition("|")
         created_at = parse_datetime(stamp)
-        if created_at is None or created_at.tzinfo is None or not message_id.isdigit():
+        if created_at is None or created_at.tzinfo is None or parse_id(message_id) is None:
             raise ValueError("not a cursor")
         return cls(created_at=created_at, id=int(message_id))
 

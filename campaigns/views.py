@@ -35,6 +35,7 @@ from campaigns.selectors import (
     StateCounts,
 )
 from esp.forms import TimeRangeForm
+from esp.input import parse_id
 from esp.models import Workspace
 from esp.web import WorkspaceView, request_user
 
@@ -94,7 +95,7 @@ class MessageFilterForm(TimeRangeForm):
 def _before(request: HttpRequest) -> int | None:
     """The keyset cursor from the query string; a damaged one starts again at the newest."""
     value = request.GET.get("before", "")
-    return int(value) if value.isdigit() else None
+    return parse_id(value)
 
 
 class MessagesView(WorkspaceView):

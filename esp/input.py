@@ -25,6 +25,14 @@ _FORM_TYPES = ("application/x-www-form-urlencoded",)
 MACHINE_PREFIXES = ("/api/", "/v1/", "/webhooks/")
 
 
+def parse_id(value: object) -> int | None:
+    """A row id from text (a query string, a form field, JSON), or None. ASCII digits only and
+    at most 18 of them: "²".isdigit() is true but int() refuses it, and a longer number would
+    not fit the bigint it is compared with."""
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 def unstorable_message(text: str) -> str | None:
     """Why `text` cannot be stored, or None when it can."""
     found = _UNSTORABLE.search(text)

@@ -29,6 +29,7 @@ from esp.forms import (
     WorkspaceForm,
     too_many_attempts,
 )
+from esp.input import parse_id
 from esp.mail import preview_without_tracking
 from esp.middleware import SESSION_WORKSPACE_KEY
 from esp.models import ROLE_HELP, Invitation, Role, User
@@ -465,8 +466,8 @@ class OutboxView(WorkspaceView):
         # Keyset pagination: "older than id X", so a page costs the same on message one million.
         queryset = selectors.outbox_messages(workspace=self.workspace, user=request_user(request))
         before = request.GET.get("before", "")
-        if before.isdigit():
-            queryset = queryset.filter(id__lt=int(before))
+        if parse_id(before) is not None:
+            queryset = queryset.filter(id__lt=parse_id(before))
         page = list(queryset[: self.page_size + 1])
         return render(
             request,

@@ -27,6 +27,7 @@ from audiences.events.selectors import (
 )
 from audiences.models import Event, EventType
 from esp.api.views import WorkspaceAPIView
+from esp.input import parse_id
 from esp.models import ApiScope
 
 DEFAULT_LIMIT = 100
@@ -94,7 +95,7 @@ def _positive_int(request: Request, key: str, default: int | None) -> int | None
     raw = request.query_params.get(key, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if parse_id(raw) is None or int(raw) < 1:
         raise exceptions.ValidationError({key: [_("Expected a positive whole number.")]})
     return int(raw)
 

@@ -27,6 +27,7 @@ from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from audiences.models import Event
+from esp.input import parse_id
 from esp.models import Workspace
 
 PAGE_SIZE = 50
@@ -65,7 +66,7 @@ class EventCursor:
             raise ValueError("not a cursor") from error
         stamp, _sep, event_id = raw.partition("|")
         occurred_at = parse_datetime(stamp)
-        if occurred_at is None or occurred_at.tzinfo is None or not event_id.isdigit():
+        if occurred_at is None or occurred_at.tzinfo is None or parse_id(event_id) is None:
             raise ValueError("not a cursor")
         return cls(occurred_at=occurred_at, id=int(event_id))
 

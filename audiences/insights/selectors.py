@@ -134,10 +134,6 @@ def rfm_overview(*, workspace: Workspace) -> RfmOverview:
     )
 
 
-def money(value: Decimal | None) -> Decimal | None:
-    return None if value is None else Decimal(value).quantize(Decimal("0.01"))
-
-
 # --- lifecycle ------------------------------------------------------------------------------
 
 

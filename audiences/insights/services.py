@@ -40,9 +40,15 @@ def segment_for_rules(*, workspace: Workspace, name: str, rules: dict[str, Any],
     existing = Segment.objects.in_workspace(workspace).filter(rules=rules).order_by("pk").first()
     if existing is not None:
         return existing
-    taken = set(Segment.objects.in_workspace(workspace).filter(name__startswith=name).values_list("name", flat=True))
+    # Case-blind, as segment_save compares names.
+    taken = {
+        taken_name.lower()
+        for taken_name in Segment.objects.in_workspace(workspace)
+        .filter(name__istartswith=name)
+        .values_list("name", flat=True)
+    }
     unique, number = name, 2
-    while unique in taken:  # a handful of names at most: the names the marketer kept
+    while unique.lower() in taken:  # a handful of names at most: the names the marketer kept
         unique, number = f"{name} ({number})", number + 1
     return segment_save(workspace=workspace, name=unique, rules=rules, description=description)
 

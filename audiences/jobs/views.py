@@ -17,6 +17,7 @@ from audiences.imports.services import import_create, import_start
 from audiences.jobs.machinery import JobFile
 from audiences.models import ConsentSource, ImportMode, JobStatus, MailingList, SubscriptionStatus
 from esp.api.errors import error_fields
+from esp.input import parse_id
 from esp.web import WorkspaceView, request_user
 
 RECENT_JOBS = 20
@@ -87,7 +88,7 @@ class ImportView(WorkspaceView):
                 workspace=self.workspace,
                 job_id=job.pk,
                 mapping={column: request.POST.get(f"map-{index}", "") for index, column in enumerate(job.header)},
-                list_id=int(list_id) if list_id.isdigit() else None,
+                list_id=parse_id(list_id),
                 mode=request.POST.get("mode", ImportMode.UPDATE_EXISTING),
                 consent_source=request.POST.get("consent_source", ConsentSource.IMPORT),
                 consent_text=request.POST.get("consent_text", ""),
@@ -115,7 +116,7 @@ class ExportsView(WorkspaceView):
                 "lists": MailingList.objects.in_workspace(self.workspace),
                 "statuses": SubscriptionStatus.choices,
                 "carried": [
-                    (k, request.GET[k]) for k in ("attr", "attr_op", "attr_value", "segment") if request.GET.get(k)
+                    (k, request.GET[k]) for k in CARRIED_FILTER if request.GET.get(k)
                 ],
             },
         )
@@ -123,7 +124,7 @@ class ExportsView(WorkspaceView):
     def post(self, request: HttpRequest) -> HttpResponse:
         list_id = request.POST.get("list", "")
         contact_filter = {
-            "list_id": int(list_id) if list_id.isdigit() else None,
+            "list_id": parse_id(list_id),
             "status": request.POST.get("status", ""),
             "tag": request.POST.get("tag", ""),
             "q": request.POST.get("q", ""),

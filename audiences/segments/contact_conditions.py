@@ -25,6 +25,7 @@ from audiences.segments.values import (
     json_operand,
     predicate,
 )
+from esp.input import parse_id
 
 # --- fields: a whitelisted name, its label, type and SQL operand ----------------------------
 
@@ -168,7 +169,7 @@ LIST_OPERATORS = (Op.IN, Op.NOT_IN)
 def _list_id(value: Any, ctx: RuleContext, path: str, errors: RuleErrors, *, required: bool) -> int | None:
     if value in (None, "") and not required:
         return None
-    if isinstance(value, bool) or not str(value).isdigit() or int(value) not in ctx.lists:
+    if parse_id(value) not in ctx.lists:
         errors.add(path, _("No such list in this workspace: %(value)r.") % {"value": value})
         return None
     return int(value)

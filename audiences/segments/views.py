@@ -21,6 +21,7 @@ from audiences.segments import selectors, services
 from audiences.segments.compiler import EMPTY_RULES, builder_schema, describe_rules, validate_rules
 from audiences.segments.registry import RuleContext
 from esp.api.errors import error_fields
+from esp.input import parse_id
 from esp.plurals import plural_forms
 from esp.web import WorkspaceView
 
@@ -247,7 +248,7 @@ class SegmentView(WorkspaceView):
             rule_errors = [f"{humane_path(path)}: {' '.join(m)}" for path, m in _rule_errors(error).items()]
         before = request.GET.get("before", "")
         members, next_before = selectors.segment_members_page(
-            segment=segment, before=int(before) if before.isdigit() else None
+            segment=segment, before=parse_id(before)
         )
         return render(
             request,

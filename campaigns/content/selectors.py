@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from audiences.models import Contact, Event
 from campaigns.content import blocks
 from campaigns.models import EmailTemplate, Layout
+from esp.input import parse_id
 from esp.models import Workspace
 
 SAMPLE_CONTACTS = 50
@@ -180,7 +181,7 @@ def sample_event(*, workspace: Workspace, contact: Contact | None, key: str) -> 
     if key.startswith("sample:"):
         sample = BUILT_IN.get(key.removeprefix("sample:"))
         return dict(sample.properties) if sample else {}
-    if key.startswith("event:") and contact is not None and key[6:].isdigit():
+    if key.startswith("event:") and contact is not None and parse_id(key[6:]) is not None:
         event = Event.objects.in_workspace(workspace).filter(contact=contact, pk=int(key[6:])).first()
         if event is not None and isinstance(event.properties, dict):
             return dict(event.properties)

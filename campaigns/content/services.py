@@ -16,6 +16,7 @@ from campaigns.content.rendering import layout_problems, template_compile
 from campaigns.content.selectors import LayoutParts
 from campaigns.content.starters import STARTERS
 from campaigns.models import EmailTemplate, Layout, MessageClass, Provider, SenderIdentity
+from esp.input import parse_id
 from esp.models import Workspace
 
 # Changing any of these makes a new version (the compiled HTML and the cache follow it).
@@ -32,7 +33,7 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
             value = values[key]
             if value in (None, ""):
                 values[key] = None
-            elif not isinstance(value, bool) and str(value).isdigit():
+            elif parse_id(value) is not None:
                 values[key] = int(value)
             else:
                 raise ValidationError({key.removesuffix("_id"): _("Expected the id of one, or nothing.")})

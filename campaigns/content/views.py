@@ -24,6 +24,7 @@ from campaigns.content.selectors import LayoutParts
 from campaigns.content.starters import SAMPLE_CONTACT, SAMPLE_EVENTS, SAMPLE_RECOMMENDATIONS, STARTERS
 from campaigns.models import EmailTemplate, MessageClass
 from esp.forms import add_service_errors
+from esp.input import parse_id
 from esp.models import Role, Workspace
 from esp.web import WorkspaceView
 
@@ -32,7 +33,7 @@ PREVIEW_URLS = {"unsubscribe_url": "#unsubscribe", "preferences_url": "#preferen
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return parse_id(value) if value else None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from audiences.models import ConsentSource, Contact
 from audiences.services import ConsentContext
 from campaigns.models import Message
 from campaigns.tracking import services
+from esp.input import parse_id
 from esp.net import client_ip
 
 # A transparent 1×1 GIF (42 bytes).
@@ -198,7 +199,7 @@ class PreferencesView(_MessagePage):
         contact = self._contact(message)
         if contact is None:
             return _gone(request, message)
-        chosen: set[int] = {int(v) for v in request.POST.getlist("lists") if v.isdigit()}
+        chosen: set[int] = {i for i in map(parse_id, request.POST.getlist("lists")) if i is not None}
         unsubscribe_all = request.POST.get("action") == "unsubscribe_all"
         heading = self.heading(message)
         offered = services.preferences_of(message=message, contact=contact).choices

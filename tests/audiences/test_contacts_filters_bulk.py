@@ -374,3 +374,55 @@ def test_ticked_contacts_of_another_workspace_are_not_touched(acme: Workspace, g
     assert contacts_bulk_apply(workspace=acme, contact_ids=[theirs.pk], action="tag", value="t") == 0
     theirs.refresh_from_db()
     assert theirs.tags == []
+
+
+@pytest.mark.parametrize("query", ["segment=abc", "list=abc", "segment=%C2%B2", "list=%C2%B2"])
+def test_a_list_or_segment_that_is_no_id_is_refused_not_dropped(acme: Workspace, marketer: Client, query: str) -> None:
+    """Read as "no filter", a bad id would widen "all matching" (delete included) to everyone."""
+    add(acme, "a@example.com")
+    response = marketer.get(f"/audience/contacts/?{query}")
+    assert response.status_code == 400 and "a@example.com" not in response.content.decode()
+    name = query.split("=")[0]
+    response = marketer.post(
+        f"/audience/contacts/?{query}", {name: query.split("=")[1], "action": "delete", "target": "all"}
+    )
+    assert Contact.objects.filter(workspace=acme).count() == 1
+    assert not BulkJob.objects.filter(workspace=acme).exists()
+
+
+@pytest.mark.parametrize("query", ["before=%C2%B2", "before=" + "9" * 40])
+def test_a_damaged_cursor_starts_at_the_newest(acme: Workspace, marketer: Client, query: str) -> None:
+    add(acme, "a@example.com")
+    response = marketer.get(f"/audience/contacts/?{query}")
+    assert response.status_code == 200 and "a@example.com" in response.content.decode()
+
+
+def test_ticked_ids_that_are_no_ids_are_ignored(acme: Workspace, marketer: Client) -> None:
+    person = add(acme, "a@example.com")
+    response = marketer.post("/audience/contacts/", {"ids": ["²", str(person.pk)], "action": "tag", "value": "x"})
+    assert response.status_code in (200, 302)
+    assert Contact.objects.get(pk=person.pk).tags == ["x"]
+
+
+def test_a_failed_job_lets_segments_follow_and_drops_its_list(acme: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "BULK_BATCH", 2)
+    for n in range(5):
+        add(acme, f"c{n}@example.com")
+    job = bulk_job_create(workspace=acme, user=None, contact_filter=ContactFilter(), action="tag", value="x")
+    calls = {"n": 0}
+    real_apply = bulk._apply
+
+    def fails_on_the_second_batch(*args: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("a bug")
+        return real_apply(*args)
+
+    refreshed: list[int] = []
+    monkeypatch.setattr(bulk, "_apply", fails_on_the_second_batch)
+    monkeypatch.setattr(bulk, "segments_workspace_changed", lambda *, workspace_id: refreshed.append(workspace_id))
+    bulk_job_run(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.changed_count == 2
+    assert refreshed == [acme.pk]  # the two tagged contacts' segments are recounted
+    assert not BulkJobContact.objects.filter(job_id=job.pk).exists()

@@ -55,3 +55,14 @@ def test_export_rows_name_the_field_and_segment_filters(acme: Workspace, acme_cl
     assert "Segment: Buyers" in page
     assert "DE" in page and "attr" not in page
     assert "All contacts" not in page  # a filtered export never reads as everyone
+
+
+def test_the_export_list_polls_while_an_older_export_runs(acme: Workspace, acme_client: Client) -> None:
+    from audiences.models import ExportJob, JobStatus
+
+    running = export_create(workspace=acme, user=None, filter={})
+    done = export_create(workspace=acme, user=None, filter={})
+    ExportJob.objects.filter(pk=running.pk).update(status=JobStatus.RUNNING)
+    ExportJob.objects.filter(pk=done.pk).update(status=JobStatus.DONE)
+    page = acme_client.get("/audience/exports/").content.decode()
+    assert page.count('hx-trigger="every 1s"') == 1

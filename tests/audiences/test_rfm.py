@@ -313,3 +313,12 @@ def test_the_page_reads_the_stored_figures(
     assert "10 scored customers" in acme_client.get("/audience/rfm/").content.decode()  # until the next run
     customer_scores_refresh(workspace_id=acme.pk)
     assert "11 scored customers" in acme_client.get("/audience/rfm/").content.decode()
+
+
+def test_a_shortcut_segment_name_is_made_unique_whatever_its_case(acme: Workspace) -> None:
+    from audiences.insights.services import segment_for_rules
+
+    vip = {"conditions": [{"kind": "tag", "operator": "in", "value": ["vip"]}]}
+    new = {"conditions": [{"kind": "tag", "operator": "in", "value": ["new"]}]}
+    segment_for_rules(workspace=acme, name="CHAMPIONS", rules=vip)
+    assert segment_for_rules(workspace=acme, name="Champions", rules=new).name == "Champions (2)"
