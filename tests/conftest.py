@@ -4,6 +4,8 @@ check that nothing of one shows in the other. Tests run on a real PostgreSQL and
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -99,3 +101,13 @@ def local_outbound(settings: object) -> None:
     """Lets providers reach the tests' SMTP sinks and fake ESP APIs on 127.0.0.1, which the
     outbound guard refuses for tenants unless the operator allows the host."""
     settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    """The engine's clock, frozen at the real now: `clock.advance(hours=4)` moves it."""
+    from esp import clock as engine_clock
+
+    engine_clock.freeze()
+    yield engine_clock
+    engine_clock.thaw()
