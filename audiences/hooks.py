@@ -1,5 +1,5 @@
 """What audiences tells the layers above it, without importing them: events stored, segment
-membership changed, contacts unsubscribed, suppressed or erased.
+membership changed, contacts subscribed, unsubscribed, suppressed or erased.
 
 A subscriber registers in its AppConfig.ready():
 
@@ -82,6 +82,19 @@ class ContactsUnsubscribed:
 
 
 @dataclass(frozen=True)
+class ContactsSubscribed:
+    """Contacts whose subscription to a list became `subscribed` (confirmed, on a double
+    opt-in list)."""
+
+    workspace_id: int
+    contact_ids: tuple[int, ...]
+    mailing_list_id: int
+
+    def batches(self, size: int) -> Iterator[ContactsSubscribed]:
+        return _batches(self, size, "contact_ids")
+
+
+@dataclass(frozen=True)
 class ContactsSuppressed:
     """Addresses put on the suppression list (a SuppressionReason value each delivery), and the
     contacts that have them (an address may have none), batched side by side."""
@@ -148,6 +161,7 @@ class Hook(Generic[P]):
 
 events_stored: Hook[EventsStored] = Hook("events stored")
 segment_membership_changed: Hook[SegmentMembershipChanged] = Hook("segment membership changed")
+contacts_subscribed: Hook[ContactsSubscribed] = Hook("contacts subscribed")
 contacts_unsubscribed: Hook[ContactsUnsubscribed] = Hook("contacts unsubscribed")
 contacts_suppressed: Hook[ContactsSuppressed] = Hook("contacts suppressed")
 contacts_erased: Hook[ContactsErased] = Hook("contacts erased")

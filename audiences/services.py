@@ -268,6 +268,8 @@ def subscription_subscribe(
     segments_contacts_changed(workspace_id=workspace.pk, contact_ids=[contact.pk])
     if mailing_list.double_opt_in:
         enqueue_after_commit(send_confirmation_email, subscription.pk)
+    else:
+        hooks.contacts_subscribed.fire(hooks.ContactsSubscribed(workspace.pk, (contact.pk,), mailing_list.pk))
     return subscription
 
 
@@ -325,6 +327,11 @@ def subscription_confirm(*, subscription: Subscription, context: ConsentContext)
         subscription.save()
         _record(subscription.contact, subscription.mailing_list, ConsentAction.CONFIRMED, context)
         segments_contacts_changed(workspace_id=subscription.workspace_id, contact_ids=[subscription.contact_id])
+        hooks.contacts_subscribed.fire(
+            hooks.ContactsSubscribed(
+                subscription.workspace_id, (subscription.contact_id,), subscription.mailing_list_id
+            )
+        )
     return subscription
 
 

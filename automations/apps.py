@@ -5,3 +5,9 @@ from django.apps import AppConfig
 
 class AutomationsConfig(AppConfig):
     name = "automations"
+
+    def ready(self) -> None:
+        # automations hears audiences through its hook registry (audiences never imports it).
+        from automations import subscriptions
+
+        subscriptions.register()

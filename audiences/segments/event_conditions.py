@@ -16,6 +16,7 @@ from audiences.segments.registry import ConditionKind, RuleContext
 from audiences.segments.values import (
     FALSE,
     TRUE,
+    Clock,
     Op,
     Operand,
     RuleErrors,
@@ -176,11 +177,7 @@ def _events(condition: dict[str, Any], ctx: RuleContext) -> QuerySet[Event]:
         # An incremental refresh: group these contacts' events (on the (contact, occurred_at)
         # index), not the whole workspace's, to answer for them.
         events = events.filter(contact_id__in=ctx.contact_ids)
-    for item in condition["where"]:
-        value_type = _property_type(item["operator"], item["value"])
-        operand = json_operand("properties", item["property"], value_type, tz=ctx.clock.tz)
-        events = events.filter(predicate(operand, item["operator"], item["value"], ctx.clock))
-    return events
+    return events.filter(property_filters_q(condition["where"], ctx.clock))
 
 
 def _event_compile(condition: dict[str, Any], ctx: RuleContext) -> Q:
@@ -304,3 +301,22 @@ EVENT = ConditionKind(
     schema=_event_schema,
     time_relative=lambda condition: condition.get("period") == "in_last_days",
 )
+
+
+# --- property filters for the layers above (series triggers, goals, waits) -----------------
+
+
+def clean_property_filters(where: Any, path: str, errors: RuleErrors) -> list[dict[str, Any]]:
+    """A list of event property filters ([{"property", "operator", "value"}]) checked and
+    normalised the way a segment's event condition checks its `where`."""
+    return _clean_where(where, path, errors)
+
+
+def property_filters_q(where: list[dict[str, Any]], clock: Clock) -> Q:
+    """Checked property filters as one predicate over Event, compiled as segments compile them."""
+    combined = Q()
+    for item in where:
+        value_type = _property_type(item["operator"], item["value"])
+        operand = json_operand("properties", item["property"], value_type, tz=clock.tz)
+        combined &= predicate(operand, item["operator"], item["value"], clock)
+    return combined

@@ -214,6 +214,8 @@ CELERY_BEAT_SCHEDULE = {
     # Messages fall due by the clock (quiet hours, retry backoffs, scheduled sends): a tick
     # starts a drain when none runs. Rows a dead worker held are sorted out every minute.
     "send-due-messages": {"task": "campaigns.send_messages", "schedule": 10.0},
+    # Series: waits that end, timeouts, promo starts (the database holds time; rule 2).
+    "run-due-enrollments": {"task": "automations.run_due_enrollments", "schedule": 5.0},
     "recover-messages": {"task": "campaigns.recover_messages", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
