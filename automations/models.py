@@ -205,6 +205,8 @@ class Trace(WorkspaceOwned):
     id = models.BigAutoField(primary_key=True)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="traces", db_index=False)
+    # Copied from the enrollment so that a series' counts per step read one table.
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+", db_index=False)
     step_key = models.CharField(max_length=64, blank=True, default="")
     ran_at = models.DateTimeField()
     outcome = models.CharField(max_length=16, choices=TraceOutcome.choices)
@@ -218,6 +220,7 @@ class Trace(WorkspaceOwned):
     class Meta:
         indexes = [
             models.Index(fields=["enrollment", "id"], name="trace_enrollment"),
+            models.Index(fields=["series", "step_key", "outcome"], name="trace_series_step"),
             models.Index(fields=["message"], condition=models.Q(message__isnull=False), name="trace_message"),
         ]
 

@@ -86,10 +86,12 @@ def enrollments_insert(
                    abs(hashtextextended(%s || ':' || contact_id || ':' || entry_key, 0) %% 100) < %s, %s, '', 0
             FROM picked ORDER BY contact_id
             ON CONFLICT (series_id, contact_id, entry_key) WHERE ended_at IS NULL DO NOTHING
-            RETURNING id, workspace_id, holdout
+            RETURNING id, workspace_id, series_id, holdout
         )
-        INSERT INTO automations_trace (workspace_id, enrollment_id, step_key, ran_at, outcome, reason, branch)
-        SELECT workspace_id, id, '', %s, %s, CASE WHEN holdout THEN 'held out' ELSE '' END, '' FROM new
+        INSERT INTO automations_trace (
+            workspace_id, enrollment_id, series_id, step_key, ran_at, outcome, reason, branch
+        )
+        SELECT workspace_id, id, series_id, '', %s, %s, CASE WHEN holdout THEN 'held out' ELSE '' END, '' FROM new
         RETURNING enrollment_id
     """  # noqa: S608 — fixed clauses and Django's own compilation of querysets; values are parameters
     with connection.cursor() as cursor:

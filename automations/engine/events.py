@@ -106,14 +106,22 @@ def enrollments_end(ended: list[tuple[Enrollment, str]], *, state: str, outcome:
                    wait_event = '', wait_key = ''
             FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason)
             WHERE e.id = v.id AND e.ended_at IS NULL
-            RETURNING e.id, e.workspace_id, e.step_key, v.reason
+            RETURNING e.id, e.workspace_id, e.series_id, e.step_key, v.reason
             """,
             [state, now, ids, reasons],
         )
         rows = cursor.fetchall()
     Trace.objects.bulk_create(
-        Trace(workspace_id=ws, enrollment_id=id_, step_key=step, ran_at=now, outcome=outcome, reason=reason)
-        for id_, ws, step, reason in rows
+        Trace(
+            workspace_id=ws,
+            enrollment_id=id_,
+            series_id=series,
+            step_key=step,
+            ran_at=now,
+            outcome=outcome,
+            reason=reason,
+        )
+        for id_, ws, series, step, reason in rows
     )
     return len(rows)
 

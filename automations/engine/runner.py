@@ -92,6 +92,7 @@ def _claim(now: dt.datetime, limit: int, ids: Sequence[int] | None) -> list[Walk
                 step_started_at=started, due_at=due, waiting=state == EnrollmentState.WAITING,
                 wait_event=wait_event, wait_key=wait_key, wait_met_event_id=met, holdout=holdout, hops=hops,
                 state=state,
+                fell_due_at=due,
             )
         )  # fmt: skip
     return walkers
@@ -161,7 +162,8 @@ def _trace(
     walker: Walker, now: dt.datetime, outcome: str, reason: str = "", branch: str = "", message_id: int | None = None
 ) -> Trace:
     return Trace(
-        workspace_id=walker.workspace_id, enrollment_id=walker.id, step_key=walker.step_key, ran_at=now,
+        workspace_id=walker.workspace_id, enrollment_id=walker.id, series_id=walker.series_id, step_key=walker.step_key,
+        ran_at=now,
         outcome=outcome, reason=reason[:400], branch=branch, message_id=message_id,
     )  # fmt: skip
 
@@ -194,10 +196,9 @@ def _apply(walker: Walker, result: Result, now: dt.datetime, traces: list[Trace]
         walker.ended_at = now
         walker.end_reason = "completed"
         walker.due_at = None
-        traces.append(Trace(
-            workspace_id=walker.workspace_id, enrollment_id=walker.id, step_key="", ran_at=now,
-            outcome=TraceOutcome.COMPLETED,
-        ))  # fmt: skip
+        completed = _trace(walker, now, TraceOutcome.COMPLETED)
+        completed.step_key = ""
+        traces.append(completed)
         return False
     walker.step_key = result.next
     walker.step_started_at = now

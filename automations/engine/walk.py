@@ -24,7 +24,6 @@ class Walker:
     entered_at: dt.datetime
     step_key: str
     step_started_at: dt.datetime | None
-    # When it fell due: a step of a paused series due long ago is stale.
     due_at: dt.datetime | None
     # On this step already and waiting on it (a wait's end, a timeout, an awaited event).
     waiting: bool
@@ -34,6 +33,9 @@ class Walker:
     holdout: bool
     hops: int
     state: str = ""
+    # When the run found it due (kept through the run's steps): a step of a paused series that
+    # fell due long ago is stale.
+    fell_due_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
     end_reason: str = ""
     changed: bool = field(default=False, compare=False)

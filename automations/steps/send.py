@@ -45,7 +45,7 @@ def _run(step: dict[str, Any], walkers: list[Walker], ctx: RunContext) -> dict[i
     stale_before = ctx.series.stale_before
     live = []
     for walker in walkers:
-        if stale_before is not None and walker.due_at is not None and walker.due_at < stale_before:
+        if stale_before is not None and walker.fell_due_at is not None and walker.fell_due_at < stale_before:
             results[walker.id] = Go(
                 step.get("next"), TraceOutcome.SKIPPED, "stale: fell due while the series was paused"
             )

@@ -64,6 +64,7 @@ def test_welcome_series_sends_waits_and_sends(acme: Workspace, templates: dict[s
     ann = contact(acme, "ann@example.com", first_name="Ann")
     track(ann, "Signed Up")
     assert [m.template_id for m in messages(ann)] == [templates["welcome"].pk]
+    send_all()
     enrollment = Enrollment.objects.get(contact=ann)
     assert enrollment.state == EnrollmentState.WAITING and enrollment.step_key == "two-days"
 
@@ -185,7 +186,7 @@ def test_flow_filter_is_checked_at_entry_and_before_each_send(
         ],
         flow_filter={
             "match": "all",
-            "conditions": [{"kind": "contact", "field": "country", "operator": "eq", "value": "DE"}],
+            "conditions": [{"kind": "attribute", "field": "country", "operator": "eq", "value": "DE"}],
         },
     )
     outsider = contact(acme, "out@example.com", country="FR")
