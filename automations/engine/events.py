@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -72,20 +73,16 @@ def _convert(series: list[Series], events: list[Event], now: dt.datetime) -> Non
         contact_id__in={e.contact_id for e in relevant},
         ended_at__isnull=True,
     ).only("id", "workspace_id", "series_id", "contact_id", "entry_key", "entered_at", "step_key")
-    ended: dict[int, tuple[Enrollment, str]] = {}
     series_by_id = {s.pk: s for group in by_goal.values() for s in group}
+    # The goal's events of each series, property filters applied once per series.
+    goal_events = {
+        s.pk: _events_matching(relevant, s.goal["event"], s.goal.get("where"), s.workspace, now)
+        for s in series_by_id.values()
+    }
+    ended: dict[int, tuple[Enrollment, str]] = {}
     for enrollment in enrollments:
         one = series_by_id[enrollment.series_id]
-        candidates = [e for e in relevant if e.name == one.goal["event"]]
-        if one.goal.get("where"):
-            ctx = RuleContext(one.workspace, now=now)
-            kept = set(
-                Event.objects.filter(
-                    property_filters_q(one.goal["where"], ctx.clock), pk__in=[e.pk for e in candidates]
-                ).values_list("pk", flat=True)
-            )
-            candidates = [e for e in candidates if e.pk in kept]
-        for event in candidates:
+        for event in goal_events[one.pk]:
             if goal_matches(one, event, enrollment.contact_id, enrollment.entry_key, enrollment.entered_at):
                 ended[enrollment.pk] = (enrollment, goal_reason(event))
                 break
@@ -126,6 +123,22 @@ def enrollments_end(ended: list[tuple[Enrollment, str]], *, state: str, outcome:
     return len(rows)
 
 
+def _events_matching(
+    events: list[Event], name: str, where: list[dict[str, Any]] | None, workspace: Workspace, now: dt.datetime
+) -> list[Event]:
+    """Those of `events` named `name` that pass the property filters (one query when any)."""
+    candidates = [e for e in events if e.name == name]
+    if not candidates or not where:
+        return candidates
+    clock_ = RuleContext(workspace, now=now).clock
+    kept = set(
+        Event.objects.filter(property_filters_q(where, clock_), pk__in=[e.pk for e in candidates]).values_list(
+            "pk", flat=True
+        )
+    )
+    return [e for e in candidates if e.pk in kept]
+
+
 def _wake_waits(workspace_id: int, events: list[Event], now: dt.datetime) -> list[int]:
     """Enrollments waiting for one of these events (by contact and name, on the index): the
     ones whose step's key and property filters the event meets are marked met and due now."""
@@ -142,28 +155,28 @@ def _wake_waits(workspace_id: int, events: list[Event], now: dt.datetime) -> lis
     versions = {v.pk: v for v in SeriesVersion.objects.filter(pk__in={w.version_id for w in waiting})}
     workspace = Workspace.objects.get(pk=workspace_id)
     met: dict[int, int] = {}
+    # The events each waiting step accepts, property filters applied once per step.
+    accepted: dict[tuple[int, str], list[Event]] = {}
     for enrollment in waiting:
         step = versions[enrollment.version_id].step(enrollment.step_key) or {}
-        candidates = [
-            e
-            for e in events
-            if e.contact_id == enrollment.contact_id
-            and e.name == enrollment.wait_event
-            and e.occurred_at >= enrollment.entered_at
-            and (
-                not step.get("key_property") or property_text(e.properties, step["key_property"]) == enrollment.wait_key
-            )
-        ]
-        if candidates and step.get("where"):
-            ctx = RuleContext(workspace, now=now)
-            kept = set(
-                Event.objects.filter(
-                    property_filters_q(step["where"], ctx.clock), pk__in=[e.pk for e in candidates]
-                ).values_list("pk", flat=True)
-            )
-            candidates = [e for e in candidates if e.pk in kept]
-        if candidates:
-            met[enrollment.pk] = candidates[0].pk
+        place = (enrollment.version_id, enrollment.step_key)
+        if place not in accepted:
+            accepted[place] = _events_matching(events, enrollment.wait_event, step.get("where"), workspace, now)
+        came = next(
+            (
+                e
+                for e in accepted[place]
+                if e.contact_id == enrollment.contact_id
+                and e.occurred_at >= enrollment.entered_at
+                and (
+                    not step.get("key_property")
+                    or property_text(e.properties, step["key_property"]) == enrollment.wait_key
+                )
+            ),
+            None,
+        )
+        if came is not None:
+            met[enrollment.pk] = came.pk
     if not met:
         return []
     with connection.cursor() as cursor:

@@ -72,7 +72,13 @@ def _run(step: dict[str, Any], walkers: list[Walker], ctx: RunContext) -> dict[i
             sending.append(walker)
     if not sending:
         return results
-    template = EmailTemplate.objects.get(workspace=ctx.workspace, pk=step["template"])
+    template = EmailTemplate.objects.filter(workspace=ctx.workspace, pk=step["template"]).first()
+    if template is None:
+        # Deleted after the version was published: say so instead of failing silently.
+        results.update(
+            {w.id: End(EnrollmentState.FAILED, TraceOutcome.FAILED, "the email template is gone") for w in sending}
+        )
+        return results
     message_class = (
         MessageClass.TRANSACTIONAL if ctx.series.kind == SeriesKind.TRANSACTIONAL else template.message_class
     )
