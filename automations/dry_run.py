@@ -82,13 +82,14 @@ def series_dry_run(
     if series.trigger.get("type") == "event":
         key_property = series.trigger.get("key") or ""
         last: dict[str, _Entry] = {}
-        ended_at: dict[str, dt.datetime] = {}
+        ended_at: dict[str, dt.datetime | None] = {}
         for event in events:
             if event.pk not in matching:
                 continue
             key = property_text(event.properties, key_property) if key_property else ""
             previous = last.get(key)
-            if previous is not None and (ended_at.get(key) is None or ended_at[key] > event.occurred_at):
+            ended = ended_at.get(key)
+            if previous is not None and (ended is None or ended > event.occurred_at):
                 run.lines.append(
                     Line(event.occurred_at, previous.label, "", _("not entered"), _("already inside with this key"))
                 )

@@ -20,9 +20,9 @@ def step_messages_gate(messages: list[Message], now: dt.datetime) -> Mapping[int
     """{message id: SkipReason} for step messages that must not go; one query per series."""
     by_enrollment: dict[int, list[Message]] = defaultdict(list)
     for message in messages:
-        enrollment_id, _sep, _step = MessageSource.parse(message.source).key.partition(":")
-        if enrollment_id.isdigit():
-            by_enrollment[int(enrollment_id)].append(message)
+        number, _sep, _step = MessageSource.parse(message.source).key.partition(":")
+        if number.isdigit():
+            by_enrollment[int(number)].append(message)
     enrollments = {
         e.pk: e
         for e in Enrollment.objects.filter(pk__in=list(by_enrollment)).only(

@@ -72,7 +72,7 @@ def validate_steps(raw: Any, ctx: CleanContext) -> dict[str, Any]:
         for name, target in STEP_KINDS[step["type"]].exits(step):
             if target is not None and target not in by_key:
                 errors.add(f"{step_path(step['key'])}.{name}", _("%(key)r is not the key of a step.") % {"key": target})
-    if not errors:
+    if not errors and isinstance(start, str):
         _check_reachable(start, by_key, errors)
         _check_loops(by_key, errors)
     errors.raise_if_any()
@@ -111,7 +111,7 @@ def _clean_step(step: Any, index: int, keys: set[str], ctx: CleanContext, errors
     if not isinstance(name, str) or len(name) > 200:
         errors.add(f"{path}.name", _("Expected a name of at most 200 characters."))
         name = ""
-    cleaned = {"key": key, "type": kind.name, **({"name": name.strip()} if name else {})}
+    cleaned: dict[str, Any] = {"key": key, "type": kind.name, **({"name": name.strip()} if name else {})}
     cleaned.update(kind.clean(step, ctx, path, errors))
     for exit_name, target in kind.exits(step):
         if target is not None and not isinstance(target, str):

@@ -30,7 +30,7 @@ def _clean(step: dict[str, Any], ctx: CleanContext, path: str, errors: RuleError
     if not isinstance(branches, list) or not 2 <= len(branches) <= MAX_BRANCHES:
         errors.add(f"{path}.branches", _("Expected 2 to %(max)d branches.") % {"max": MAX_BRANCHES})
         return {}
-    cleaned = []
+    cleaned: list[dict[str, Any]] = []
     for index, branch in enumerate(branches):
         branch_path = f"{path}.branches[{index}]"
         if not isinstance(branch, dict):
