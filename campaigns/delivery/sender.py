@@ -59,6 +59,7 @@ from campaigns.delivery.composer import (
     transport_for,
     wrap,
 )
+from campaigns.delivery.retries import retry_plan
 from campaigns.models import (
     DeliverySettings,
     EmailTemplate,
@@ -68,14 +69,11 @@ from campaigns.models import (
     SenderIdentity,
     SkipReason,
 )
+from esp import clock
 from esp.models import Workspace
 
 logger = logging.getLogger(__name__)
 
-# After the n-th transient failure the message waits RETRY_BACKOFF[n - 1]; the MAX_ATTEMPTS-th
-# failure is final.
-RETRY_BACKOFF = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=15), dt.timedelta(hours=1))
-MAX_ATTEMPTS = 5
 OUTBOX = 0  # transport key of "no provider": the outbox
 # How long a drain reuses the workspaces, delivery settings, templates, senders and providers
 # it loaded for a batch: an edit reaches a running drain within this long (a drain lasts at
@@ -207,12 +205,14 @@ class Sender:
             Message.objects.filter(pk__in=ids, state=MessageState.CLAIMED, claimed_at=token)
             # The facts ride along: contact_as_dict reads them (templates show purchase facts).
             .select_related("contact", "contact__facts")
-            .order_by("due_at", "id")
+            # Send order: where a frequency cap leaves a contact one more email, the most
+            # important message of the batch takes it.
+            .order_by("-priority", "due_at", "id")
         )
         verdicts = checks.Verdicts(holder=batch.holder)
         try:
             self._load(batch, messages)
-            now = timezone.now()
+            now = clock.now()
             checks.evaluate(
                 messages, workspaces=batch.known.workspaces, settings=batch.known.settings, now=now, verdicts=verdicts
             )
@@ -221,6 +221,8 @@ class Sender:
                 self.count(state)
             for _ in verdicts.delayed:
                 self.count("delayed")
+            for _ in verdicts.retried:
+                self.count("retried")
             # In passes over the batch: every ready message is rendered, then each is tracked
             # and wrapped, then written; then each is marked and handed over. Doing one kind
             # of work for the whole batch at a time keeps its code and data in the CPU caches,
@@ -388,7 +390,8 @@ class Sender:
             self.drop_transport(provider, message.workspace_id)
             self._finish_sending(message, MessageState.IN_DOUBT, SkipReason.CRASHED, repr(error))
         else:
-            self.pending = _Pending(message.pk, timezone.now(), str(provider_message_id or "")[:255])
+            # On the engine's clock: caps and smart sending measure their windows from it.
+            self.pending = _Pending(message.pk, clock.now(), str(provider_message_id or "")[:255])
             self.count(MessageState.SENT)
 
     # --- writes -------------------------------------------------------------------------
@@ -441,7 +444,7 @@ class Sender:
 
     def _retry_claimed(self, batch: _Batch, message: Message, error: str) -> None:
         """The provider could not be reached before anything was handed over."""
-        state, reason, due_at = _retry_plan(message)
+        state, reason, due_at = retry_plan(message, gave_up=SkipReason.RETRIES_EXHAUSTED)
         Message.objects.filter(pk=message.pk, state=MessageState.CLAIMED, claimed_at=batch.token).update(
             state=state, reason=reason, error=error, attempts=message.attempts + 1, due_at=due_at, claimed_at=None
         )
@@ -450,7 +453,7 @@ class Sender:
     def _retry_sending(self, message: Message, error: str) -> None:
         """A transient refusal (4xx, throttling): the provider did not take the message, so it
         may go again after the backoff."""
-        state, reason, due_at = _retry_plan(message)
+        state, reason, due_at = retry_plan(message, gave_up=SkipReason.RETRIES_EXHAUSTED)
         Message.objects.filter(pk=message.pk, state=MessageState.SENDING).update(
             state=state, reason=reason, error=error, attempts=message.attempts + 1, due_at=due_at, claimed_at=None
         )
@@ -534,13 +537,6 @@ def _maybe_delivered(error: TransientSendError) -> bool:
     if error.maybe_delivered is not None:
         return error.maybe_delivered
     return error.code is None
-
-
-def _retry_plan(message: Message) -> tuple[str, str, dt.datetime]:
-    attempts = message.attempts + 1
-    if attempts >= MAX_ATTEMPTS:
-        return MessageState.FAILED, SkipReason.RETRIES_EXHAUSTED, message.due_at
-    return MessageState.QUEUED, "", timezone.now() + RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
 
 
 def messages_send_due(
