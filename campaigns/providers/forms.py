@@ -128,6 +128,8 @@ class DeliverySettingsForm(forms.ModelForm[DeliverySettings]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Left out of a post (a client that predates it): the saved window stays.
+        self.fields["smart_sending_hours"].required = False
         if not self.is_bound:
             self.initial["utm_text"] = _utm_text(self.instance.utm_parameters or {})
 
@@ -146,6 +148,8 @@ class DeliverySettingsForm(forms.ModelForm[DeliverySettings]):
 
     def data_for_service(self) -> dict[str, Any]:
         data = {name: self.cleaned_data.get(name) for name in self.Meta.fields}
+        if data["smart_sending_hours"] is None:
+            del data["smart_sending_hours"]
         data["utm_parameters"] = self.cleaned_data.get("utm_text") or {}
         return data
 
