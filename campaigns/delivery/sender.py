@@ -42,6 +42,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns import hooks
 from campaigns.delivery import checks
 from campaigns.delivery.claims import LEASE, _claim_token, _release, message_claim_batch
 from campaigns.delivery.composer import (
@@ -158,6 +159,9 @@ class Sender:
         self.pending: _Pending | None = None
         self.known: _Lookups | None = None
         self.counts: dict[str, int] = {}
+        # (workspace id, message id) of the batch's messages that reached a final state, for
+        # the messages_settled hook; None while nobody listens (nothing collected).
+        self.settled: list[tuple[int, int]] | None = None
 
     # --- provider connections -----------------------------------------------------------
 
@@ -210,6 +214,7 @@ class Sender:
             .order_by("-priority", "due_at", "id")
         )
         verdicts = checks.Verdicts(holder=batch.holder)
+        self.settled = [] if hooks.messages_settled.has_subscribers else None
         try:
             self._load(batch, messages)
             now = clock.now()
@@ -219,6 +224,9 @@ class Sender:
             checks.apply(verdicts, token=token)
             for _, state, _ in verdicts.settled:
                 self.count(state)
+            if self.settled is not None and verdicts.settled:
+                workspace_of = {message.id: message.workspace_id for message in messages}
+                self.settled += [(workspace_of[message_id], message_id) for message_id, _, _ in verdicts.settled]
             for _ in verdicts.delayed:
                 self.count("delayed")
             for _ in verdicts.retried:
@@ -247,6 +255,23 @@ class Sender:
                 # Every capped message of the batch is now `sending`/`sent` or back in the
                 # queue: another worker counting the same contacts sees them.
                 checks.unlock_caps(verdicts)
+                self._announce_settled()
+
+    def _note_settled(self, message: Message) -> None:
+        if self.settled is not None:
+            self.settled.append((message.workspace_id, message.pk))
+
+    def _announce_settled(self) -> None:
+        """Tell the layers above which messages of the batch are final (one payload per
+        workspace); their `sent` is written by now (flush)."""
+        settled, self.settled = self.settled, None
+        if not settled:
+            return
+        by_workspace: dict[int, list[int]] = {}
+        for workspace_id, message_id in settled:
+            by_workspace.setdefault(workspace_id, []).append(message_id)
+        for workspace_id, message_ids in by_workspace.items():
+            hooks.messages_settled.fire(hooks.MessagesSettled(workspace_id, tuple(sorted(set(message_ids)))))
 
     def _load(self, batch: _Batch, messages: list[Message]) -> None:
         """The batch's lookups: those of the drain's last batch while they are fresh and hold
@@ -393,6 +418,7 @@ class Sender:
             # On the engine's clock: caps and smart sending measure their windows from it.
             self.pending = _Pending(message.pk, clock.now(), str(provider_message_id or "")[:255])
             self.count(MessageState.SENT)
+            self._note_settled(message)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -441,6 +467,7 @@ class Sender:
             state=state, reason=reason, error=error
         )
         self.count(state)
+        self._note_settled(message)
 
     def _retry_claimed(self, batch: _Batch, message: Message, error: str) -> None:
         """The provider could not be reached before anything was handed over."""
@@ -449,6 +476,8 @@ class Sender:
             state=state, reason=reason, error=error, attempts=message.attempts + 1, due_at=due_at, claimed_at=None
         )
         self.count("retried" if state == MessageState.QUEUED else state)
+        if state != MessageState.QUEUED:
+            self._note_settled(message)
 
     def _retry_sending(self, message: Message, error: str) -> None:
         """A transient refusal (4xx, throttling): the provider did not take the message, so it
@@ -458,12 +487,15 @@ class Sender:
             state=state, reason=reason, error=error, attempts=message.attempts + 1, due_at=due_at, claimed_at=None
         )
         self.count("retried" if state == MessageState.QUEUED else state)
+        if state != MessageState.QUEUED:
+            self._note_settled(message)
 
     def _finish_sending(self, message: Message, state: str, reason: str, error: str) -> None:
         Message.objects.filter(pk=message.pk, state=MessageState.SENDING).update(
             state=state, reason=reason, error=error
         )
         self.count(state)
+        self._note_settled(message)
 
 
 def _lookups_load(messages: list[Message]) -> _Lookups:
