@@ -29,7 +29,7 @@ BATCH_SIZE = 1000
 T = TypeVar("T", bound=Any)
 
 
-def _batches(payload: T, size: int, *names: str) -> Iterator[T]:
+def payload_batches(payload: T, size: int, *names: str) -> Iterator[T]:
     """The payload cut into payloads of at most `size` of each named tuple of ids (the tuples
     are cut side by side; there is always at least one, possibly empty, batch)."""
     longest = max(len(getattr(payload, name)) for name in names)
@@ -55,7 +55,7 @@ class EventsStored:
     contact_ids: tuple[int, ...] = ()
 
     def batches(self, size: int) -> Iterator[EventsStored]:
-        return _batches(self, size, "event_ids", "contact_ids")
+        return payload_batches(self, size, "event_ids", "contact_ids")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class SegmentMembershipChanged:
     exited: tuple[int, ...]
 
     def batches(self, size: int) -> Iterator[SegmentMembershipChanged]:
-        return _batches(self, size, "entered", "exited")
+        return payload_batches(self, size, "entered", "exited")
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ContactsUnsubscribed:
     mailing_list_id: int | None
 
     def batches(self, size: int) -> Iterator[ContactsUnsubscribed]:
-        return _batches(self, size, "contact_ids")
+        return payload_batches(self, size, "contact_ids")
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class ContactsSuppressed:
     reason: str
 
     def batches(self, size: int) -> Iterator[ContactsSuppressed]:
-        return _batches(self, size, "emails", "contact_ids")
+        return payload_batches(self, size, "emails", "contact_ids")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class ContactsErased:
     contact_ids: tuple[int, ...]
 
     def batches(self, size: int) -> Iterator[ContactsErased]:
-        return _batches(self, size, "contact_ids")
+        return payload_batches(self, size, "contact_ids")
 
 
 P = TypeVar("P", bound=Payload)

@@ -60,10 +60,7 @@ def _clean(condition: dict[str, Any], ctx: RuleContext, path: str, errors: RuleE
     raw_template = condition.get("template_id")
     template_id: int | None = None
     if raw_template not in (None, ""):
-        if (
-            parse_id(raw_template) is None
-            or parse_id(raw_template) not in _templates(ctx)
-        ):
+        if parse_id(raw_template) is None or parse_id(raw_template) not in _templates(ctx):
             # Another workspace's template is "no such template" too: its existence is not confirmed.
             errors.add(
                 at(path, "template_id"),

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from esp import clock
 from esp.models import Workspace, WorkspaceOwned
 
 
@@ -31,6 +33,18 @@ class MessageClass(models.TextChoices):
     # never reaches a hard-bounced, complaining or erased address.
     MARKETING = "marketing", _("Marketing")
     TRANSACTIONAL = "transactional", _("Transactional")
+
+
+class SendPriority(models.IntegerChoices):
+    # Which message of a batch takes a contact's place under a frequency cap: the batch is
+    # decided highest first, so a transactional or triggered email wins over a promotion.
+    PROMOTIONAL = 10, _("Promotional")
+    TRIGGERED = 20, _("Triggered")
+    TRANSACTIONAL = 30, _("Transactional")
+
+
+# Smart sending waits at most a week: the send-time query reads the last week of sends.
+MAX_SMART_SENDING_HOURS = 7 * 24
 
 
 class EmailTemplate(WorkspaceOwned):
@@ -137,6 +151,17 @@ class DeliverySettings(WorkspaceOwned):
     soft_bounce_limit = models.PositiveSmallIntegerField(
         _("suppress after soft bounces in a row"), default=3, help_text=_("0 never suppresses on soft bounces.")
     )
+    # Marketing messages that ask for smart sending (series steps) skip a contact who was sent
+    # marketing mail within this many hours.
+    smart_sending_hours = models.PositiveSmallIntegerField(
+        _("smart sending window (hours)"),
+        default=16,
+        validators=[MaxValueValidator(MAX_SMART_SENDING_HOURS)],
+        help_text=_(
+            "Series emails that use smart sending skip a contact who got marketing mail within "
+            "this many hours. 0 turns it off."
+        ),
+    )
     track_opens = models.BooleanField(_("track opens"), default=True)
     track_clicks = models.BooleanField(_("track clicks"), default=True)
     # Added to tracked links that have none of their own, e.g. {"utm_source": "esp", "utm_medium": "email"}.
@@ -235,6 +260,12 @@ class SkipReason(models.TextChoices):
     REJECTED = "rejected", _("Rejected by the provider")
     RETRIES_EXHAUSTED = "retries_exhausted", _("Provider kept failing")
     CRASHED = "crashed", _("Worker stopped while sending")
+    SMART_SENDING = "smart_sending", _("Mailed recently (smart sending)")
+    # Decided by a send gate of a higher layer (campaigns.delivery.gates).
+    SERIES_ENDED = "series_ended", _("The contact left the series")
+    FLOW_FILTER = "flow_filter", _("No longer matches the series' filter")
+    SERIES_PAUSED = "series_paused", _("The series is paused")
+    GATE_ERROR = "gate_error", _("A send rule kept failing")
 
 
 class DeliveryStatus(models.TextChoices):
@@ -322,7 +353,14 @@ class Message(WorkspaceOwned):
     )
     source = models.CharField(max_length=200)
     message_class = models.CharField(max_length=16, choices=MessageClass.choices, default=MessageClass.MARKETING)
+    priority = models.PositiveSmallIntegerField(choices=SendPriority.choices, default=SendPriority.PROMOTIONAL)
+    # Skip this (marketing) message when the contact was mailed within the workspace's smart
+    # sending window: series steps ask for it, broadcasts do not.
+    smart_sending = models.BooleanField(default=False)
     template = models.ForeignKey(EmailTemplate, null=True, on_delete=models.SET_NULL, related_name="messages")
+    # Replaces the template's subject for this message (a series step's own subject); the same
+    # template language as the subject it replaces. Empty: the template's.
+    subject_override = models.CharField(max_length=998, blank=True, default="")
     # The list whose unsubscribe stops this message (a broadcast to a list); empty for others.
     # (These three are indexed only where set, see Meta: each row version of a send writes
     # every index it belongs to.)
@@ -349,7 +387,8 @@ class Message(WorkspaceOwned):
     reason = models.CharField(max_length=32, choices=SkipReason.choices, blank=True, default="")
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
-    due_at = models.DateTimeField(default=timezone.now)
+    # The engine's clock: a test that froze it finds a message made "now" due.
+    due_at = models.DateTimeField(default=clock.now)
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -370,8 +409,9 @@ class Message(WorkspaceOwned):
             models.UniqueConstraint(fields=["workspace", "source", "contact"], name="message_unique_source_contact")
         ]
         indexes = [
-            # The send loop: due queued rows, oldest first (partial: sent rows drop out of it).
-            models.Index(fields=["due_at", "id"], condition=models.Q(state="queued"), name="message_due"),
+            # The send loop: due queued rows, oldest first and, among rows due at the same
+            # instant (a broadcast's), the most important first (partial: sent rows drop out).
+            models.Index(fields=["due_at", "-priority", "id"], condition=models.Q(state="queued"), name="message_due"),
             # Recovery after a crash: rows a worker holds.
             models.Index(
                 fields=["claimed_at"], condition=models.Q(state__in=["claimed", "sending"]), name="message_held"

@@ -355,7 +355,9 @@ def message_preview(*, workspace: Workspace, message: Message) -> MessagePreview
     event = data.get("event") if isinstance(data.get("event"), dict) else {}
     try:
         context = email_context(workspace=workspace, contact=contact, event=event or {}, urls=dict(PREVIEW_URLS))
-        rendered = render_as_sent(message.template, context, version_id=message.template_version)
+        rendered = render_as_sent(
+            message.template, context, version_id=message.template_version, subject=message.subject_override
+        )
     except TemplateProblem as problem:
         return MessagePreview(problem=str(problem))
     # Rendered without tracking; stripped again in case a template carries a copied tracked URL.

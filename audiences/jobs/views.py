@@ -115,9 +115,7 @@ class ExportsView(WorkspaceView):
                 "rows": rows,
                 "lists": MailingList.objects.in_workspace(self.workspace),
                 "statuses": SubscriptionStatus.choices,
-                "carried": [
-                    (k, request.GET[k]) for k in CARRIED_FILTER if request.GET.get(k)
-                ],
+                "carried": [(k, request.GET[k]) for k in CARRIED_FILTER if request.GET.get(k)],
             },
         )
 

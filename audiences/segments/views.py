@@ -247,9 +247,7 @@ class SegmentView(WorkspaceView):
         except ValidationError as error:
             rule_errors = [f"{humane_path(path)}: {' '.join(m)}" for path, m in _rule_errors(error).items()]
         before = request.GET.get("before", "")
-        members, next_before = selectors.segment_members_page(
-            segment=segment, before=parse_id(before)
-        )
+        members, next_before = selectors.segment_members_page(segment=segment, before=parse_id(before))
         return render(
             request,
             "audiences/segment.html",

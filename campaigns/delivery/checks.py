@@ -6,16 +6,25 @@ address hash, subscriptions, the recent sends of the batch's contacts); the verd
 written back in at most two statements. What each message class is spared:
 
 - marketing: suppression (any reason), list unsubscribe, missing postal address, quiet hours
-  (a delay, not a drop), daily and weekly caps;
+  (a delay, not a drop), daily and weekly caps, smart sending (a message that asks for it
+  skips a contact mailed within the workspace's window);
 - transactional, and tests sent from the editor: only suppression by hard bounce, complaint
   or erasure.
 
-Caps hold across workers: a batch takes a lease (a row of campaigns_cap_lease) on each contact
-whose capped mail it may send, for as long as it runs, and counts that contact's sends only
-once it holds the lease. A contact another worker holds waits a few seconds (its message goes
-back to the queue), so two workers never both see "one more is allowed" for the same contact.
-Leases are rows, not advisory locks: the batch commits message by message, and behind PgBouncer
-in transaction pooling a session lock and its unlock may reach different server connections.
+Before all of these, the send gates of higher layers (campaigns.delivery.gates) may stop a
+message of their kind: a series step whose contact left the series.
+
+The batch comes in send order: the most important message first (Message.priority), so under
+a cap of one a day the transactional or triggered email takes the contact's place and the
+promotion is skipped. All times are the engine's clock (esp.clock), which tests move.
+
+Caps and smart sending hold across workers: a batch takes a lease (a row of
+campaigns_cap_lease) on each contact whose capped or smart-sending mail it may send, for as long
+as it runs, and counts that contact's sends only once it holds the lease. A contact another
+worker holds waits a few seconds (its message goes back to the queue), so two workers never
+both see "one more is allowed" for the same contact. Leases are rows, not advisory locks: the
+batch commits message by message, and behind PgBouncer in transaction pooling a session lock
+and its unlock may reach different server connections.
 A lease outlives its batch only when the worker died; it expires after CAP_LEASE.
 """
 
@@ -30,6 +39,8 @@ from functools import lru_cache
 from django.db import connection
 
 from audiences.models import Subscription, SubscriptionStatus, Suppression, SuppressionReason, email_hash
+from campaigns.delivery import gates
+from campaigns.delivery.retries import retry_plan
 from campaigns.models import (
     DeliverySettings,
     Message,
@@ -92,6 +103,9 @@ class Verdicts:
     # Contacts whose cap lease this batch holds (as `holder`): `unlock_caps` when the batch ends.
     cap_locks: list[int] = field(default_factory=list)
     holder: int = 0
+    # (message id, new due_at): back to the queue after the retry backoff, one attempt more
+    # (a send gate failed: nobody knows yet whether it may go).
+    retried: list[tuple[int, dt.datetime]] = field(default_factory=list)
 
 
 @lru_cache(maxsize=512)
@@ -139,6 +153,7 @@ def evaluate(
     worker is sending to). Takes the batch's cap leases as `verdicts.holder`, a number no other
     batch uses, and notes them in `verdicts` as soon as they are taken, so the caller releases
     them with `unlock_caps` even when this raises; writes nothing else: see `apply`."""
+    messages = _gated(messages, now, verdicts)
     addresses = {message.id: recipient(message) for message in messages}
 
     hashes = {email_hash(address) for address in addresses.values() if address}
@@ -160,18 +175,12 @@ def evaluate(
             ).values_list("mailing_list_id", "contact_id")
         )
 
-    capped = [
-        m
-        for m in messages
-        if is_marketing(m)
-        and m.contact_id
-        and (settings[m.workspace_id].daily_cap is not None or settings[m.workspace_id].weekly_cap is not None)
-    ]
-    day_counts: Counter[int] = Counter()
-    week_counts: Counter[int] = Counter()
+    capped = [m for m in messages if is_marketing(m) and m.contact_id and _needs_lease(m, settings[m.workspace_id])]
+    recent = _Recent()
     if capped:
         verdicts.cap_locks = _lock_caps({m.contact_id for m in capped if m.contact_id}, verdicts.holder)
-        day_counts, week_counts = _recent_marketing_sends(set(verdicts.cap_locks), now)
+        longest = max(settings[m.workspace_id].smart_sending_hours for m in capped)
+        recent = _recent_marketing_sends(set(verdicts.cap_locks), now, smart_hours=longest)
     held = set(verdicts.cap_locks)
 
     for message in messages:
@@ -202,22 +211,59 @@ def evaluate(
                 verdicts.delayed.append((message.id, until, SkipReason.QUIET_HOURS))
                 continue
         contact_id = message.contact_id
-        if contact_id is not None and (rules.daily_cap is not None or rules.weekly_cap is not None):
+        if contact_id is not None and _needs_lease(message, rules):
             if contact_id not in held:
                 verdicts.delayed.append((message.id, now + CAP_BUSY_DELAY, ""))
                 continue
             # Earlier messages of this batch that pass count as sent: a batch holding three
-            # mails for one contact with a cap of two sends two.
-            if rules.daily_cap is not None and day_counts[contact_id] >= rules.daily_cap:
+            # mails for one contact with a cap of two sends two (the two most important).
+            if rules.daily_cap is not None and recent.day[contact_id] >= rules.daily_cap:
                 verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.DAILY_CAP))
                 continue
-            if rules.weekly_cap is not None and week_counts[contact_id] >= rules.weekly_cap:
+            if rules.weekly_cap is not None and recent.week[contact_id] >= rules.weekly_cap:
                 verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.WEEKLY_CAP))
                 continue
-            day_counts[contact_id] += 1
-            week_counts[contact_id] += 1
+            last = recent.last.get(contact_id)
+            window = dt.timedelta(hours=rules.smart_sending_hours)
+            if _smart(message, rules) and last is not None and last > now - window:
+                verdicts.settled.append((message.id, MessageState.SKIPPED, SkipReason.SMART_SENDING))
+                continue
+        if contact_id is not None:
+            recent.day[contact_id] += 1
+            recent.week[contact_id] += 1
+            recent.last[contact_id] = now
         verdicts.ready.append(message)
     return verdicts
+
+
+def _smart(message: Message, rules: DeliverySettings) -> bool:
+    return message.smart_sending and rules.smart_sending_hours > 0
+
+
+def _needs_lease(message: Message, rules: DeliverySettings) -> bool:
+    """Whether deciding this marketing message reads the contact's recent sends (a cap or
+    smart sending applies), which only the holder of the contact's lease may do."""
+    return rules.daily_cap is not None or rules.weekly_cap is not None or _smart(message, rules)
+
+
+def _gated(messages: list[Message], now: dt.datetime, verdicts: Verdicts) -> list[Message]:
+    """Run the send gates; the messages they let through (the others are in `verdicts`)."""
+    gated = gates.gates_check(messages, now)
+    if not gated.stopped and not gated.failed:
+        return messages
+    passed = []
+    for message in messages:
+        if message.id in gated.stopped:
+            verdicts.settled.append((message.id, MessageState.SKIPPED, gated.stopped[message.id]))
+        elif message.id in gated.failed:
+            state, _reason, due_at = retry_plan(message, gave_up=SkipReason.GATE_ERROR, now=now)
+            if state == MessageState.FAILED:
+                verdicts.settled.append((message.id, state, SkipReason.GATE_ERROR))
+            else:
+                verdicts.retried.append((message.id, due_at))
+        else:
+            passed.append(message)
+    return passed
 
 
 def _lock_caps(contact_ids: set[int], holder: int) -> list[int]:
@@ -251,18 +297,32 @@ def unlock_caps(verdicts: Verdicts) -> None:
     verdicts.cap_locks = []
 
 
-def _recent_marketing_sends(contact_ids: set[int], now: dt.datetime) -> tuple[Counter[int], Counter[int]]:
-    """Marketing messages of these contacts handed over in the last 24 hours and 7 days (a
-    row in `sending` or `in_doubt` counts from its hand-over time: it may have arrived)."""
+@dataclass
+class _Recent:
+    """A batch's leased contacts' marketing sends: in the last day, the last week, and the
+    latest hand-over; the batch adds the messages it lets through."""
+
+    day: Counter[int] = field(default_factory=Counter)
+    week: Counter[int] = field(default_factory=Counter)
+    last: dict[int, dt.datetime] = field(default_factory=dict)
+
+
+def _recent_marketing_sends(contact_ids: set[int], now: dt.datetime, *, smart_hours: int = 0) -> _Recent:
+    """Marketing messages of these contacts handed over in the last 24 hours and 7 days, and
+    the latest (a row in `sending` or `in_doubt` counts from its hand-over time: it may have
+    arrived). One query serves caps and smart sending."""
+    week = now - dt.timedelta(days=7)
+    since = min(week, now - dt.timedelta(hours=smart_hours))
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT contact_id,
                    count(*) FILTER (WHERE coalesce(sent_at, claimed_at) > %(day)s),
-                   count(*)
+                   count(*) FILTER (WHERE coalesce(sent_at, claimed_at) > %(week)s),
+                   max(coalesce(sent_at, claimed_at))
             FROM campaigns_message
             WHERE contact_id = ANY(%(contacts)s) AND message_class = %(marketing)s AND state = ANY(%(states)s)
-              AND source NOT LIKE %(tests)s AND coalesce(sent_at, claimed_at) > %(week)s
+              AND source NOT LIKE %(tests)s AND coalesce(sent_at, claimed_at) > %(since)s
             GROUP BY contact_id
             """,
             {
@@ -271,15 +331,16 @@ def _recent_marketing_sends(contact_ids: set[int], now: dt.datetime) -> tuple[Co
                 "states": list(CAP_STATES),
                 "tests": MessageSource.prefix(SourceKind.TEST) + "%",
                 "day": now - dt.timedelta(days=1),
-                "week": now - dt.timedelta(days=7),
+                "week": week,
+                "since": since,
             },
         )
-        day: Counter[int] = Counter()
-        week: Counter[int] = Counter()
-        for contact_id, in_day, in_week in cursor.fetchall():
-            day[contact_id] = in_day
-            week[contact_id] = in_week
-    return day, week
+        recent = _Recent()
+        for contact_id, in_day, in_week, last in cursor.fetchall():
+            recent.day[contact_id] = in_day
+            recent.week[contact_id] = in_week
+            recent.last[contact_id] = last
+    return recent
 
 
 def apply(verdicts: Verdicts, *, token: dt.datetime) -> None:
@@ -307,4 +368,15 @@ def apply(verdicts: Verdicts, *, token: dt.datetime) -> None:
                 WHERE m.id = v.id AND m.state = 'claimed' AND m.claimed_at = %s
                 """,
                 [list(ids), list(dues), list(reasons), token],
+            )
+        if verdicts.retried:
+            ids, dues = zip(*verdicts.retried, strict=True)
+            cursor.execute(
+                """
+                UPDATE campaigns_message m SET state = 'queued', due_at = v.due_at, reason = '', claimed_at = NULL,
+                    attempts = m.attempts + 1
+                FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, due_at)
+                WHERE m.id = v.id AND m.state = 'claimed' AND m.claimed_at = %s
+                """,
+                [list(ids), list(dues), token],
             )

@@ -9,6 +9,8 @@ import datetime as dt
 from django.db import connection
 from django.utils import timezone
 
+from esp import clock
+
 # Recovery puts a row claimed longer than this back to the queue, taking it for a dead
 # worker's; a live worker gives back what it has not sent long before (LEASE / 2).
 LEASE = dt.timedelta(minutes=2)
@@ -17,10 +19,12 @@ LEASE = dt.timedelta(minutes=2)
 SENDING_TIMEOUT = dt.timedelta(minutes=5)
 
 
-def message_claim_batch(*, limit: int, token: dt.datetime) -> list[int]:
-    """Take up to `limit` due queued messages, oldest first, for this worker: committed at
-    once, so other workers skip them (and skip rows locked by a concurrent claim). `token`
-    becomes the rows' claimed_at and identifies this claim in every later write."""
+def message_claim_batch(*, limit: int, token: dt.datetime, now: dt.datetime | None = None) -> list[int]:
+    """Take up to `limit` messages due at `now` (the engine's clock unless given), oldest
+    first and the most important first among rows due at the same instant, for this worker:
+    committed at once, so other workers skip them (and skip rows locked by a concurrent
+    claim). `token` becomes the rows' claimed_at and identifies this claim in every later
+    write; it stays real time (recovery measures leases by it)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -28,12 +32,13 @@ def message_claim_batch(*, limit: int, token: dt.datetime) -> list[int]:
             WHERE id IN (
                 SELECT id FROM campaigns_message
                 WHERE state = 'queued' AND due_at <= %(now)s
-                ORDER BY due_at, id LIMIT %(limit)s
+                -- The order of the message_due index: read in order, never sorted.
+                ORDER BY due_at, priority DESC, id LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
             )
             RETURNING id
             """,
-            {"token": token, "now": timezone.now(), "limit": limit},
+            {"token": token, "now": now if now is not None else clock.now(), "limit": limit},
         )
         return [row[0] for row in cursor.fetchall()]
 

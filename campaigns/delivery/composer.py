@@ -389,7 +389,7 @@ def render(
     token = message_token(message.pk)
     urls = message_urls(message, token)
     context = email_context(workspace=workspace, contact=contact, event=event, urls=urls)
-    return Rendered(render_email(template, context), token, urls)
+    return Rendered(render_email(template, context, subject=message.subject_override), token, urls)
 
 
 def wrap(

@@ -42,6 +42,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from campaigns import hooks
 from campaigns.delivery import checks
 from campaigns.delivery.claims import LEASE, _claim_token, _release, message_claim_batch
 from campaigns.delivery.composer import (
@@ -59,6 +60,7 @@ from campaigns.delivery.composer import (
     transport_for,
     wrap,
 )
+from campaigns.delivery.retries import retry_plan
 from campaigns.models import (
     DeliverySettings,
     EmailTemplate,
@@ -68,14 +70,11 @@ from campaigns.models import (
     SenderIdentity,
     SkipReason,
 )
+from esp import clock
 from esp.models import Workspace
 
 logger = logging.getLogger(__name__)
 
-# After the n-th transient failure the message waits RETRY_BACKOFF[n - 1]; the MAX_ATTEMPTS-th
-# failure is final.
-RETRY_BACKOFF = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=15), dt.timedelta(hours=1))
-MAX_ATTEMPTS = 5
 OUTBOX = 0  # transport key of "no provider": the outbox
 # How long a drain reuses the workspaces, delivery settings, templates, senders and providers
 # it loaded for a batch: an edit reaches a running drain within this long (a drain lasts at
@@ -160,6 +159,9 @@ class Sender:
         self.pending: _Pending | None = None
         self.known: _Lookups | None = None
         self.counts: dict[str, int] = {}
+        # (workspace id, message id) of the batch's messages that reached a final state, for
+        # the messages_settled hook; None while nobody listens (nothing collected).
+        self.settled: list[tuple[int, int]] | None = None
 
     # --- provider connections -----------------------------------------------------------
 
@@ -207,20 +209,28 @@ class Sender:
             Message.objects.filter(pk__in=ids, state=MessageState.CLAIMED, claimed_at=token)
             # The facts ride along: contact_as_dict reads them (templates show purchase facts).
             .select_related("contact", "contact__facts")
-            .order_by("due_at", "id")
+            # Send order: where a frequency cap leaves a contact one more email, the most
+            # important message of the batch takes it.
+            .order_by("-priority", "due_at", "id")
         )
         verdicts = checks.Verdicts(holder=batch.holder)
+        self.settled = [] if hooks.messages_settled.has_subscribers else None
         try:
             self._load(batch, messages)
-            now = timezone.now()
+            now = clock.now()
             checks.evaluate(
                 messages, workspaces=batch.known.workspaces, settings=batch.known.settings, now=now, verdicts=verdicts
             )
             checks.apply(verdicts, token=token)
             for _, state, _ in verdicts.settled:
                 self.count(state)
+            if self.settled is not None and verdicts.settled:
+                workspace_of = {message.id: message.workspace_id for message in messages}
+                self.settled += [(workspace_of[message_id], message_id) for message_id, _, _ in verdicts.settled]
             for _ in verdicts.delayed:
                 self.count("delayed")
+            for _ in verdicts.retried:
+                self.count("retried")
             # In passes over the batch: every ready message is rendered, then each is tracked
             # and wrapped, then written; then each is marked and handed over. Doing one kind
             # of work for the whole batch at a time keeps its code and data in the CPU caches,
@@ -245,6 +255,23 @@ class Sender:
                 # Every capped message of the batch is now `sending`/`sent` or back in the
                 # queue: another worker counting the same contacts sees them.
                 checks.unlock_caps(verdicts)
+                self._announce_settled()
+
+    def _note_settled(self, message: Message) -> None:
+        if self.settled is not None:
+            self.settled.append((message.workspace_id, message.pk))
+
+    def _announce_settled(self) -> None:
+        """Tell the layers above which messages of the batch are final (one payload per
+        workspace); their `sent` is written by now (flush)."""
+        settled, self.settled = self.settled, None
+        if not settled:
+            return
+        by_workspace: dict[int, list[int]] = {}
+        for workspace_id, message_id in settled:
+            by_workspace.setdefault(workspace_id, []).append(message_id)
+        for workspace_id, message_ids in by_workspace.items():
+            hooks.messages_settled.fire(hooks.MessagesSettled(workspace_id, tuple(sorted(set(message_ids)))))
 
     def _load(self, batch: _Batch, messages: list[Message]) -> None:
         """The batch's lookups: those of the drain's last batch while they are fresh and hold
@@ -388,8 +415,10 @@ class Sender:
             self.drop_transport(provider, message.workspace_id)
             self._finish_sending(message, MessageState.IN_DOUBT, SkipReason.CRASHED, repr(error))
         else:
-            self.pending = _Pending(message.pk, timezone.now(), str(provider_message_id or "")[:255])
+            # On the engine's clock: caps and smart sending measure their windows from it.
+            self.pending = _Pending(message.pk, clock.now(), str(provider_message_id or "")[:255])
             self.count(MessageState.SENT)
+            self._note_settled(message)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -438,29 +467,35 @@ class Sender:
             state=state, reason=reason, error=error
         )
         self.count(state)
+        self._note_settled(message)
 
     def _retry_claimed(self, batch: _Batch, message: Message, error: str) -> None:
         """The provider could not be reached before anything was handed over."""
-        state, reason, due_at = _retry_plan(message)
+        state, reason, due_at = retry_plan(message, gave_up=SkipReason.RETRIES_EXHAUSTED)
         Message.objects.filter(pk=message.pk, state=MessageState.CLAIMED, claimed_at=batch.token).update(
             state=state, reason=reason, error=error, attempts=message.attempts + 1, due_at=due_at, claimed_at=None
         )
         self.count("retried" if state == MessageState.QUEUED else state)
+        if state != MessageState.QUEUED:
+            self._note_settled(message)
 
     def _retry_sending(self, message: Message, error: str) -> None:
         """A transient refusal (4xx, throttling): the provider did not take the message, so it
         may go again after the backoff."""
-        state, reason, due_at = _retry_plan(message)
+        state, reason, due_at = retry_plan(message, gave_up=SkipReason.RETRIES_EXHAUSTED)
         Message.objects.filter(pk=message.pk, state=MessageState.SENDING).update(
             state=state, reason=reason, error=error, attempts=message.attempts + 1, due_at=due_at, claimed_at=None
         )
         self.count("retried" if state == MessageState.QUEUED else state)
+        if state != MessageState.QUEUED:
+            self._note_settled(message)
 
     def _finish_sending(self, message: Message, state: str, reason: str, error: str) -> None:
         Message.objects.filter(pk=message.pk, state=MessageState.SENDING).update(
             state=state, reason=reason, error=error
         )
         self.count(state)
+        self._note_settled(message)
 
 
 def _lookups_load(messages: list[Message]) -> _Lookups:
@@ -534,13 +569,6 @@ def _maybe_delivered(error: TransientSendError) -> bool:
     if error.maybe_delivered is not None:
         return error.maybe_delivered
     return error.code is None
-
-
-def _retry_plan(message: Message) -> tuple[str, str, dt.datetime]:
-    attempts = message.attempts + 1
-    if attempts >= MAX_ATTEMPTS:
-        return MessageState.FAILED, SkipReason.RETRIES_EXHAUSTED, message.due_at
-    return MessageState.QUEUED, "", timezone.now() + RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
 
 
 def messages_send_due(

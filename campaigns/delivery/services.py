@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences.contacts import parse_contact
@@ -30,11 +31,12 @@ from campaigns.models import (
     Message,
     MessageClass,
     MessageSource,
-    MessageState,
     Provider,
     SenderIdentity,
+    SendPriority,
     SourceKind,
 )
+from esp import clock
 from esp.models import Workspace
 from esp.queue import enqueue_after_commit
 
@@ -58,6 +60,44 @@ def _start_drain() -> None:
     enqueue_after_commit(send_messages)
 
 
+# Every way of queueing many messages ends in this statement: the rows come from `{rows}`, a
+# SELECT giving contact_id, to_email and the columns a caller chooses, in this order.
+_INSERT = """
+    INSERT INTO campaigns_message (
+        workspace_id, contact_id, to_email, source, message_class, priority, smart_sending, template_id,
+        subject_override, mailing_list_id, provider_id, sender_id, data, due_at, created_at,
+        subject, state, reason, error, attempts, provider_message_id, links, delivery_status
+    )
+    SELECT %s, r.contact_id, r.to_email, r.source, r.message_class, r.priority, r.smart_sending, r.template_id,
+        r.subject_override, r.mailing_list_id, r.provider_id, r.sender_id, r.data, r.due_at, %s,
+        '', 'queued', '', '', 0, '', '{{}}', ''
+    FROM ({rows}) AS r (
+        contact_id, to_email, source, message_class, priority, smart_sending, template_id, subject_override,
+        mailing_list_id, provider_id, sender_id, data, due_at
+    )
+    ORDER BY r.contact_id
+    ON CONFLICT (workspace_id, source, contact_id) DO NOTHING
+    {returning}
+"""
+
+
+def _insert_messages(
+    workspace: Workspace, now: dt.datetime, rows_sql: str, rows_params: list[Any], *, returning: str = ""
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """Run _INSERT over `rows_sql`; (rows made, the RETURNING rows)."""
+    sql = _INSERT.format(rows=rows_sql, returning=returning)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace.pk, now, *rows_params])
+        return cursor.rowcount, (cursor.fetchall() if returning else [])
+
+
+def _check_values(*, message_class: str, priority: int) -> None:
+    if message_class not in MessageClass.values:
+        raise ValueError(f"unknown message class {message_class!r}")
+    if priority not in SendPriority.values:
+        raise ValueError(f"unknown send priority {priority!r}")
+
+
 @transaction.atomic
 def messages_enqueue(
     *,
@@ -71,54 +111,160 @@ def messages_enqueue(
     due_at: dt.datetime | None = None,
     provider: Provider | None = None,
     sender: SenderIdentity | None = None,
+    priority: int = SendPriority.PROMOTIONAL,
+    smart_sending: bool = False,
+    subject_override: str = "",
 ) -> int:
     """Queue one message per contact of `contacts` (of this workspace) in one INSERT … SELECT.
     `data` is the Message.data of every row, e.g. {"event": {...}} for the template's `event`.
     A contact that already has a message of this source is left out (ON CONFLICT DO NOTHING),
     so a broadcast or a series step re-run after a crash sends nobody twice. Returns how many
     rows were made. A drain starts after commit when they are due."""
-    if message_class not in MessageClass.values:
-        raise ValueError(f"unknown message class {message_class!r}")
+    _check_values(message_class=message_class, priority=priority)
     _check_owner(workspace, template=template, mailing_list=mailing_list, provider=provider, sender=sender)
-    now = timezone.now()
+    now = clock.now()
     due = due_at or now
     # The caller's queryset, reduced to its ids, compiled into the statement as a subquery:
     # the audience never travels through Python.
     ids_sql, ids_params = contacts.order_by().values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO campaigns_message (
-                workspace_id, contact_id, source, message_class, template_id, mailing_list_id, provider_id,
-                sender_id, to_email, subject, data, state, reason, error, attempts, due_at, created_at,
-                provider_message_id, links, delivery_status
-            )
-            SELECT %s, c.id, %s, %s, %s, %s, %s, %s, c.email, '', %s::jsonb, %s, '', '', 0, %s, %s, '', '{{}}', ''
-            FROM audiences_contact c
-            WHERE c.workspace_id = %s AND c.id IN ({ids_sql})
-            ORDER BY c.id
-            ON CONFLICT (workspace_id, source, contact_id) DO NOTHING
-            """,  # noqa: S608 — the subquery is Django's own compilation of a queryset; values are parameters
-            [
-                workspace.pk,
-                source,
-                message_class,
-                template.pk,
-                mailing_list.pk if mailing_list else None,
-                provider.pk if provider else None,
-                sender.pk if sender else None,
-                _json(data or {}),
-                MessageState.QUEUED,
-                due,
-                now,
-                workspace.pk,
-                *ids_params,
-            ],
-        )
-        created = cursor.rowcount
+    rows_sql = f"""
+        SELECT c.id, c.email, %s::text, %s::text, %s::smallint, %s::boolean, %s::bigint, %s::text, %s::bigint,
+            %s::bigint, %s::bigint, %s::jsonb, %s::timestamptz
+        FROM audiences_contact c
+        WHERE c.workspace_id = %s AND c.id IN ({ids_sql})
+    """  # noqa: S608 — the subquery is Django's own compilation of a queryset; values are parameters
+    created, _returned = _insert_messages(
+        workspace,
+        now,
+        rows_sql,
+        [
+            source,
+            message_class,
+            priority,
+            smart_sending,
+            template.pk,
+            subject_override,
+            mailing_list.pk if mailing_list else None,
+            provider.pk if provider else None,
+            sender.pk if sender else None,
+            _json(data or {}),
+            due,
+            workspace.pk,
+            *ids_params,
+        ],
+    )
     if created and due <= now:
         _start_drain()
     return created
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """One message to queue with `messages_enqueue_rows`: each row its own source (a series
+    step of one enrollment: MessageSource.step), template and data."""
+
+    contact_id: int
+    source: str
+    template_id: int
+    message_class: str
+    data: dict[str, Any] = field(default_factory=dict)
+    priority: int = SendPriority.TRIGGERED
+    smart_sending: bool = False
+    # None: due now (the engine's clock).
+    due_at: dt.datetime | None = None
+    mailing_list_id: int | None = None
+    # The step's own subject (template language, like the template's); empty: the template's.
+    subject_override: str = ""
+
+
+def _refuse_foreign(workspace: Workspace, rows: Sequence[QueuedMessage]) -> None:
+    """Refuse rows naming a contact, template or list of another workspace (or none): one
+    query for the whole set."""
+    contacts = sorted({row.contact_id for row in rows})
+    templates = sorted({row.template_id for row in rows})
+    lists = sorted({row.mailing_list_id for row in rows if row.mailing_list_id is not None})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT
+                (SELECT count(*) FROM audiences_contact WHERE workspace_id = %(w)s AND id = ANY(%(contacts)s)),
+                (SELECT count(*) FROM campaigns_emailtemplate WHERE workspace_id = %(w)s AND id = ANY(%(templates)s)),
+                (SELECT count(*) FROM audiences_mailinglist WHERE workspace_id = %(w)s AND id = ANY(%(lists)s))
+            """,
+            {"w": workspace.pk, "contacts": contacts, "templates": templates, "lists": lists},
+        )
+        found = cursor.fetchone()
+    assert found is not None
+    for name, wanted, count in zip(
+        ("contact", "template", "mailing list"), (contacts, templates, lists), found, strict=True
+    ):
+        if count != len(wanted):
+            raise ValueError(f"a {name} of these rows belongs to another workspace or does not exist")
+
+
+@transaction.atomic
+def messages_enqueue_rows(*, workspace: Workspace, rows: Sequence[QueuedMessage]) -> dict[str, int]:
+    """Queue many messages of different sources (a tick of series steps) in one INSERT …
+    SELECT over the rows. A row whose (source, contact) has a message already makes nothing
+    (ON CONFLICT DO NOTHING), so a re-run tick finds the message it made before. Returns
+    source -> message id for every row, old ones included. Sources must be distinct; the
+    contacts, templates and lists must be the workspace's (ValueError otherwise). A drain
+    starts after commit when a row is due."""
+    if not rows:
+        return {}
+    if len({row.source for row in rows}) != len(rows):
+        raise ValueError("each row needs a source of its own")
+    for row in rows:
+        _check_values(message_class=row.message_class, priority=row.priority)
+    _refuse_foreign(workspace, rows)
+    now = clock.now()
+    dues = [row.due_at or now for row in rows]
+    rows_sql = """
+        SELECT c.id, c.email, v.source, v.message_class, v.priority, v.smart_sending, v.template_id,
+            v.subject_override, v.mailing_list_id, NULL::bigint, NULL::bigint, v.data::jsonb, v.due_at
+        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::smallint[], %s::boolean[], %s::bigint[], %s::text[],
+                    %s::bigint[], %s::text[], %s::timestamptz[])
+            AS v (contact_id, source, message_class, priority, smart_sending, template_id, subject_override,
+                  mailing_list_id, data, due_at)
+        JOIN audiences_contact c ON c.id = v.contact_id AND c.workspace_id = %s
+    """
+    _created, returned = _insert_messages(
+        workspace,
+        now,
+        rows_sql,
+        [
+            [row.contact_id for row in rows],
+            [row.source for row in rows],
+            [row.message_class for row in rows],
+            [int(row.priority) for row in rows],
+            [row.smart_sending for row in rows],
+            [row.template_id for row in rows],
+            [row.subject_override for row in rows],
+            [row.mailing_list_id for row in rows],
+            [_json(row.data) for row in rows],
+            dues,
+            workspace.pk,
+        ],
+        returning="RETURNING source, id",
+    )
+    made = {source: message_id for source, message_id in returned}
+    missing = [row for row in rows if row.source not in made]
+    if missing:
+        # Made by an earlier run (the same source and contact): found by the unique index.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT m.source, m.id FROM campaigns_message m
+                JOIN unnest(%s::text[], %s::bigint[]) AS v (source, contact_id)
+                  ON m.source = v.source AND m.contact_id = v.contact_id
+                WHERE m.workspace_id = %s
+                """,
+                [[row.source for row in missing], [row.contact_id for row in missing], workspace.pk],
+            )
+            made.update(dict(cursor.fetchall()))
+    if any(due <= now for due in dues):
+        _start_drain()
+    return made
 
 
 def _tx_lock(workspace: Workspace, source: str) -> None:
@@ -182,6 +328,9 @@ def message_send_transactional(
             contact=contact,
             source=source,
             message_class=template.message_class,
+            # Asked for by a shop's backend for one person (a receipt, a reset): it goes
+            # before any series or promotion that competes for the same cap.
+            priority=SendPriority.TRANSACTIONAL,
             template=template,
             to_email=address,
             data=json.loads(_json({"event": data})),

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from campaigns import crypto
-from campaigns.models import DeliverySettings, Provider, ProviderKind, SenderIdentity
+from campaigns.models import MAX_SMART_SENDING_HOURS, DeliverySettings, Provider, ProviderKind, SenderIdentity
 from campaigns.providers.base import SendError
 from campaigns.providers.registry import (
     KINDS,
@@ -427,6 +427,15 @@ def delivery_settings_update(*, workspace: Workspace, data: dict[str, Any]) -> D
         soft_bounce_limit = -1
     if not 0 <= soft_bounce_limit <= 100:
         errors["soft_bounce_limit"] = [_("Enter a number from 0 to 100.")]
+    smart_hours = data.get("smart_sending_hours", current.smart_sending_hours)
+    try:
+        smart_hours = int(smart_hours)
+    except (TypeError, ValueError):
+        smart_hours = -1
+    if not 0 <= smart_hours <= MAX_SMART_SENDING_HOURS:
+        errors["smart_sending_hours"] = [
+            _("Enter a number of hours from 0 to %(max)d.") % {"max": MAX_SMART_SENDING_HOURS}
+        ]
     utm = _clean_utm(data.get("utm_parameters", current.utm_parameters), errors)
     if errors:
         raise ValidationError(errors)
@@ -436,6 +445,7 @@ def delivery_settings_update(*, workspace: Workspace, data: dict[str, Any]) -> D
         "quiet_hours_start": start,
         "quiet_hours_end": end,
         "soft_bounce_limit": soft_bounce_limit,
+        "smart_sending_hours": smart_hours,
         "track_opens": bool(data.get("track_opens", current.track_opens)),
         "track_clicks": bool(data.get("track_clicks", current.track_clicks)),
         "utm_parameters": utm,

@@ -354,7 +354,9 @@ def browser_html(message: Message) -> str | None:
         urls=message_urls(message),
     )
     try:
-        rendered = render_as_sent(message.template, context, version_id=message.template_version)
+        rendered = render_as_sent(
+            message.template, context, version_id=message.template_version, subject=message.subject_override
+        )
     except TemplateProblem:
         return None
     return retrack_html(rendered.html, message=message, settings=delivery_settings_of(message))

@@ -155,6 +155,7 @@ def test_defaults_without_a_row(acme: Workspace) -> None:
         3,
     )
     assert (current.track_opens, current.track_clicks, current.utm_parameters) == (True, True, {})
+    assert current.smart_sending_hours == 16
     assert not DeliverySettings.objects.exists()
 
 
@@ -196,6 +197,8 @@ def test_update_and_partial_update(acme: Workspace, globex: Workspace) -> None:
         ({"daily_cap": 0}, "daily_cap"),
         ({"weekly_cap": -1}, "weekly_cap"),
         ({"soft_bounce_limit": 101}, "soft_bounce_limit"),
+        ({"smart_sending_hours": 169}, "smart_sending_hours"),
+        ({"smart_sending_hours": "soon"}, "smart_sending_hours"),
         ({"utm_parameters": {"source": "x"}}, "utm_parameters"),
         ({"utm_parameters": {"utm_source": ""}}, "utm_parameters"),
         ({"utm_parameters": ["utm_source"]}, "utm_parameters"),
@@ -212,12 +215,14 @@ def test_delivery_settings_validation(acme: Workspace, data: dict[str, object], 
 def test_delivery_settings_page(acme: Workspace, acme_client: Client) -> None:
     page = acme_client.get("/settings/sending/delivery/").content.decode()
     assert 'name="soft_bounce_limit" value="3"' in page
+    assert 'name="smart_sending_hours" value="16"' in page and "0 turns it off." in page
     form = {
         "daily_cap": "1",
         "weekly_cap": "",
         "quiet_hours_start": "22:00",
         "quiet_hours_end": "07:30",
         "soft_bounce_limit": "3",
+        "smart_sending_hours": "0",
         "track_opens": "on",
         "utm_text": "utm_source=esp\nutm_campaign=spring",
     }
@@ -229,7 +234,7 @@ def test_delivery_settings_page(acme: Workspace, acme_client: Client) -> None:
         time(22, 0),
         time(7, 30),
     )
-    assert (row.track_opens, row.track_clicks) == (True, False)
+    assert (row.track_opens, row.track_clicks, row.smart_sending_hours) == (True, False, 0)
     assert row.utm_parameters == {"utm_source": "esp", "utm_campaign": "spring"}
     page = acme_client.get("/settings/sending/delivery/").content.decode()
     assert "utm_source=esp\nutm_campaign=spring" in page and 'value="22:00"' in page

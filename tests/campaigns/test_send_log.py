@@ -251,7 +251,7 @@ def test_preview_renders_with_the_content_engine(
     rendering.contact_as_dict = contact_as_dict  # type: ignore[attr-defined]
     rendering.email_context = email_context  # type: ignore[attr-defined]
     rendering.render_email = render_email  # type: ignore[attr-defined]
-    rendering.render_as_sent = lambda template, context, version_id: render_email(template, context)  # type: ignore[attr-defined]
+    rendering.render_as_sent = lambda template, context, version_id, subject="": render_email(template, context)  # type: ignore[attr-defined]
     errors = types.ModuleType("campaigns.content.errors")
     errors.TemplateProblem = TemplateProblem  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "campaigns.content.rendering", rendering)

@@ -37,6 +37,7 @@ from campaigns.content.rendering.render import (
     render_draft,
     render_email,
     render_parts,
+    subject_problem,
 )
 from campaigns.content.rendering.snapshots import template_version_snapshot
 from campaigns.content.rendering.text import html_to_text
@@ -57,6 +58,7 @@ __all__ = [
     "render_draft",
     "render_email",
     "render_parts",
+    "subject_problem",
     "template_compile",
     "template_version_snapshot",
 ]

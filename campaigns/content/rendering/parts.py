@@ -3,7 +3,8 @@ once per (template, version, compiled HTML) and kept in this process."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from campaigns.content import selectors
 from campaigns.content.errors import TemplateProblem, TemplateProblems
@@ -108,3 +109,17 @@ def _parts_of(template: EmailTemplate) -> _Parts:
         html=html,
         text_body=template.text_body,
     )
+
+
+@lru_cache(maxsize=256)
+def _subject_part(source: str) -> CompiledTemplate:
+    # A series step's own subject: its few distinct texts are parsed once each, like the
+    # template's parts.
+    compiled = _tags(source, "subject", autoescape=False)
+    assert compiled is not None
+    return compiled
+
+
+def _with_subject(parts: _Parts, subject: str) -> _Parts:
+    """The parts with another subject (a message's subject_override); the same when empty."""
+    return replace(parts, subject=_subject_part(subject)) if subject else parts

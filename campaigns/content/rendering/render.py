@@ -8,7 +8,7 @@ from typing import Any
 
 from campaigns.content.errors import TemplateProblem, TemplateProblems
 from campaigns.content.rendering.compiling import template_compile
-from campaigns.content.rendering.parts import _cached_parts, _Parts, _parts, _parts_of
+from campaigns.content.rendering.parts import _cached_parts, _Parts, _parts, _parts_of, _subject_part, _with_subject
 from campaigns.content.rendering.text import _tidy_text, html_to_text
 from campaigns.content.sandbox import freeze, render_budget, render_compiled
 from campaigns.content.selectors import LayoutParts
@@ -75,18 +75,31 @@ def render_parts(parts: _Parts, context: dict[str, Any], *, mjml: str = "") -> R
     )
 
 
-def render_email(template: EmailTemplate, context: dict[str, Any]) -> RenderedEmail:
-    """One recipient's email. `context` comes from `email_context`. Raises TemplateProblem
-    when this recipient's data cannot be rendered (over the time or size budget)."""
-    return render_parts(_parts_of(template), context, mjml=template.mjml)
+def render_email(template: EmailTemplate, context: dict[str, Any], *, subject: str = "") -> RenderedEmail:
+    """One recipient's email. `context` comes from `email_context`; `subject`, when given,
+    replaces the template's (Message.subject_override). Raises TemplateProblem when this
+    recipient's data cannot be rendered (over the time or size budget)."""
+    return render_parts(_with_subject(_parts_of(template), subject), context, mjml=template.mjml)
 
 
-def render_as_sent(template: EmailTemplate, context: dict[str, Any], *, version_id: int | None) -> RenderedEmail:
+def subject_problem(subject: str) -> TemplateProblem | None:
+    """What is wrong with a subject written apart from its template (a series step's
+    override), or None: checked where it is saved, so no message fails for it."""
+    try:
+        _subject_part(subject)
+    except TemplateProblem as problem:
+        return problem
+    return None
+
+
+def render_as_sent(
+    template: EmailTemplate, context: dict[str, Any], *, version_id: int | None, subject: str = ""
+) -> RenderedEmail:
     """A sent message's email again (view in browser, the send log's preview): from the
     snapshot it was rendered with (`version_id`: Message.template_version), so that later
     edits of the template or the layout do not show; a message without one (not sent yet, or
     sent before snapshots were kept) from the template's current version. Raises
-    TemplateProblem like render_email."""
+    TemplateProblem like render_email; `subject` as there."""
     snapshot = None
     if version_id is not None:
         snapshot = (
@@ -97,7 +110,7 @@ def render_as_sent(template: EmailTemplate, context: dict[str, Any], *, version_
             .first()
         )
     if snapshot is None:
-        return render_email(template, context)
+        return render_email(template, context, subject=subject)
     parts = _cached_parts(
         template.pk,
         snapshot.version,
@@ -106,7 +119,7 @@ def render_as_sent(template: EmailTemplate, context: dict[str, Any], *, version_
         html=snapshot.compiled_html,
         text_body=snapshot.text_body,
     )
-    return render_parts(parts, context, mjml=snapshot.mjml)
+    return render_parts(_with_subject(parts, subject), context, mjml=snapshot.mjml)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""Send gates: rules of a higher layer that a message must pass at send time.
+
+campaigns sends for layers it may not import (a series step must not go once its contact left
+the series, the series was paused, or the contact no longer matches the series' filter), so
+those layers register a gate for the kind of message they make, in AppConfig.ready():
+
+    from campaigns.delivery import gates
+    gates.register(SourceKind.STEP, step_gate)
+
+A gate is called once per claimed batch with every message of its kind in that batch, in the
+batch's send order, and the engine's now; it answers set-based (a query or two for the whole
+batch, never one per message) with {message id: SkipReason value} for the messages that must
+not go. Those are settled `skipped` with that reason before any other check: they take no cap
+lease and count towards no cap. A gate must not write messages itself, and is run in a
+transaction (a savepoint when the caller holds one) so a database error in it leaves the
+batch's connection usable.
+
+A gate that raises, or answers with a reason that is no SkipReason, cannot tell whether its
+messages may go: they are neither sent (the contact may have left) nor skipped (the rule may
+be fine); they wait the retry backoff and are tried again (campaigns.delivery.retries),
+failing with reason `gate_error` when the attempts run out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from campaigns.models import Message, MessageSource, SkipReason
+
+logger = logging.getLogger(__name__)
+
+Gate = Callable[[list[Message], dt.datetime], Mapping[int, str]]
+
+_gates: dict[str, list[Gate]] = {}
+
+
+def register(kind: str, gate: Gate) -> Gate:
+    """Check messages whose source is of `kind` (a SourceKind value) with `gate`; registering
+    the same gate twice keeps one. Returns the gate (usable as a decorator's body)."""
+    registered = _gates.setdefault(str(kind), [])
+    if gate not in registered:
+        registered.append(gate)
+    return gate
+
+
+def unregister(kind: str, gate: Gate) -> None:
+    registered = _gates.get(str(kind), [])
+    if gate in registered:
+        registered.remove(gate)
+
+
+@dataclass
+class Gated:
+    # message id -> SkipReason value: settled `skipped`.
+    stopped: dict[int, str] = field(default_factory=dict)
+    # Messages whose gate failed: held back for the retry backoff.
+    failed: set[int] = field(default_factory=set)
+
+
+def gates_check(messages: list[Message], now: dt.datetime) -> Gated:
+    """Run the gates of every kind present in `messages` (one call per gate and kind)."""
+    gated = Gated()
+    if not _gates:
+        return gated
+    by_kind: dict[str, list[Message]] = {}
+    for message in messages:
+        kind = MessageSource.parse(message.source).kind
+        if _gates.get(kind):
+            by_kind.setdefault(kind, []).append(message)
+    for kind, members in by_kind.items():
+        ids = {message.id for message in members}
+        for gate in list(_gates.get(kind, ())):
+            try:
+                with transaction.atomic():
+                    answer = dict(gate(list(members), now))
+                unknown = {reason for reason in answer.values() if reason not in SkipReason.values}
+                if unknown:
+                    raise ValueError(f"not a SkipReason: {sorted(unknown)!r}")
+            except Exception:
+                logger.exception("send gate %r for %r failed; its %d messages wait", gate, kind, len(members))
+                gated.failed |= ids
+                continue
+            for message_id, reason in answer.items():
+                # The first gate that stops a message names the reason; ids of other batches
+                # are no gate's to decide here.
+                if message_id in ids:
+                    gated.stopped.setdefault(message_id, reason)
+    # A message one gate stops need not wait for another that failed: it is not to be sent.
+    gated.failed -= gated.stopped.keys()
+    return gated
