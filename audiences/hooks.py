@@ -91,7 +91,7 @@ class ContactsSubscribed:
     mailing_list_id: int
 
     def batches(self, size: int) -> Iterator[ContactsSubscribed]:
-        return _batches(self, size, "contact_ids")
+        return payload_batches(self, size, "contact_ids")
 
 
 @dataclass(frozen=True)
