@@ -14,6 +14,7 @@ set-based call of its step kind.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -88,7 +89,7 @@ def _claim(now: dt.datetime, limit: int, ids: Sequence[int] | None) -> list[Walk
         walkers.append(
             Walker(
                 id=id_, workspace_id=ws, series_id=series, version_id=version, contact_id=contact, entry_key=key,
-                entry_data=data if isinstance(data, dict) else {}, entered_at=entered, step_key=step,
+                entry_data=_json_object(data), entered_at=entered, step_key=step,
                 step_started_at=started, due_at=due, waiting=state == EnrollmentState.WAITING,
                 wait_event=wait_event, wait_key=wait_key, wait_met_event_id=met, holdout=holdout, hops=hops,
                 state=state,
@@ -96,6 +97,13 @@ def _claim(now: dt.datetime, limit: int, ids: Sequence[int] | None) -> list[Walk
             )
         )  # fmt: skip
     return walkers
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """A jsonb column read by a raw cursor: Django's psycopg2 backend hands jsonb over as text."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
 
 
 def _walk(walkers: list[Walker], now: dt.datetime) -> None:
