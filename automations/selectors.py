@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
-from automations.models import Enrollment, EnrollmentState, Series, SeriesStatus, SeriesVersion, Trace
+from automations.models import Enrollment, EnrollmentState, ReEntry, Series, SeriesStatus, SeriesVersion, Trace
 from esp import clock
 from esp.models import Workspace
 
@@ -179,3 +179,65 @@ def contact_enrollments(*, workspace: Workspace, contact_id: int, limit: int = 5
     ):
         traces[trace.enrollment_id].append(trace)
     return [{"enrollment": e, "trace": traces[e.pk]} for e in enrollments]
+
+
+# --- for the API: querysets it pages by id, and what a page needs in one query each ----------
+
+
+def series_draft_numbers(*, workspace: Workspace, series_ids: list[int]) -> dict[int, int]:
+    """The number of each series' unpublished version (only the latest can be one), if any."""
+    rows = (
+        SeriesVersion.objects.filter(workspace=workspace, series_id__in=series_ids, published_at__isnull=True)
+        .values("series_id")
+        .annotate(number=Max("number"))
+    )
+    return {row["series_id"]: row["number"] for row in rows}
+
+
+def series_version_get(*, series: Series, number: int) -> SeriesVersion:
+    return series.versions.get(workspace_id=series.workspace_id, number=number)
+
+
+def series_enrollments(*, workspace: Workspace, series: Series, state: str = "") -> QuerySet[Enrollment]:
+    """A series' enrollments (paged newest first by id, on the (series, -id) index)."""
+    rows = Enrollment.objects.filter(workspace=workspace, series=series).select_related("contact", "version")
+    return rows.filter(state=state) if state else rows
+
+
+def contact_enrollments_rows(*, workspace: Workspace, contact_id: int) -> QuerySet[Enrollment]:
+    return Enrollment.objects.filter(workspace=workspace, contact_id=contact_id).select_related(
+        "contact", "version", "series"
+    )
+
+
+def traces_by_enrollment(*, workspace: Workspace, enrollment_ids: list[int]) -> dict[int, list[Trace]]:
+    """The trace of each of these enrollments, oldest row first (one query)."""
+    traces: dict[int, list[Trace]] = defaultdict(list)
+    for trace in Trace.objects.filter(workspace=workspace, enrollment_id__in=enrollment_ids).order_by("id"):
+        traces[trace.enrollment_id].append(trace)
+    return traces
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the series' rules kept a contact out of an enrollment asked for by hand."""
+
+    reason: str  # "already_enrolled", "re_entry" or "flow_filter"
+    enrollment_id: int | None = None
+
+
+def enrollment_refusal(*, workspace: Workspace, series: Series, contact_id: int, key: str) -> Refusal:
+    """Read after an enrollment was refused, in the same transaction: the rules of
+    automations.engine.enroll in the order they keep a contact out."""
+    mine = Enrollment.objects.filter(workspace=workspace, series=series, contact_id=contact_id, entry_key=key[:200])
+    live = mine.filter(ended_at__isnull=True).values_list("pk", flat=True).first()
+    if live is not None:
+        return Refusal("already_enrolled", live)
+    if series.re_entry != ReEntry.ALWAYS:
+        earlier = mine
+        if series.re_entry == ReEntry.PERIOD and series.re_entry_days:
+            earlier = earlier.filter(entered_at__gt=clock.now() - dt.timedelta(days=series.re_entry_days))
+        last = earlier.order_by("-id").values_list("pk", flat=True).first()
+        if last is not None:
+            return Refusal("re_entry", last)
+    return Refusal("flow_filter")

@@ -306,3 +306,17 @@ def enrollment_end(*, workspace: Workspace, enrollment_id: int, reason: str = "e
             [(enrollment, reason)], state=EnrollmentState.EXITED, outcome=TraceOutcome.EXITED, now=clock.now()
         )
     )
+
+
+def series_deletable(series: Series) -> bool:
+    """Only a series that never went live may be deleted: one that ran keeps its enrollments,
+    trace and figures, and is archived instead."""
+    return series.status == SeriesStatus.DRAFT and series.live_version_id is None
+
+
+@transaction.atomic
+def series_delete(*, workspace: Workspace, series_id: int) -> None:
+    series = Series.objects.select_for_update().get(workspace=workspace, pk=series_id)
+    if not series_deletable(series) or series.enrollments.exists():
+        raise ValidationError({"status": [_("A series that has run is archived, not deleted.")]})
+    series.delete()

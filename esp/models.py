@@ -183,6 +183,8 @@ class ApiScope(models.TextChoices):
     MESSAGES_READ = "messages:read", _("Read sent messages and their status")
     MESSAGES_SEND = "messages:send", _("Send transactional messages")
     REPORTS_READ = "reports:read", _("Read reports and KPIs")
+    SERIES_READ = "series:read", _("Read series, their enrollments and traces")
+    SERIES_WRITE = "series:write", _("Create, change, publish and archive series; enroll contacts; dry runs")
 
 
 def hash_secret(secret: str) -> str:

@@ -48,3 +48,18 @@ def install() -> None:
         lambda value: isinstance(value, int) and not isinstance(value, bool),
         lambda: _("Expected a whole number."),
     )
+
+
+class RefuseUnknownFields(serializers.Serializer[Any]):
+    """A request serializer that answers a JSON key it does not declare with a 400 naming it,
+    instead of dropping it: a misspelt `move_wating` would otherwise do nothing, silently.
+    Read-only fields count as unknown in a request."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and not isinstance(data, QueryDict):
+            writable = sorted(name for name, field in self.fields.items() if not field.read_only)
+            unknown = sorted(str(key) for key in data if key not in writable)
+            if unknown:
+                message = _("Unknown field; expected: %(names)s.") % {"names": ", ".join(writable) or _("none")}
+                raise serializers.ValidationError({name: [message] for name in unknown})
+        return super().to_internal_value(data)

@@ -12,4 +12,5 @@ urlpatterns = [
     # By name, so that esp does not import the apps above it (see the import-linter layers).
     path("", include("audiences.api.urls")),
     path("", include("campaigns.api.urls")),
+    path("", include("automations.api.urls")),
 ]

@@ -51,6 +51,7 @@ class ApiRootView(WorkspaceAPIView):
                 "lists": reverse("api-lists", request=request),
                 "custom_fields": reverse("api-custom-fields", request=request),
                 "suppressions": reverse("api-suppressions", request=request),
+                "series": reverse("api-series-list", request=request),
                 "schema": reverse("api-schema", request=request),
                 "docs": reverse("api-docs", request=request),
             }

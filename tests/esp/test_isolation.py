@@ -161,6 +161,35 @@ def _template(workspace: Workspace) -> int:
     return template_create(workspace=workspace, data=data).pk
 
 
+def _series(workspace: Workspace) -> int:
+    """A live series (entered through the API) with its published version 1 and a second
+    version in draft."""
+    from automations.services import SeriesInput, series_create, series_publish, series_update
+
+    steps = {"steps": [{"key": "pause", "type": "wait", "amount": 1, "unit": "days"}]}
+    series = series_create(workspace=workspace, data=SeriesInput(name=f"{MARKER} series", steps=steps))
+    series_publish(workspace=workspace, series_id=series.pk)
+    series_update(workspace=workspace, series_id=series.pk, data=SeriesInput(steps=steps))
+    return series.pk
+
+
+def _version_number(workspace: Workspace) -> int:
+    # Versions are numbered per series from 1: every series made above has a version 1.
+    return 1
+
+
+def _enrollment(workspace: Workspace) -> int:
+    from audiences.models import Contact
+    from automations.services import enrollment_create
+
+    contact = Contact.objects.create(workspace=workspace, email=f"enrolled-{workspace.slug}@{MARKER}.test")
+    enrollment_id = enrollment_create(
+        workspace=workspace, series_id=_series(workspace), contact=contact, key=MARKER, data={"note": MARKER}
+    )
+    assert enrollment_id is not None
+    return enrollment_id
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id.
 OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "member_id": _membership,
@@ -179,6 +208,9 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "sender_id": _sender,
     "email_id": _email,
     "template_id": _template,
+    "series_id": _series,
+    "version_number": _version_number,
+    "enrollment_id": _enrollment,
 }
 
 # API endpoints that answer only a query (without one, a 400 by design), so the walk cannot call
