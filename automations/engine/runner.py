@@ -86,10 +86,6 @@ def _claim(now: dt.datetime, limit: int, ids: Sequence[int] | None) -> list[Walk
     for row in rows:
         (id_, ws, series, version, contact, key, data, entered, step, started, due, state, wait_event, wait_key,
          met, holdout, hops) = row  # fmt: skip
-        # Django's PostgreSQL backend hands raw SQL jsonb back as text (JSONField decodes it
-        # itself): undecoded, every email's `event` would be empty.
-        if isinstance(data, str):
-            data = json.loads(data)
         walkers.append(
             Walker(
                 id=id_, workspace_id=ws, series_id=series, version_id=version, contact_id=contact, entry_key=key,
