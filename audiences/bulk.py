@@ -37,6 +37,7 @@ from audiences.models import (
     BulkAction,
     BulkJob,
     BulkJobContact,
+    ConsentSource,
     Contact,
     Event,
     JobStatus,
@@ -89,9 +90,10 @@ def bulk_value_clean(*, workspace: Workspace, action: str, value: str) -> str:
 # --- the set-based statements, on named contacts ---------------------------------------------
 
 
-def _apply(workspace: Workspace, ids: list[int], action: str, value: str) -> int:
+def _apply(workspace: Workspace, ids: list[int], action: str, value: str, source: str = ConsentSource.ADMIN) -> int:
     """Run one action on these contacts (ids already of this workspace, or not found).
-    Returns how many changed (or were deleted). Call inside a transaction."""
+    Returns how many changed (or were deleted). Call inside a transaction. `source` is what
+    the consent records of a list action name as its cause."""
     contacts = Contact.objects.in_workspace(workspace).filter(pk__in=ids)
     if action == BulkAction.TAG:
         return contacts.exclude(tags__contains=[value]).update(
@@ -103,7 +105,7 @@ def _apply(workspace: Workspace, ids: list[int], action: str, value: str) -> int
         )
     if action in (BulkAction.SUBSCRIBE, BulkAction.UNSUBSCRIBE):
         mailing_list = get_object_or_404(MailingList.objects.in_workspace(workspace), pk=int(value))
-        return _bulk_subscription(workspace, mailing_list, ids, subscribe=action == BulkAction.SUBSCRIBE)
+        return _bulk_subscription(workspace, mailing_list, ids, subscribe=action == BulkAction.SUBSCRIBE, source=source)
     if action == BulkAction.DELETE:
         ids = list(contacts.values_list("pk", flat=True))
         if not ids:
@@ -136,11 +138,14 @@ def _cascaded_models() -> list[type[Model]]:
     return [model for model in found if model is not SegmentMembership]
 
 
-def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, ids: list[int], *, subscribe: bool) -> int:
+def _bulk_subscription(
+    workspace: Workspace, mailing_list: MailingList, ids: list[int], *, subscribe: bool, source: str
+) -> int:
     """Admin subscribe adds contacts as subscribed (suppressed addresses and earlier
-    unsubscribes are left out); unsubscribe flips subscribed/pending ones. Both record consent."""
+    unsubscribes are left out); unsubscribe flips subscribed/pending ones. Both record consent
+    and tell the layers above (list-join triggers, series that end on an unsubscribe)."""
     now = timezone.now()
-    params: dict[str, Any] = {"ws": workspace.pk, "list": mailing_list.pk, "now": now, "ids": ids}
+    params: dict[str, Any] = {"ws": workspace.pk, "list": mailing_list.pk, "now": now, "ids": ids, "source": source}
     if subscribe:
         sql = """
             WITH changed AS (
@@ -155,7 +160,8 @@ def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, ids: lis
             )
             INSERT INTO audiences_consentrecord
                 (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
-            SELECT %(ws)s, contact_id, %(list)s, 'subscribed', 'admin', %(now)s, '', '' FROM changed
+            SELECT %(ws)s, contact_id, %(list)s, 'subscribed', %(source)s, %(now)s, '', '' FROM changed
+            RETURNING contact_id
         """
     else:
         sql = """
@@ -168,25 +174,31 @@ def _bulk_subscription(workspace: Workspace, mailing_list: MailingList, ids: lis
             )
             INSERT INTO audiences_consentrecord
                 (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
-            SELECT %(ws)s, contact_id, %(list)s, 'unsubscribed', 'admin', %(now)s, '', '' FROM changed
+            SELECT %(ws)s, contact_id, %(list)s, 'unsubscribed', %(source)s, %(now)s, '', '' FROM changed
             RETURNING contact_id
         """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if subscribe:
-            return int(cursor.rowcount)
-        unsubscribed = hooks.ids([row[0] for row in cursor.fetchall()])
-    hooks.contacts_unsubscribed.fire(hooks.ContactsUnsubscribed(workspace.pk, unsubscribed, mailing_list.pk))
-    return len(unsubscribed)
+        changed = hooks.ids([row[0] for row in cursor.fetchall()])
+    if not changed:
+        return 0
+    if subscribe:
+        hooks.contacts_subscribed.fire(hooks.ContactsSubscribed(workspace.pk, changed, mailing_list.pk))
+    else:
+        hooks.contacts_unsubscribed.fire(hooks.ContactsUnsubscribed(workspace.pk, changed, mailing_list.pk))
+    return len(changed)
 
 
 @transaction.atomic
-def contacts_bulk_apply(*, workspace: Workspace, contact_ids: list[int], action: str, value: str = "") -> int:
+def contacts_bulk_apply(
+    *, workspace: Workspace, contact_ids: list[int], action: str, value: str = "", source: str = ConsentSource.ADMIN
+) -> int:
     """One action on the ticked contacts (a page of them at most), at once. Returns how many
-    changed (or were deleted). Raises ValidationError by field."""
+    changed (or were deleted). Raises ValidationError by field. `source`: who acted, for the
+    consent records of a list action (a member, or a series' step)."""
     value = bulk_value_clean(workspace=workspace, action=action, value=value)
     ids = sorted({int(i) for i in contact_ids})
-    count = _apply(workspace, ids, action, value)
+    count = _apply(workspace, ids, action, value, source)
     if action != BulkAction.DELETE:
         segments_contacts_changed(workspace_id=workspace.pk, contact_ids=ids)
     return count

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 
+from audiences import hooks
 from audiences.fields import clean_attributes
 from audiences.models import CustomField, Gender, MailingList, email_hash, normalise_email
 from esp.models import Workspace
@@ -429,7 +430,7 @@ def contacts_upsert(
                 {**params, "ids": list(existing.values()), "rows": list(existing)},
             )
         if mailing_list is not None:
-            pending = _subscribe_written(
+            pending, subscribed = _subscribe_written(
                 cursor,
                 workspace,
                 mailing_list,
@@ -444,6 +445,11 @@ def contacts_upsert(
 
                 for subscription_id in pending:
                     enqueue_after_commit(send_confirmation_email, subscription_id)
+            if subscribed:
+                # A list join by import or bulk upsert starts list-triggered series like a form's.
+                hooks.contacts_subscribed.fire(
+                    hooks.ContactsSubscribed(workspace.pk, hooks.ids(subscribed), mailing_list.pk)
+                )
 
     return [outcome or RowOutcome(REJECTED) for outcome in outcomes]
 
@@ -457,11 +463,11 @@ def _subscribe_written(
     text: str,
     confirm_by_mail: bool,
     inserted: list[int],
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
     """Subscribe the contacts written: the existing ones of the stage and the `inserted` ones.
     Keep every existing subscription as it is (an unsubscribe is never undone by an import)
     and record consent for the new ones. Returns the ids of new `pending` subscriptions (with
-    `confirm_by_mail`)."""
+    `confirm_by_mail`) and the contacts whose new subscription is `subscribed` (without)."""
     cursor.execute(
         """
         WITH new_subscriptions AS (
@@ -480,7 +486,7 @@ def _subscribe_written(
                 (workspace_id, contact_id, mailing_list_id, action, source, occurred_at, user_agent, text_shown)
             SELECT %(ws)s, contact_id, %(list)s, 'subscribed', %(source)s, %(now)s, '', %(text)s FROM new_subscriptions
         )
-        SELECT id FROM new_subscriptions
+        SELECT id, contact_id FROM new_subscriptions
         """,
         {
             "ws": workspace.pk,
@@ -493,4 +499,7 @@ def _subscribe_written(
             "inserted": inserted,
         },
     )
-    return [row[0] for row in cursor.fetchall()] if confirm_by_mail else []
+    rows = cursor.fetchall()
+    if confirm_by_mail:
+        return [row[0] for row in rows], []
+    return [], [row[1] for row in rows]

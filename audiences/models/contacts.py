@@ -156,6 +156,8 @@ class ConsentSource(models.TextChoices):
     IMPORT = "import", _("Import")
     API = "api", _("API")
     ADMIN = "admin", _("Admin")
+    # A series' update-contact step, set up by a member.
+    SERIES = "series", _("Series step")
 
 
 class ConsentRecord(WorkspaceOwned):
