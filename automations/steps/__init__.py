@@ -9,6 +9,7 @@ from automations.steps import (  # noqa: F401
     update_contact,
     wait,
     wait_for_event,
+    wait_until,
 )
 from automations.steps.registry import STEP_KINDS, CleanContext, register_step_kind
 
