@@ -8,6 +8,7 @@ editing a live series never moves, loses or re-runs the people inside it.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.db import models
@@ -37,6 +38,11 @@ class ReEntry(models.TextChoices):
     ALWAYS = "always", _("Every time")
 
 
+def new_webhook_secret() -> str:
+    """A series' key for signing its outbound webhooks (HMAC-SHA256), 256 random bits."""
+    return secrets.token_hex(32)
+
+
 class Series(WorkspaceOwned):
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=16, choices=SeriesKind.choices, default=SeriesKind.TRIGGER)
@@ -64,6 +70,11 @@ class Series(WorkspaceOwned):
     stale_before = models.DateTimeField(null=True, blank=True)
     # A promo start runs once: when its audience entered.
     started_at = models.DateTimeField(null=True, blank=True)
+    # A date trigger (birthdays, replenishment): the moments up to here were looked at; the next
+    # check enrolls those whose moment came after it.
+    dates_checked_until = models.DateTimeField(null=True, blank=True)
+    # Signs the series' outbound webhooks; shown to the marketer, who gives it to the receiver.
+    webhook_secret = models.CharField(_("webhook signing secret"), max_length=64, default=new_webhook_secret)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

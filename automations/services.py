@@ -26,6 +26,7 @@ from automations.models import (
     SeriesStatus,
     SeriesVersion,
     TraceOutcome,
+    new_webhook_secret,
 )
 from automations.steps import CleanContext
 from automations.steps.graph import validate_steps
@@ -320,3 +321,13 @@ def series_delete(*, workspace: Workspace, series_id: int) -> None:
     if not series_deletable(series) or series.enrollments.exists():
         raise ValidationError({"status": [_("A series that has run is archived, not deleted.")]})
     series.delete()
+
+
+@transaction.atomic
+def series_webhook_secret_rotate(*, workspace: Workspace, series_id: int) -> str:
+    """A new signing secret for the series' webhooks (the old one leaked, or a receiver
+    changes hands); deliveries signed from now on use it. Returns the secret to show."""
+    series = Series.objects.select_for_update().get(workspace=workspace, pk=series_id)
+    series.webhook_secret = new_webhook_secret()
+    series.save(update_fields=["webhook_secret"])
+    return series.webhook_secret

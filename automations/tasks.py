@@ -8,6 +8,7 @@ from celery import shared_task
 
 from automations.engine import events
 from automations.engine.runner import BATCH_SIZE, enrollments_run_all_due, enrollments_run_due
+from automations.webhooks import webhook_deliveries_run_all
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +67,10 @@ def run_due_enrollments() -> int:
         ran += batch
         if batch < BATCH_SIZE:
             return ran
+
+
+@shared_task(name="automations.deliver_webhooks")
+def deliver_webhooks() -> int:
+    """The beat tick of outbound webhooks (and the nudge a webhook step sends after commit):
+    due deliveries in batches, shared between workers by SKIP LOCKED."""
+    return webhook_deliveries_run_all()

@@ -10,6 +10,7 @@ from automations.steps import (  # noqa: F401
     wait,
     wait_for_event,
     wait_until,
+    webhook,
 )
 from automations.steps.registry import STEP_KINDS, CleanContext, register_step_kind
 

@@ -216,6 +216,8 @@ CELERY_BEAT_SCHEDULE = {
     "send-due-messages": {"task": "campaigns.send_messages", "schedule": 10.0},
     # Series: waits that end, timeouts, promo starts (the database holds time; rule 2).
     "run-due-enrollments": {"task": "automations.run_due_enrollments", "schedule": 5.0},
+    # Outbound webhooks of series steps: first attempts and retries after their backoff.
+    "deliver-webhooks": {"task": "automations.deliver_webhooks", "schedule": 10.0},
     "recover-messages": {"task": "campaigns.recover_messages", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
