@@ -8,6 +8,7 @@ from celery import shared_task
 
 from automations.engine import events
 from automations.engine.runner import BATCH_SIZE, enrollments_run_all_due, enrollments_run_due
+from automations.notify import notifications_send
 from automations.webhooks import webhook_deliveries_run_all
 
 logger = logging.getLogger(__name__)
@@ -74,3 +75,9 @@ def deliver_webhooks() -> int:
     """The beat tick of outbound webhooks (and the nudge a webhook step sends after commit):
     due deliveries in batches, shared between workers by SKIP LOCKED."""
     return webhook_deliveries_run_all()
+
+
+@shared_task(name="automations.send_notifications")
+def send_notifications(version_id: int, step_key: str, enrollment_ids: list[int]) -> int:
+    """The team mail of a notify step, for the enrollments that ran it (after their commit)."""
+    return notifications_send(version_id=version_id, step_key=step_key, enrollment_ids=enrollment_ids)

@@ -4,6 +4,7 @@ importing the package registers them)."""
 from automations.steps import (  # noqa: F401
     condition,
     exit,
+    notify,
     send,
     split,
     update_contact,
