@@ -1,5 +1,6 @@
 """What audiences tells the layers above it, without importing them: events stored, segment
-membership changed, contacts subscribed, unsubscribed, suppressed or erased.
+membership changed, contacts subscribed, unsubscribed, suppressed or erased, and contacts whose
+lifecycle stage or RFM segment changed.
 
 A subscriber registers in its AppConfig.ready():
 
@@ -119,6 +120,20 @@ class ContactsErased:
         return payload_batches(self, size, "contact_ids")
 
 
+@dataclass(frozen=True)
+class ContactsStageChanged:
+    """Contacts whose lifecycle stage or RFM segment (`field`: "lifecycle_stage" or
+    "rfm_segment") became `value` — by new orders, by time passing, or by the nightly scoring."""
+
+    workspace_id: int
+    field: str
+    value: str
+    contact_ids: tuple[int, ...]
+
+    def batches(self, size: int) -> Iterator[ContactsStageChanged]:
+        return payload_batches(self, size, "contact_ids")
+
+
 P = TypeVar("P", bound=Payload)
 
 
@@ -165,6 +180,19 @@ contacts_subscribed: Hook[ContactsSubscribed] = Hook("contacts subscribed")
 contacts_unsubscribed: Hook[ContactsUnsubscribed] = Hook("contacts unsubscribed")
 contacts_suppressed: Hook[ContactsSuppressed] = Hook("contacts suppressed")
 contacts_erased: Hook[ContactsErased] = Hook("contacts erased")
+contacts_stage_changed: Hook[ContactsStageChanged] = Hook("contacts stage changed")
+
+
+def stage_changes_fire(workspace_id: int, changes: Iterable[tuple[int, str, str]]) -> None:
+    """Fire contacts_stage_changed for (contact id, field, new value) rows, one payload per
+    field and value. A value emptied (a contact without orders is no longer ranked) is no
+    stage anyone enters, so it is not told."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for contact_id, field, value in changes:
+        if value:
+            groups.setdefault((field, value), []).append(contact_id)
+    for (field, value), contact_ids in sorted(groups.items()):
+        contacts_stage_changed.fire(ContactsStageChanged(workspace_id, field, value, ids(contact_ids)))
 
 
 def ids(values: Iterable[int | None]) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audiences import hooks
 from audiences.facts.locks import workspace_lock
 from audiences.models import LifecycleSettings, LifecycleStage
 from esp.models import Workspace
@@ -168,10 +169,14 @@ def lifecycle_refresh(*, workspace_id: int, now: datetime | None = None) -> int:
             f"""
             UPDATE audiences_customerfacts SET lifecycle_stage = {stage}
             WHERE workspace_id = %(ws)s AND lifecycle_stage IS DISTINCT FROM ({stage})
+            RETURNING contact_id, lifecycle_stage
             """,  # noqa: S608 — a constant expression; values are parameters
             params,
         )
-        return cursor.rowcount
+        changed = cursor.fetchall()
+        # Time alone moves customers into "at risk" and "lapsed": the layers above hear it.
+        hooks.stage_changes_fire(workspace_id, ((row[0], "lifecycle_stage", row[1]) for row in changed))
+        return len(changed)
 
 
 @transaction.atomic

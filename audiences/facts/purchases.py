@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from audiences import hooks
 from audiences.facts.lifecycle import _stage_params, _stage_sql, lifecycle_thresholds
 from audiences.facts.locks import LOCK_WORKSPACE, lock_key, workspace_lock
 from audiences.models import LifecycleStage
@@ -216,15 +217,18 @@ def purchase_facts_refresh(*, workspace_id: int, contact_ids: Collection[int], n
         # scoring (exclusive, see locks.workspace_lock) waits for them, and they for it: the scoring
         # UPDATE locks rows in scan order, a batch in id order, and the two must not deadlock.
         cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [LOCK_WORKSPACE, lock_key(workspace_id)])
-        _refresh(cursor, workspace_id, contact_ids, now or timezone.now(), staged=False)
+        changes = _refresh(cursor, workspace_id, contact_ids, now or timezone.now(), staged=False)
+        # A first order, a repeat one, a refund that takes the last order back: the stage moved.
+        hooks.stage_changes_fire(workspace_id, changes)
 
 
 def _refresh(
     cursor: CursorWrapper, workspace_id: int, contact_ids: Collection[int], now: datetime, *, staged: bool
-) -> None:
+) -> list[tuple[int, str, str]]:
+    """Recompute a batch; the (contact, field, new value) of stages and segments it changed."""
     ids = sorted({int(contact_id) for contact_id in contact_ids})
     if not ids:
-        return
+        return []
     thresholds = lifecycle_thresholds(workspace_id=workspace_id)
     params: dict[str, Any] = {
         "ws": workspace_id,
@@ -258,11 +262,20 @@ def _refresh(
         lock = "contact_id BETWEEN %(low)s AND %(high)s"
     cursor.execute(placeholders, params)
     cursor.execute(
-        f"SELECT contact_id FROM audiences_customerfacts WHERE workspace_id = %(ws)s AND {lock} "  # noqa: S608 — constant
-        "ORDER BY contact_id FOR UPDATE",
+        f"SELECT contact_id, lifecycle_stage, rfm_segment FROM audiences_customerfacts "  # noqa: S608 — constant
+        f"WHERE workspace_id = %(ws)s AND {lock} ORDER BY contact_id FOR UPDATE",
         params,
     )
-    cursor.execute(refresh, params)
+    before = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    cursor.execute(refresh + " RETURNING contact_id, lifecycle_stage, rfm_segment", params)
+    changes: list[tuple[int, str, str]] = []
+    for contact_id, stage, segment in cursor.fetchall():
+        old_stage, old_segment = before.get(contact_id, ("", ""))
+        if stage != old_stage:
+            changes.append((contact_id, "lifecycle_stage", stage))
+        if segment != old_segment:
+            changes.append((contact_id, "rfm_segment", segment))
+    return changes
 
 
 def _staged(template: str) -> str:
@@ -296,7 +309,11 @@ def purchase_facts_rebuild(
     batches of `batch_size` contacts (keyset by id) read the copy. One transaction, as the
     copy is a temporary table. It holds the workspace lock exclusively: a pipeline refresh
     running meanwhile could see orders the copy has not, and the copy must not undo it; the
-    refreshes wait, then recompute from the event store."""
+    refreshes wait, then recompute from the event store.
+
+    It tells no one of the stages it changes: it restores derived figures of a workspace's
+    whole history (loaded in bulk), and a stage trigger would take every customer as having
+    just changed."""
     visited, last_id = 0, 0
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:

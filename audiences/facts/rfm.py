@@ -9,6 +9,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audiences import hooks
 from audiences.facts.locks import workspace_lock
 from audiences.models import RfmSegment
 
@@ -124,7 +125,7 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
                 changed AS (
                     -- Compared in the same scan that ranked them: the UPDATE then joins only the
                     -- rows that change (a nightly re-run: few), not every customer.
-                    SELECT s.contact_id, s.r, s.f, s.m, grid.segment
+                    SELECT s.contact_id, s.r, s.f, s.m, grid.segment, s.rfm_segment AS old_segment
                     FROM scores s JOIN grid ON grid.r = s.r AND grid.fm = (s.f + s.m + 1) / 2
                     WHERE (s.recency_score, s.frequency_score, s.monetary_score, s.rfm_segment)
                           IS DISTINCT FROM (s.r::smallint, s.f::smallint, s.m::smallint, grid.segment::varchar)
@@ -134,8 +135,14 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
                     rfm_segment = c.segment, rfm_scored_at = %(now)s
                 FROM changed c
                 WHERE cf.contact_id = c.contact_id AND cf.workspace_id = %(ws)s
+                RETURNING cf.contact_id, c.segment, c.old_segment
                 """,  # noqa: S608 — constant fragments; every value is a parameter
                 params,
+            )
+            # Customers who moved to another segment ("became at risk"): the layers above hear it.
+            hooks.stage_changes_fire(
+                workspace_id,
+                ((row[0], "rfm_segment", row[1]) for row in cursor.fetchall() if row[1] != row[2]),
             )
         cursor.execute(
             """
