@@ -8,6 +8,7 @@ class AutomationsConfig(AppConfig):
 
     def ready(self) -> None:
         # automations hears audiences through its hook registry (audiences never imports it).
-        from automations import subscriptions
+        from automations import subscriptions, trigger_kinds
 
+        trigger_kinds.register()
         subscriptions.register()

@@ -45,6 +45,14 @@ def _suppressed(payload: hooks.ContactsSuppressed) -> None:
         )
 
 
+def _stage_changed(payload: hooks.ContactsStageChanged) -> None:
+    from automations.tasks import contacts_stage_changed
+
+    enqueue_after_commit(
+        contacts_stage_changed, payload.workspace_id, payload.field, payload.value, list(payload.contact_ids)
+    )
+
+
 def register() -> None:
     from automations.gate import step_messages_gate
     from campaigns.delivery import gates
@@ -56,3 +64,4 @@ def register() -> None:
     hooks.segment_membership_changed.subscribe(_segment_changed)
     hooks.contacts_unsubscribed.subscribe(_unsubscribed)
     hooks.contacts_suppressed.subscribe(_suppressed)
+    hooks.contacts_stage_changed.subscribe(_stage_changed)

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from automations.engine import events
+from automations.engine import events, stages
 from automations.engine.runner import BATCH_SIZE, enrollments_run_all_due, enrollments_run_due
 from automations.notify import notifications_send
 from automations.webhooks import webhook_deliveries_run_all
@@ -81,3 +81,11 @@ def deliver_webhooks() -> int:
 def send_notifications(version_id: int, step_key: str, enrollment_ids: list[int]) -> int:
     """The team mail of a notify step, for the enrollments that ran it (after their commit)."""
     return notifications_send(version_id=version_id, step_key=step_key, enrollment_ids=enrollment_ids)
+
+
+@shared_task(name="automations.contacts_stage_changed")
+def contacts_stage_changed(workspace_id: int, field: str, value: str, contact_ids: list[int]) -> int:
+    """Lifecycle and RFM triggers for contacts whose stage or segment became `value`."""
+    due = stages.contacts_stage_changed(workspace_id=workspace_id, field=field, value=value, contact_ids=contact_ids)
+    _run_now(due)
+    return len(due)
