@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from automations.engine import events, stages
+from automations.engine import dates, events, stages
 from automations.engine.runner import BATCH_SIZE, enrollments_run_all_due, enrollments_run_due
 from automations.notify import notifications_send
 from automations.webhooks import webhook_deliveries_run_all
@@ -89,3 +89,14 @@ def contacts_stage_changed(workspace_id: int, field: str, value: str, contact_id
     due = stages.contacts_stage_changed(workspace_id=workspace_id, field=field, value=value, contact_ids=contact_ids)
     _run_now(due)
     return len(due)
+
+
+@shared_task(name="automations.run_date_triggers")
+def run_date_triggers() -> int:
+    """The beat tick of date triggers (birthdays, replenishment): who entered since the last
+    check runs at once."""
+    entered = 0
+    for _series, ids in dates.date_triggers_run():
+        _run_now(ids)
+        entered += len(ids)
+    return entered

@@ -218,6 +218,8 @@ CELERY_BEAT_SCHEDULE = {
     "run-due-enrollments": {"task": "automations.run_due_enrollments", "schedule": 5.0},
     # Outbound webhooks of series steps: first attempts and retries after their backoff.
     "deliver-webhooks": {"task": "automations.deliver_webhooks", "schedule": 10.0},
+    # Date triggers: birthdays and predicted orders whose local moment came since the last check.
+    "run-date-triggers": {"task": "automations.run_date_triggers", "schedule": 60.0},
     "recover-messages": {"task": "campaigns.recover_messages", "schedule": 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
