@@ -241,3 +241,22 @@ def enrollment_refusal(*, workspace: Workspace, series: Series, contact_id: int,
         if last is not None:
             return Refusal("re_entry", last)
     return Refusal("flow_filter")
+
+
+def names_for(
+    *, workspace: Workspace, template_ids: set[int], list_ids: set[int], segment_ids: set[int]
+) -> dict[str, dict[int, str]]:
+    """The names of the templates, lists and segments a series names by id (one query each,
+    only for the kinds named)."""
+    from audiences.models import MailingList, Segment
+    from campaigns.models import EmailTemplate
+
+    names: dict[str, dict[int, str]] = {"templates": {}, "lists": {}, "segments": {}}
+    for kind, model, ids in (
+        ("templates", EmailTemplate, template_ids),
+        ("lists", MailingList, list_ids),
+        ("segments", Segment, segment_ids),
+    ):
+        if ids:
+            names[kind] = dict(model.objects.in_workspace(workspace).filter(pk__in=ids).values_list("pk", "name"))  # type: ignore[attr-defined]
+    return names
