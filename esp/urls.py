@@ -93,6 +93,7 @@ urlpatterns = [
     path("audience/", include("audiences.urls")),
     path("subscribe/", include("audiences.public_urls")),
     path("", include("campaigns.urls")),
+    path("", include("automations.urls")),
     path("e/", include("campaigns.public_urls")),
     path("webhooks/", include("campaigns.webhook_urls")),
     path("workspaces/new/", views.WorkspaceCreateView.as_view(), name="workspace-create"),

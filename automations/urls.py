@@ -1,0 +1,27 @@
+"""Workspace pages of series (login required), included at the site root by esp.urls."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from automations import views
+
+urlpatterns = [
+    path("series/", views.SeriesListView.as_view(), name="series-list"),
+    path("series/new/", views.SeriesCreateView.as_view(), name="series-create"),
+    path("series/recipes/", views.RecipesView.as_view(), name="series-recipes"),
+    path("series/<int:series_id>/", views.SeriesView.as_view(), name="series"),
+    path("series/<int:series_id>/steps/", views.SeriesStepsView.as_view(), name="series-steps"),
+    path("series/<int:series_id>/edit/", views.SeriesEditView.as_view(), name="series-edit"),
+    path("series/<int:series_id>/publish/", views.SeriesPublishView.as_view(), name="series-publish"),
+    path("series/<int:series_id>/pause/", views.SeriesPauseView.as_view(), name="series-pause"),
+    path("series/<int:series_id>/resume/", views.SeriesResumeView.as_view(), name="series-resume"),
+    path("series/<int:series_id>/archive/", views.SeriesArchiveView.as_view(), name="series-archive"),
+    path("series/<int:series_id>/dry-run/", views.SeriesDryRunView.as_view(), name="series-dry-run"),
+    path("series/enrollments/<int:enrollment_id>/", views.EnrollmentView.as_view(), name="enrollment"),
+    path(
+        "series/contacts/<int:contact_id>/enrollments/",
+        views.ContactEnrollmentsView.as_view(),
+        name="contact-enrollments",
+    ),
+]
