@@ -161,33 +161,47 @@ def _template(workspace: Workspace) -> int:
     return template_create(workspace=workspace, data=data).pk
 
 
-def _series(workspace: Workspace) -> int:
-    """A live series (entered through the API) with its published version 1 and a second
-    version in draft."""
-    from automations.services import SeriesInput, series_create, series_publish, series_update
+def _live_series(workspace: Workspace) -> tuple[int, int]:
+    """A live series with one enrollment (a contact entered through the API trigger) and a
+    version 2 in draft, so the series page, its steps, versions, dry run and the enrollment's
+    page are walked with data."""
+    from audiences.models import Contact
+    from automations.models import Enrollment, Series
+    from automations.services import SeriesInput, enrollment_create, series_create, series_publish, series_update
+    from campaigns.models import EmailTemplate
 
-    steps = {"steps": [{"key": "pause", "type": "wait", "amount": 1, "unit": "days"}]}
-    series = series_create(workspace=workspace, data=SeriesInput(name=f"{MARKER} series", steps=steps))
-    series_publish(workspace=workspace, series_id=series.pk)
-    series_update(workspace=workspace, series_id=series.pk, data=SeriesInput(steps=steps))
-    return series.pk
+    found = Series.objects.filter(workspace=workspace, name=f"{MARKER} series").first()
+    if found is None:
+        existing = EmailTemplate.objects.filter(workspace=workspace, name=f"{MARKER} template").first()
+        template = existing.pk if existing else _template(workspace)
+        found = series_create(
+            workspace=workspace,
+            data=SeriesInput(
+                name=f"{MARKER} series",
+                trigger={"type": "api"},
+                steps={"steps": [{"key": "hello", "type": "send", "template": template}]},
+            ),
+        )
+        series_publish(workspace=workspace, series_id=found.pk)
+        person = Contact.objects.create(workspace=workspace, email=f"enrolled-{workspace.slug}@{MARKER}.test")
+        enrollment_create(workspace=workspace, series_id=found.pk, contact=person, key=MARKER, data={"note": MARKER})
+        # A second version in draft: the versions API walks a published and a draft version.
+        steps = {"steps": [{"key": "hello", "type": "send", "template": template}, {"key": "bye", "type": "exit"}]}
+        series_update(workspace=workspace, series_id=found.pk, data=SeriesInput(steps=steps))
+    return found.pk, Enrollment.objects.filter(series_id=found.pk).values_list("pk", flat=True).get()
+
+
+def _series(workspace: Workspace) -> int:
+    return _live_series(workspace)[0]
+
+
+def _enrollment(workspace: Workspace) -> int:
+    return _live_series(workspace)[1]
 
 
 def _version_number(workspace: Workspace) -> int:
     # Versions are numbered per series from 1: every series made above has a version 1.
     return 1
-
-
-def _enrollment(workspace: Workspace) -> int:
-    from audiences.models import Contact
-    from automations.services import enrollment_create
-
-    contact = Contact.objects.create(workspace=workspace, email=f"enrolled-{workspace.slug}@{MARKER}.test")
-    enrollment_id = enrollment_create(
-        workspace=workspace, series_id=_series(workspace), contact=contact, key=MARKER, data={"note": MARKER}
-    )
-    assert enrollment_id is not None
-    return enrollment_id
 
 
 # URL keyword -> how to make one such object in a workspace, returning its id.
