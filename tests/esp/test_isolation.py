@@ -186,7 +186,12 @@ def _live_series(workspace: Workspace) -> tuple[int, int]:
         person = Contact.objects.create(workspace=workspace, email=f"enrolled-{workspace.slug}@{MARKER}.test")
         enrollment_create(workspace=workspace, series_id=found.pk, contact=person, key=MARKER, data={"note": MARKER})
         # A second version in draft: the versions API walks a published and a draft version.
-        steps = {"steps": [{"key": "hello", "type": "send", "template": template}, {"key": "bye", "type": "exit"}]}
+        steps = {
+            "steps": [
+                {"key": "hello", "type": "send", "template": template, "next": "bye"},
+                {"key": "bye", "type": "exit"},
+            ]
+        }
         series_update(workspace=workspace, series_id=found.pk, data=SeriesInput(steps=steps))
     return found.pk, Enrollment.objects.filter(series_id=found.pk).values_list("pk", flat=True).get()
 
