@@ -260,3 +260,27 @@ class WebhookDelivery(WorkspaceOwned):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["enrollment", "step_key"], name="webhook_delivery_once")]
         indexes = [models.Index(fields=["due_at"], condition=models.Q(due_at__isnull=False), name="webhook_due")]
+
+
+class PendingHook(WorkspaceOwned):
+    """A hook of audiences (events stored, a list joined, a segment changed, contacts left)
+    that the engine has heard but not yet handled. Written when the hook is heard, before its
+    task is sent, and deleted in the transaction that handles it: a broker that is down, a task
+    lost or a worker killed leaves the row, and the beat tick handles it later."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # automations.engine.inbox.HANDLERS: "events", "subscribed", "segment", "left".
+    kind = models.CharField(max_length=16)
+    payload = models.JSONField(default=dict)
+    # When the tick may take it: a while after it was heard (its task normally handles it
+    # first), later again after each failure.
+    due_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at"], name="pending_hook_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pk}"

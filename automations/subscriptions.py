@@ -1,47 +1,61 @@
-"""What the engine listens to: audiences' hooks, each handed to a task after commit; and the
-gate it sets on the send road for its own messages."""
+"""What the engine listens to: audiences' hooks, each written down as a PendingHook row and
+handed to a task (automations/engine/inbox.py says why the row comes first); and the gate it
+sets on the send road for its own messages."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from audiences import hooks
 from esp.queue import enqueue_after_commit
 
 
-def _events_stored(payload: hooks.EventsStored) -> None:
-    from automations.tasks import events_arrived
+def _heard(workspace_id: int, kind: str, payload: dict[str, Any]) -> None:
+    from automations.engine.inbox import pending_hook_add
+    from automations.tasks import hook_arrived
 
+    enqueue_after_commit(hook_arrived, pending_hook_add(workspace_id=workspace_id, kind=kind, payload=payload))
+
+
+def _events_stored(payload: hooks.EventsStored) -> None:
     if payload.event_ids:
-        enqueue_after_commit(events_arrived, payload.workspace_id, list(payload.event_ids))
+        _heard(payload.workspace_id, "events", {"event_ids": list(payload.event_ids)})
 
 
 def _subscribed(payload: hooks.ContactsSubscribed) -> None:
-    from automations.tasks import contacts_subscribed
-
-    enqueue_after_commit(contacts_subscribed, payload.workspace_id, list(payload.contact_ids), payload.mailing_list_id)
+    _heard(
+        payload.workspace_id,
+        "subscribed",
+        {"contact_ids": list(payload.contact_ids), "mailing_list_id": payload.mailing_list_id},
+    )
 
 
 def _segment_changed(payload: hooks.SegmentMembershipChanged) -> None:
-    from automations.tasks import segment_changed
-
-    enqueue_after_commit(
-        segment_changed, payload.workspace_id, payload.segment_id, list(payload.entered), list(payload.exited)
+    _heard(
+        payload.workspace_id,
+        "segment",
+        {"segment_id": payload.segment_id, "entered": list(payload.entered), "exited": list(payload.exited)},
     )
 
 
 def _unsubscribed(payload: hooks.ContactsUnsubscribed) -> None:
-    from automations.tasks import contacts_left
-
-    enqueue_after_commit(
-        contacts_left, payload.workspace_id, list(payload.contact_ids), "unsubscribed", payload.mailing_list_id
+    _heard(
+        payload.workspace_id,
+        "left",
+        {
+            "contact_ids": list(payload.contact_ids),
+            "reason": "unsubscribed",
+            "mailing_list_id": payload.mailing_list_id,
+        },
     )
 
 
 def _suppressed(payload: hooks.ContactsSuppressed) -> None:
-    from automations.tasks import contacts_left
-
     if payload.contact_ids:
-        enqueue_after_commit(
-            contacts_left, payload.workspace_id, list(payload.contact_ids), f"suppressed: {payload.reason}"
+        _heard(
+            payload.workspace_id,
+            "left",
+            {"contact_ids": list(payload.contact_ids), "reason": f"suppressed: {payload.reason}"},
         )
 
 

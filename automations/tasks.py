@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from automations.engine import dates, events, stages
+from automations.engine.inbox import pending_hook_handle, pending_hooks_sweep
 from automations.engine.runner import BATCH_SIZE, enrollments_run_all_due, enrollments_run_due
 from automations.notify import notifications_send
 from automations.webhooks import webhook_deliveries_run_all
@@ -14,40 +15,14 @@ from automations.webhooks import webhook_deliveries_run_all
 logger = logging.getLogger(__name__)
 
 
-def _run_now(ids: list[int]) -> None:
-    if ids:
-        enrollments_run_all_due(ids=ids)
-
-
-@shared_task(name="automations.events_arrived")
-def events_arrived(workspace_id: int, event_ids: list[int]) -> int:
-    """Goals, waits and event triggers of a batch of stored events; runs what fell due."""
-    due = events.events_arrived(workspace_id=workspace_id, event_ids=event_ids)
-    _run_now(due)
+@shared_task(name="automations.hook_arrived")
+def hook_arrived(pending_id: int) -> int:
+    """A hook of audiences (events stored, a list joined, a segment changed, contacts left),
+    written down as a PendingHook row: handle it, then run what fell due."""
+    due = pending_hook_handle(pending_id=pending_id)
+    if due:
+        enrollments_run_all_due(ids=due)
     return len(due)
-
-
-@shared_task(name="automations.contacts_subscribed")
-def contacts_subscribed(workspace_id: int, contact_ids: list[int], mailing_list_id: int) -> int:
-    due = events.contacts_subscribed(
-        workspace_id=workspace_id, contact_ids=contact_ids, mailing_list_id=mailing_list_id
-    )
-    _run_now(due)
-    return len(due)
-
-
-@shared_task(name="automations.segment_changed")
-def segment_changed(workspace_id: int, segment_id: int, entered: list[int], exited: list[int]) -> int:
-    due = events.segment_changed(workspace_id=workspace_id, segment_id=segment_id, entered=entered, exited=exited)
-    _run_now(due)
-    return len(due)
-
-
-@shared_task(name="automations.contacts_left")
-def contacts_left(workspace_id: int, contact_ids: list[int], reason: str, mailing_list_id: int | None = None) -> int:
-    return events.contacts_left(
-        workspace_id=workspace_id, contact_ids=contact_ids, reason=reason, mailing_list_id=mailing_list_id
-    )
 
 
 @shared_task(name="automations.run_enrollments")
@@ -59,9 +34,11 @@ def run_enrollments(ids: list[int]) -> int:
 def run_due_enrollments() -> int:
     """The beat tick (and resume): due enrollments in batches, with SKIP LOCKED so ticks from
     several beats or a re-delivered task share the work instead of doubling it. Promo series
-    whose time has come enroll their audience first."""
+    whose time has come enroll their audience first, and hooks whose task never came (broker
+    down, task lost) are handled."""
     for _series, ids in events.promos_start():
         logger.info("promo started: %d entered", len(ids))
+    pending_hooks_sweep()
     ran = 0
     while True:
         batch = enrollments_run_due()

@@ -28,10 +28,17 @@ from automations.models import ReEntry, Series, TraceOutcome
 
 
 def enrollments_insert(
-    series: Series, candidates_sql: str, candidates_params: list[Any], now: dt.datetime
+    series: Series,
+    candidates_sql: str,
+    candidates_params: list[Any],
+    now: dt.datetime,
+    *,
+    once_per_event: bool = False,
 ) -> list[int]:
     """Enroll the candidates (a query giving contact_id, entry_key, entry_data, entry_event_id)
-    in the series' live version; the ids of the new enrollments."""
+    in the series' live version; the ids of the new enrollments. `once_per_event`: an event
+    that enrolled someone never enrolls them again, whatever the re-entry rule (a hook handled
+    twice, after the first enrollment ended, would otherwise start a second one)."""
     version = series.live_version
     if version is None:
         return []
@@ -63,6 +70,12 @@ def enrollments_insert(
         params.append(series.pk)
         if window:
             params.append(now - dt.timedelta(days=series.re_entry_days or 0))
+    if once_per_event:
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM automations_enrollment q WHERE q.contact_id = c.contact_id "
+            "AND q.series_id = %s AND q.entry_event_id = c.entry_event_id)"
+        )
+        params.append(series.pk)
     start = version.steps["start"]
     params += [
         series.workspace_id, series.pk, version.pk, start, now, now,

@@ -209,7 +209,7 @@ def _enroll_from_events(series: Series, event_ids: list[int], now: dt.datetime) 
         "ev.properties AS entry_data, ev.id AS entry_event_id "
         f"FROM audiences_event ev WHERE ev.id IN ({ids_sql})"
     )
-    return enrollments_insert(series, sql, [key, key, *ids_params], now)
+    return enrollments_insert(series, sql, [key, key, *ids_params], now, once_per_event=True)
 
 
 @transaction.atomic
