@@ -464,3 +464,26 @@ def test_a_hook_that_fails_is_tried_again_later(
     run_due_enrollments()
     assert not PendingHook.objects.exists()
     assert Enrollment.objects.get().contact == ann
+
+
+@pytest.mark.django_db
+def test_a_task_handles_the_event_rows_waiting_behind_it(
+    acme: Workspace, globex: Workspace, templates: dict[str, EmailTemplate]
+) -> None:
+    """Under load the events of many requests wait in the queue: the first task takes its
+    workspace's waiting rows with it, and their own tasks find nothing left."""
+    drip(acme, templates)
+    people = [contact(acme, f"q{n}@example.com") for n in range(3)]
+    rows = [
+        pending_hook_add(
+            workspace_id=acme.pk,
+            kind="events",
+            payload={"event_ids": [EventFactory(contact=p, workspace=acme, name="Signed Up").pk]},
+        )
+        for p in people
+    ]
+    other = pending_hook_add(workspace_id=globex.pk, kind="events", payload={"event_ids": []})
+    assert len(pending_hook_handle(pending_id=rows[0])) == 3
+    assert Enrollment.objects.filter(series__workspace=acme).count() == 3
+    assert [pending_hook_handle(pending_id=pending) for pending in rows[1:]] == [[], []]
+    assert list(PendingHook.objects.values_list("pk", flat=True)) == [other]
