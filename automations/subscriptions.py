@@ -60,11 +60,12 @@ def _suppressed(payload: hooks.ContactsSuppressed) -> None:
 
 
 def _stage_changed(payload: hooks.ContactsStageChanged) -> None:
-    from automations.tasks import contacts_stage_changed
-
-    enqueue_after_commit(
-        contacts_stage_changed, payload.workspace_id, payload.field, payload.value, list(payload.contact_ids)
-    )
+    if payload.contact_ids:
+        _heard(
+            payload.workspace_id,
+            "stage",
+            {"field": payload.field, "value": payload.value, "contact_ids": list(payload.contact_ids)},
+        )
 
 
 def register() -> None:

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from automations.engine import dates, events, stages
+from automations.engine import dates, events
 from automations.engine.inbox import pending_hook_handle, pending_hooks_sweep
 from automations.engine.runner import BATCH_SIZE, enrollments_run_all_due, enrollments_run_due
 from automations.notify import notifications_send
@@ -60,20 +60,13 @@ def send_notifications(version_id: int, step_key: str, enrollment_ids: list[int]
     return notifications_send(version_id=version_id, step_key=step_key, enrollment_ids=enrollment_ids)
 
 
-@shared_task(name="automations.contacts_stage_changed")
-def contacts_stage_changed(workspace_id: int, field: str, value: str, contact_ids: list[int]) -> int:
-    """Lifecycle and RFM triggers for contacts whose stage or segment became `value`."""
-    due = stages.contacts_stage_changed(workspace_id=workspace_id, field=field, value=value, contact_ids=contact_ids)
-    _run_now(due)
-    return len(due)
-
-
 @shared_task(name="automations.run_date_triggers")
 def run_date_triggers() -> int:
     """The beat tick of date triggers (birthdays, replenishment): who entered since the last
     check runs at once."""
     entered = 0
     for _series, ids in dates.date_triggers_run():
-        _run_now(ids)
+        if ids:
+            enrollments_run_all_due(ids=ids)
         entered += len(ids)
     return entered

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from automations.engine import events
+from automations.engine import events, stages
 from automations.models import PendingHook
 from esp import clock
 
@@ -67,12 +67,19 @@ def _left(workspace_id: int, payload: dict[str, Any]) -> list[int]:
     return []
 
 
+def _stage(workspace_id: int, payload: dict[str, Any]) -> list[int]:
+    return stages.contacts_stage_changed(
+        workspace_id=workspace_id, field=payload["field"], value=payload["value"], contact_ids=payload["contact_ids"]
+    )
+
+
 # Each returns the enrollments that are due to run now.
 HANDLERS: dict[str, Callable[[int, dict[str, Any]], list[int]]] = {
     "events": _events,
     "subscribed": _subscribed,
     "segment": _segment,
     "left": _left,
+    "stage": _stage,
 }
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0001_series_engine'),
+        ('automations', '0002_more_webhook_secret_date_checks'),
         ('esp', '0003_first_workspace_currency'),
     ]
 
