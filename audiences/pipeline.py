@@ -34,6 +34,11 @@ SWEEP_AFTER = timedelta(minutes=2)
 MAX_ATTEMPTS = 10
 SWEEP_BATCH = 500
 MERGE_ROUNDS = 5
+# A task takes the other rows of its workspace waiting then (their tasks are queued behind it),
+# up to this many events: under load one task per batch of requests instead of one per
+# request, whose fixed cost (facts, segments, the hook's task) would otherwise make the queue
+# grow faster than it is worked off. Their own tasks then find nothing to do.
+MERGE_EVENTS = 2000
 
 
 def pending_events_process(*, pending_id: int) -> None:
@@ -48,7 +53,9 @@ def pending_events_process(*, pending_id: int) -> None:
         pending = PendingEvents.objects.select_for_update(skip_locked=True).filter(pk=pending_id).first()
         if pending is None:
             return  # done already, or being done by another worker
-        contact_ids = identities_merge(workspace_id=pending.workspace_id, event_ids=pending.event_ids)
+        rows = [pending, *_waiting_behind(pending)]
+        event_ids = sorted({event_id for row in rows for event_id in row.event_ids})
+        contact_ids = identities_merge(workspace_id=pending.workspace_id, event_ids=event_ids)
         # Facts and segments are audiences' own and run in this transaction, so a crash repeats
         # them with the row; the layers above hear of the events through the hook, after commit.
         if contact_ids:
@@ -58,9 +65,31 @@ def pending_events_process(*, pending_id: int) -> None:
                 recent_events_refresh(workspace_id=pending.workspace_id, contact_ids=contact_ids)
             segments_refresh_contacts(workspace_id=pending.workspace_id, contact_ids=contact_ids)
         hooks.events_stored.fire(
-            hooks.EventsStored(pending.workspace_id, hooks.ids(pending.event_ids), hooks.ids(list(contact_ids)))
+            hooks.EventsStored(pending.workspace_id, hooks.ids(event_ids), hooks.ids(list(contact_ids)))
         )
-        pending.delete()
+        PendingEvents.objects.filter(pk__in=[row.pk for row in rows]).delete()
+
+
+def _waiting_behind(pending: PendingEvents) -> list[PendingEvents]:
+    """Rows of the same workspace waiting to be processed, oldest first, that no other worker
+    holds, as many as fit in MERGE_EVENTS with the claimed one's events."""
+    room = MERGE_EVENTS - len(pending.event_ids)
+    taken: list[PendingEvents] = []
+    if room <= 0:
+        return taken
+    candidates = (
+        PendingEvents.objects.select_for_update(skip_locked=True)
+        # A row that failed before may fail again: it is not let to take good rows with it.
+        .filter(workspace_id=pending.workspace_id, attempts=0)
+        .exclude(pk=pending.pk)
+        .order_by("id")[:50]
+    )
+    for row in candidates:
+        if len(row.event_ids) > room:
+            break
+        taken.append(row)
+        room -= len(row.event_ids)
+    return taken
 
 
 def identities_merge(*, workspace_id: int, event_ids: list[int]) -> set[int]:

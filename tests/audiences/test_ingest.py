@@ -584,6 +584,27 @@ def test_with_the_broker_down_ingestion_answers_and_the_sweeper_catches_up(
 
 
 @pytest.mark.django_db
+def test_a_task_takes_the_requests_waiting_behind_it(
+    acme: Workspace, acme_key: str, monkeypatch: pytest.MonkeyPatch, commit: Callable[..., Any]
+) -> None:
+    sent: list[tuple[object, ...]] = []
+    monkeypatch.setattr(process_events, "apply_async", lambda args: sent.append(tuple(args)))
+    with commit():
+        send("/v1/track", {"anonymousId": "a1", "event": "Browse", "messageId": "1"}, acme_key)
+        send("/v1/identify", {"anonymousId": "a1", "userId": "u1", "traits": {"email": "a@example.com"}}, acme_key)
+    failed_before = PendingEvents.objects.create(workspace=acme, event_ids=[], attempts=1)
+    first, second = sent
+    with commit():
+        pipeline.pending_events_process(pending_id=first[0])  # type: ignore[arg-type]
+    # Both requests done in one go (the identity merged across them); the row that failed
+    # before is left to its own task.
+    assert list(PendingEvents.objects.values_list("pk", flat=True)) == [failed_before.pk]
+    assert Event.objects.get(message_id="1").contact_id == Contact.objects.get().pk
+    with commit():
+        pipeline.pending_events_process(pending_id=second[0])  # type: ignore[arg-type]  # finds nothing
+
+
+@pytest.mark.django_db
 def test_the_sweeper_backs_off_and_counts_attempts(
     acme: Workspace, monkeypatch: pytest.MonkeyPatch, commit: Callable[..., Any]
 ) -> None:
