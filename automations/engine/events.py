@@ -24,6 +24,10 @@ from automations.models import Enrollment, EnrollmentState, Series, SeriesStatus
 from esp import clock
 from esp.models import Workspace
 
+# An event that happened this long before its series went live still starts it: it was being
+# sent or processed when the marketer pressed publish.
+BEFORE_LIVE = dt.timedelta(hours=1)
+
 
 def live_series(workspace_id: int, trigger_type: str | None = None) -> list[Series]:
     series = Series.objects.select_related("workspace", "live_version").filter(
@@ -203,13 +207,19 @@ def _enroll_from_events(series: Series, event_ids: list[int], now: dt.datetime) 
     ).values("pk")
     ids_sql, ids_params = events.query.sql_with_params()
     key = trigger.get("key") or ""
+    # An event enrolls once per series: a batch handed over again (a re-delivered task, a
+    # replay) finds the enrollment it made, even one that has ended since. And only events
+    # that happened since the series first went live (or just before: on their way then)
+    # start it: history sent late (an import, a backlog) never mails about last month's cart.
     sql = (
         "SELECT ev.contact_id, "  # noqa: S608 — fixed clauses and Django's own compilation; values are parameters
         "CASE WHEN %s = '' THEN '' ELSE left(coalesce(ev.properties ->> %s, ''), 200) END AS entry_key, "
         "ev.properties AS entry_data, ev.id AS entry_event_id "
-        f"FROM audiences_event ev WHERE ev.id IN ({ids_sql})"
+        f"FROM audiences_event ev WHERE ev.id IN ({ids_sql}) "
+        "AND ev.occurred_at >= (SELECT min(v.published_at) FROM automations_seriesversion v WHERE v.series_id = %s) "
+        "- %s"
     )
-    return enrollments_insert(series, sql, [key, key, *ids_params], now, once_per_event=True)
+    return enrollments_insert(series, sql, [key, key, *ids_params, series.pk, BEFORE_LIVE], now, once_per_event=True)
 
 
 @transaction.atomic
