@@ -41,6 +41,7 @@ def goal_events(series: Series, contact_ids: set[int], since: dt.datetime, now: 
             contact_id__in=contact_ids,
             name=goal["event"],
             occurred_at__gte=since,
+            occurred_at__lte=now,  # not after the engine's now (a replay of history)
         ).only("id", "contact_id", "occurred_at", "properties", "name")
     )
 

@@ -104,6 +104,7 @@ def _run(step: dict[str, Any], walkers: list[Walker], ctx: RunContext) -> dict[i
             contact_id__in=contacts,
             name=check["event"],
             occurred_at__gte=min(w.entered_at for w in walkers),
+            occurred_at__lte=ctx.now,  # not after the engine's now (a replay of history)
         ).values_list("contact_id", "occurred_at", "properties")
         done = set()
         for contact_id, occurred_at, properties in events:

@@ -52,6 +52,8 @@ def matching_events(step: dict[str, Any], walkers: list[Walker], ctx: RunContext
         contact_id__in={w.contact_id for w in walkers},
         name=step["event"],
         occurred_at__gte=min(w.entered_at for w in walkers),
+        # Not after the engine's now: what the clock has not reached has not happened (a replay).
+        occurred_at__lte=ctx.now,
     ).values_list("id", "contact_id", "occurred_at", "properties")
     found: dict[int, int] = {}
     for event_id, contact_id, occurred_at, properties in events:
