@@ -27,6 +27,10 @@ from esp.models import Workspace
 # An event that happened this long before its series went live still starts it: it was being
 # sent or processed when the marketer pressed publish.
 BEFORE_LIVE = dt.timedelta(hours=1)
+# An older event starts nothing however it arrives (a backlog, an import, a task handed over
+# again weeks later): nobody wants a reminder of a cart from last month, and the rules that
+# kept it out then (re-entry per period) would no longer hold.
+MAX_EVENT_AGE = dt.timedelta(days=1)
 
 
 def live_series(workspace_id: int, trigger_type: str | None = None) -> list[Series]:
@@ -209,17 +213,19 @@ def _enroll_from_events(series: Series, event_ids: list[int], now: dt.datetime) 
     key = trigger.get("key") or ""
     # An event enrolls once per series: a batch handed over again (a re-delivered task, a
     # replay) finds the enrollment it made, even one that has ended since. And only events
-    # that happened since the series first went live (or just before: on their way then)
-    # start it: history sent late (an import, a backlog) never mails about last month's cart.
+    # that happened since the series first went live (or just before: on their way then), and
+    # not long ago, start it: history sent late never mails about last month's cart.
     sql = (
         "SELECT ev.contact_id, "  # noqa: S608 — fixed clauses and Django's own compilation; values are parameters
         "CASE WHEN %s = '' THEN '' ELSE left(coalesce(ev.properties ->> %s, ''), 200) END AS entry_key, "
         "ev.properties AS entry_data, ev.id AS entry_event_id "
         f"FROM audiences_event ev WHERE ev.id IN ({ids_sql}) "
         "AND ev.occurred_at >= (SELECT min(v.published_at) FROM automations_seriesversion v WHERE v.series_id = %s) "
-        "- %s"
+        "- %s AND ev.occurred_at >= %s"
     )
-    return enrollments_insert(series, sql, [key, key, *ids_params, series.pk, BEFORE_LIVE], now, once_per_event=True)
+    return enrollments_insert(
+        series, sql, [key, key, *ids_params, series.pk, BEFORE_LIVE, now - MAX_EVENT_AGE], now, once_per_event=True
+    )
 
 
 @transaction.atomic

@@ -1,6 +1,6 @@
-"""An event starts a series once, and only if it happened since the series went live: a batch
-handed over again (a re-delivered task, the demo's replay) or history sent late never enrolls
-anyone a second time or mails about last month's cart."""
+"""An event starts a series once, and only if it happened since the series went live and not
+long ago: a batch handed over again (a re-delivered task, the demo's replay) or history sent
+late never enrolls anyone a second time or mails about last month's cart."""
 
 from __future__ import annotations
 
@@ -54,3 +54,15 @@ def test_history_from_before_the_series_went_live_starts_nothing(
     # Sent a moment before the series went live and processed after: it was on its way.
     track(person, "Checkout Started", at=clock.now() - dt.timedelta(minutes=10), cart_id="on-its-way")
     assert list(Enrollment.objects.filter(series=series).values_list("entry_key", flat=True)) == ["on-its-way"]
+
+
+def test_an_event_older_than_a_day_starts_nothing(
+    acme: Workspace, templates: dict[str, EmailTemplate], clock: Any
+) -> None:
+    series = _cart_series(acme, templates)
+    person = contact(acme, "backlog@acme.test")
+    clock.advance(days=3)
+    # Happened while the series was live, but reaches the engine two days late (a backlog).
+    track(person, "Checkout Started", at=clock.now() - dt.timedelta(days=2), cart_id="stale")
+    track(person, "Checkout Started", at=clock.now() - dt.timedelta(hours=20), cart_id="late-but-fresh")
+    assert list(Enrollment.objects.filter(series=series).values_list("entry_key", flat=True)) == ["late-but-fresh"]
