@@ -244,6 +244,7 @@ def _visit(
         properties={
             "order_id": order,
             "checkout_id": f"chk-{cart_id}",
+            "cart_id": cart_id,
             "total": float(total + shipping),
             "revenue": float(total),
             "shipping": float(shipping),
