@@ -77,7 +77,9 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     assert visitors.exists() and not visitors.exclude(contact__isnull=True).exists()
     assert not events.filter(contact__isnull=True).exclude(anonymous_id__startswith="anon-visitor-").exists()
     # Sent as it happened, except the few that came late from an offline phone.
-    late = events.filter(received_at__gt=F("occurred_at") + timedelta(minutes=15)).count()
+    # (The mail's engagement, recorded by the seed after the fact, is not the shop's.)
+    shop_events = events.exclude(name__startswith="Email ")
+    late = shop_events.filter(received_at__gt=F("occurred_at") + timedelta(minutes=15)).count()
     assert 0 < late < counts["events"] / 10
     assert not PendingEvents.objects.filter(workspace=workspace).exists()  # all processed
 
@@ -88,7 +90,7 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     assert facts.values("lifecycle_stage").distinct().count() >= 4
     assert facts.exclude(predicted_next_order_at=None).exists()
     segments = {s.name: s for s in Segment.objects.in_workspace(workspace)}
-    assert set(segments) == {
+    assert set(segments) >= {  # and those the series recipes made (tests/automations/test_demo.py)
         "Bulgarian customers with 2+ orders in 90 days",
         "Browsed but never bought",
         "Birthdays in the next 30 days",
@@ -96,14 +98,16 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     }
     for segment in segments.values():
         current = SegmentMembership.objects.filter(segment=segment, exited_at=None).count()
-        assert segment.refreshed_at and segment.member_count == current > 0, segment.name
+        assert segment.refreshed_at and segment.member_count == current, segment.name
+        assert current > 0 or segment.name == "Birthday today", segment.name
     champions = SegmentMembership.objects.filter(segment=segments["Champions"], exited_at=None)
     assert champions.count() == facts.filter(rfm_segment="champions").count()
 
     # Its mail: the starters, and a month sent through the real road into the outbox, with the
     # engagement a month brings (also in the event store, for segments and series).
-    assert EmailTemplate.objects.in_workspace(workspace).count() == 8
-    sent = Message.objects.in_workspace(workspace).filter(state=MessageState.SENT)
+    assert EmailTemplate.objects.in_workspace(workspace).exclude(starter="").values("starter").distinct().count() == 8
+    # The demo month's mail; the series' step emails are checked in tests/automations/test_demo.py.
+    sent = Message.objects.in_workspace(workspace).filter(state=MessageState.SENT, source__startswith="demo:")
     assert sent.count() > 200
     assert OutboxMessage.objects.filter(workspace=workspace).count() >= sent.count()
     cart = sent.filter(source__startswith="demo:abandoned-cart:").first()

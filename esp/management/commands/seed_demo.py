@@ -20,7 +20,7 @@ from esp import services
 from esp.models import ApiKey, ApiScope, Membership, Role, User, Workspace
 
 DEMO_SLUG = "demo-shop"
-DEMO_APPS = ("audiences", "campaigns")  # in layer order; later apps add their demo data after these
+DEMO_APPS = ("audiences", "campaigns", "automations")  # in layer order; later apps add their demo data after these
 # The owner, whom a newcomer logs in as first, reads English; the viewer shows the Russian
 # catalogue (each person's interface language is kept on their account).
 DEMO_PEOPLE = [
@@ -82,7 +82,13 @@ class Command(BaseCommand):
                 scopes=list(ApiScope.values),
                 created_by=None,
             ).secret
-        return {"password": password, "api_key": api_key}
+        # The shop's website sends events only: the simulated shop of `make run` uses this key.
+        write_key = saved.get("write_key")
+        if not write_key or not ApiKey.objects.filter(workspace=workspace, prefix=write_key.split("_")[1]).exists():
+            write_key = services.api_key_create(
+                workspace=workspace, name="Demo shop website (events)", scopes=[ApiScope.EVENTS_WRITE], created_by=None
+            ).secret
+        return {"password": password, "api_key": api_key, "write_key": write_key}
 
     def _seed_apps(self, workspace: Workspace) -> None:
         """Each app may ship `<app>/demo.py` with `seed(workspace)`; found by name, so this
