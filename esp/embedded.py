@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,6 +337,16 @@ def web_command(host: str, port: int) -> list[str]:
     return [PYTHON, "-m", "gunicorn", "esp.wsgi", "--bind", f"{host}:{port}", "--workers", workers, *options]
 
 
+def demo_shop_command(base_url: str, environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """The simulated shop that sends the demo's events to the tracking API while `make run`
+    runs (so series move before a newcomer's eyes); None when DEMO_SHOP_SIMULATION is 0/off."""
+    environ = os.environ if environ is None else environ
+    if environ.get("DEMO_SHOP_SIMULATION", "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    every = environ.get("DEMO_SHOP_SIMULATION_SECONDS", "5")
+    return [PYTHON, "manage.py", "simulate_shop", "--base-url", base_url, "--every", every]
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LOG_FORMAT", "text")
     servers = EmbeddedServers()
@@ -348,8 +358,12 @@ def run(args: argparse.Namespace) -> int:
             log(f"PUBLIC_BASE_URL {base_url} is plain http: fine for a local run, a public server needs https.")
         manage(env, "migrate", "--no-input")
         manage(env, "seed_demo", "--base-url", base_url)
+        shop = demo_shop_command(base_url, env)
+        log("the demo shop sends events every few seconds (DEMO_SHOP_SIMULATION=0 turns it off)" if shop
+            else "the demo shop simulation is off (DEMO_SHOP_SIMULATION=0)")  # fmt: skip
         return supervise(
             {
+                **({"shop": shop} if shop else {}),
                 "web": web_command(args.host, args.port),
                 "worker": [
                     PYTHON,
