@@ -27,6 +27,7 @@ from audiences.pipeline import pending_events_process
 from audiences.segments.compiler import segment_queryset
 from audiences.segments.membership import segment_refresh
 from audiences.segments.registry import RuleContext
+from automations.engine.dates import date_triggers_run
 from automations.engine.events import BEFORE_LIVE, events_arrived, promos_start, segment_changed
 from automations.engine.runner import enrollments_run_all_due
 from automations.models import Series, SeriesVersion
@@ -40,7 +41,8 @@ from esp.models import Workspace
 
 # How long ago the shop switched its series on.
 LIVE_FOR = dt.timedelta(days=21)
-# Segment-started series (win-back, birthday) see their segment recomputed this often.
+# Segment-started series (win-back) see their segment recomputed this often, and date-started
+# ones (birthday, replenishment) look for the dates that came round.
 SEGMENT_EVERY = dt.timedelta(days=1)
 # The send road runs a few times an hour of the replay, not at every step: a batch costs about
 # what one message costs.
@@ -164,6 +166,10 @@ class _Replay:
             self.promo_at = None
         if self.segment_check <= moment:
             self._segments(moment)
+            # Birthdays and predicted orders that came round since the last look.
+            for _series, due in date_triggers_run(now=moment):
+                if due:
+                    enrollments_run_all_due(ids=due)
             self.segment_check = moment + SEGMENT_EVERY
         # One event at a time: a cart added a minute after the view must find the browse
         # enrollment that view started.

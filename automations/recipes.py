@@ -4,12 +4,9 @@ publish.
 
 Each recipe builds its settings and steps from the templates it made (`Templates`), so the
 step graph names real template ids and passes the same check as any series. A recipe that
-starts from a segment (win-back, birthday, the promo's audience) makes that segment too, or
-takes the workspace's segment of the same name.
-
-Replenishment and birthday would start best from a date (the predicted next order, the
-birthday's anniversary); until a date trigger exists they start from what there is: the order
-itself followed by a wait of the usual interval, and a "birthday today" segment.
+starts from a segment (win-back, the promo's audience) makes that segment too, or takes the
+workspace's segment of the same name. Replenishment and birthday start from a date: the
+predicted next order, the birthday's anniversary.
 """
 
 from __future__ import annotations
@@ -244,17 +241,17 @@ def _post_purchase(t: Templates) -> SeriesInput:
 
 
 def _replenishment(t: Templates) -> SeriesInput:
-    # Every order starts the wait again: a new order converts the enrollment of the previous
-    # one and enrolls afresh (no key: one live enrollment per customer).
+    # Five days before the customer's predicted next order (their last order plus their usual
+    # interval, kept by the purchase facts); an order ends it, and the next prediction (keyed
+    # by its date) enrolls again.
     return SeriesInput(
         name=str(_("Replenishment")),
         kind=SeriesKind.TRIGGER,
-        trigger={"type": "event", "event": "Order Completed"},
+        trigger={"type": "date", "attribute": "predicted_next_order", "offset_days": -5, "time": "10:00"},
         goal={"event": "Order Completed"},
         re_entry=ReEntry.ALWAYS,
         steps={
             "steps": [
-                {"key": "usual-interval", "type": "wait", "amount": 25, "unit": "days", "next": "reminder"},
                 {
                     "key": "reminder",
                     "type": "send",
@@ -266,7 +263,7 @@ def _replenishment(t: Templates) -> SeriesInput:
                     "key": "last",
                     "type": "send",
                     "template": t("replenishment", str(_("Time to restock?"))),
-                    "subject": str(_("Still enough {{ event.products.0.name|default:'of your favourites' }}?")),
+                    "subject": str(_("Still enough of your favourites?")),
                 },
             ]
         },
@@ -324,23 +321,13 @@ def _win_back(t: Templates) -> SeriesInput:
 
 
 def _birthday(t: Templates) -> SeriesInput:
-    birthday = t.segment(
-        str(_("Birthday today")),
-        str(_("Contacts whose birth date's anniversary is today: the birthday series starts when they enter.")),
-        {
-            "match": "all",
-            "conditions": [
-                {"kind": "attribute", "field": "birth_date", "operator": "anniversary_in_next_days", "value": 0}
-            ],
-        },
-    )
+    # Every year on the contact's birthday at 09:00 their time (keyed by the year: once a year).
     return SeriesInput(
         name=str(_("Birthday")),
         kind=SeriesKind.TRIGGER,
-        trigger={"type": "segment", "segment": birthday, "on": "enter"},
+        trigger={"type": "date", "attribute": "birth_date", "offset_days": 0, "time": "09:00"},
         goal={"event": "Order Completed"},
-        re_entry=ReEntry.PERIOD,
-        re_entry_days=300,
+        re_entry=ReEntry.ALWAYS,
         steps={
             "steps": [
                 {
