@@ -72,6 +72,10 @@ class Contact(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "-id"], name="contact_workspace_recent"),
             GinIndex(fields=["tags"], name="contact_tags"),
+            # Country is the field segments and the contacts page filter on most; with the id
+            # in the key, "country = X" is an index-only range of ids that a count joins with
+            # the other conditions, instead of a read of every contact of the workspace.
+            models.Index(fields=["workspace", "country", "id"], name="contact_country"),
         ]
 
     def __str__(self) -> str:
