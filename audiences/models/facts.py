@@ -71,6 +71,23 @@ class CustomerFacts(WorkspaceOwned):
             # "Bought together" recommendations (campaigns.content.selectors) and product
             # conditions look facts up by product; rows change once per order, so it is cheap.
             GinIndex(fields=["products"], name="facts_products"),
+            # RFM scoring reads only this: its two passes are index-only scans, the recency
+            # rank walks it in order (no sort), and the stored scores ride along so that only
+            # the rows that change are written.
+            models.Index(
+                fields=["workspace", "last_order_at"],
+                include=[
+                    "orders_count",
+                    "revenue",
+                    "contact",
+                    "recency_score",
+                    "frequency_score",
+                    "monetary_score",
+                    "rfm_segment",
+                ],
+                condition=models.Q(orders_count__gt=0, last_order_at__isnull=False),
+                name="facts_rfm_rank",
+            ),
         ]
 
 
