@@ -46,9 +46,9 @@ def rfm_segment_of(recency: int, frequency: int, monetary: int) -> str:
 
 
 def _segments_by_cell() -> list[str]:
-    """The named segment of every score triple, at (R - 1) * 25 + (F - 1) * 5 + M (1-based, as
-    SQL arrays are): the scoring looks a customer's segment up by position, not by a join."""
-    return [rfm_segment_of(r, f, m) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)]
+    """The segment table flattened, at (R - 1) * 5 + FM (1-based, as SQL arrays are): the
+    scoring looks a customer's segment up by position, not by a join."""
+    return [str(segment) for recency in range(1, 6) for segment in RFM_SEGMENT_GRID[recency]]
 
 
 # The customers scored: the predicate of the partial index facts_rfm_rank, which holds every
@@ -58,26 +58,35 @@ _CUSTOMERS = "workspace_id = %(ws)s AND orders_count > 0 AND last_order_at IS NO
 
 
 def _tile_sql(value: str, ends: str) -> str:
-    """The tile of `value`: 1 + the tile ends it is above (`ends` 2..5: e.r2 … e.r5). A missing end
-    (a tile past the last customer) is never passed."""
-    return "(1" + "".join(f" + COALESCE(({value} > {ends}{k})::int, 0)" for k in range(2, 6)) + ")"
+    """The tile of `value`: the highest k whose tile end (`ends` 2..5: e.r2 … e.r5) it is
+    above, else 1. A missing end (a tile past the last customer) is never passed. A CASE, not a
+    sum of four tests: most values stop at the first or second."""
+    tests = " ".join(f"WHEN {value} > {ends}{k} THEN {k}" for k in range(5, 1, -1))
+    return f"(CASE {tests} ELSE 1 END)"
 
 
-def _value_at_sql(position: str) -> str:
-    """The last_order_at of the customer at 1-based `position` in recency order, read from the
-    index facts_rfm_rank from whichever end is nearer (n customers: tile_starts.n)."""
-    return f"""(CASE WHEN {position} < 1 OR {position} > t.n THEN NULL
-                 WHEN {position} * 2 <= t.n THEN
-                     (SELECT last_order_at FROM audiences_customerfacts WHERE {_CUSTOMERS}
-                      ORDER BY last_order_at OFFSET {position} - 1 LIMIT 1)
-                 ELSE (SELECT last_order_at FROM audiences_customerfacts WHERE {_CUSTOMERS}
-                       ORDER BY last_order_at DESC OFFSET t.n - {position} LIMIT 1) END)"""  # noqa: S608 — constant fragments
+# Where tile_ends finds recency's ends r2..r5: the first and last of two windows of the index,
+# positions s2 - 1 … s3 - 1 from the oldest and s4 - 1 … s5 - 1 from the newest (together
+# 4 / 5 of the customers walked, not 6 / 5 with a walk to each end). Positions s_k - 1 lie
+# within 1 … n whenever n > 0.
+_RECENCY_ENDS = ((2, "older", "lo"), (3, "older", "hi"), (4, "newer", "lo"), (5, "newer", "hi"))
+_RECENCY_WINDOWS = f"""
+    CROSS JOIN LATERAL (
+        SELECT min(v) AS lo, max(v) AS hi FROM (
+            SELECT last_order_at AS v FROM audiences_customerfacts WHERE {_CUSTOMERS}
+            ORDER BY last_order_at OFFSET GREATEST(t.s2 - 2, 0) LIMIT t.s3 - t.s2 + 1) w
+    ) older
+    CROSS JOIN LATERAL (
+        SELECT min(v) AS lo, max(v) AS hi FROM (
+            SELECT last_order_at AS v FROM audiences_customerfacts WHERE {_CUSTOMERS}
+            ORDER BY last_order_at DESC OFFSET GREATEST(t.n - t.s5 + 1, 0) LIMIT t.s5 - t.s4 + 1) w
+    ) newer"""  # noqa: S608 — constant fragments
 
 
 def _tile_ends_sql() -> str:
     """The select list of tile_ends: r2..r5, f2..f5, m2..m5, the values that end tiles 1..4 of
-    each score (see rfm_score)."""
-    ends = [f"{_value_at_sql(f't.s{k} - 1')} AS r{k}" for k in range(2, 6)]
+    each score (see rfm_score), over tile_starts t and the recency windows."""
+    ends = [f"CASE WHEN t.n > 0 THEN {side}.{edge} END AS r{k}" for k, side, edge in _RECENCY_ENDS]
     for score, below in (("f", "f_below"), ("m", "m_below")):
         # The lowest value with at least s_k - 1 customers at or below it.
         ends += [f"(SELECT min(v) FROM {below} WHERE up_to >= t.s{k} - 1) AS {score}{k}" for k in range(2, 6)]  # noqa: S608
@@ -102,11 +111,17 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
         workspace_lock(cursor, workspace_id)
         cursor.execute(
             f"""
-            WITH histogram AS MATERIALIZED (
-                SELECT orders_count, revenue, GROUPING(orders_count) AS of_revenue, count(*) AS n
+            WITH pairs AS MATERIALIZED (
+                -- One hash per customer (grouping sets would hash each twice): the histogram of
+                -- (frequency, monetary) pairs, then one of each from its few rows.
+                SELECT orders_count, revenue, count(*) AS n
                 FROM (SELECT orders_count, revenue FROM audiences_customerfacts WHERE {_CUSTOMERS}
                       ORDER BY last_order_at) c
-                GROUP BY GROUPING SETS ((orders_count), (revenue))
+                GROUP BY orders_count, revenue
+            ),
+            histogram AS MATERIALIZED (
+                SELECT orders_count, revenue, GROUPING(orders_count) AS of_revenue, sum(n) AS n
+                FROM pairs GROUP BY GROUPING SETS ((orders_count), (revenue))
             ),
             tile_starts AS MATERIALIZED (
                 SELECT n, 1 * q + LEAST(1, r) + 1 AS s2, 2 * q + LEAST(2, r) + 1 AS s3,
@@ -123,7 +138,7 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
                 FROM histogram WHERE of_revenue = 1
             ),
             tile_ends AS MATERIALIZED (
-                SELECT {_tile_ends_sql()} FROM tile_starts t
+                SELECT {_tile_ends_sql()} FROM tile_starts t {_RECENCY_WINDOWS}
             ),
             scores AS (
                 SELECT cf.contact_id, cf.recency_score, cf.frequency_score, cf.monetary_score, cf.rfm_segment,
@@ -137,9 +152,11 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
             ),
             changed AS MATERIALIZED (
                 SELECT contact_id, r, f, m, segment
-                FROM (SELECT s.*, (%(segments)s::varchar[])[(s.r - 1) * 25 + (s.f - 1) * 5 + s.m] AS segment
+                -- The names as a text[] constant (a cast of the array would be redone per row),
+                -- short: reading an element walks those before it.
+                FROM (SELECT s.*, (%(segments)s)[(s.r - 1) * 5 + (s.f + s.m + 1) / 2] AS segment
                       FROM scores s) s
-                WHERE (recency_score, frequency_score, monetary_score, rfm_segment)
+                WHERE (recency_score, frequency_score, monetary_score, rfm_segment::text)
                       IS DISTINCT FROM (r::smallint, f::smallint, m::smallint, segment)
             ),
             written AS (
@@ -162,7 +179,7 @@ def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
             """
             UPDATE audiences_customerfacts
             SET recency_score = NULL, frequency_score = NULL, monetary_score = NULL, rfm_segment = ''
-            WHERE workspace_id = %s AND (orders_count = 0 OR last_order_at IS NULL)
+            WHERE workspace_id = %s AND NOT (orders_count > 0 AND last_order_at IS NOT NULL)
               AND (recency_score IS NOT NULL OR rfm_segment <> '')
             """,
             [workspace_id],

@@ -88,6 +88,14 @@ class CustomerFacts(WorkspaceOwned):
                 condition=models.Q(orders_count__gt=0, last_order_at__isnull=False),
                 name="facts_rfm_rank",
             ),
+            # Scored rows that are no longer customers' (orders refunded, a merge): the
+            # scoring clears them; nearly always empty, so finding them costs nothing.
+            models.Index(
+                fields=["workspace"],
+                condition=~models.Q(orders_count__gt=0, last_order_at__isnull=False)
+                & (models.Q(recency_score__isnull=False) | ~models.Q(rfm_segment="")),
+                name="facts_rfm_stale",
+            ),
         ]
 
 
