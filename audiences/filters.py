@@ -23,19 +23,8 @@ PROBE_WINDOW = 2_000
 FILTER_KEYS = ("q", "list", "status", "tag", "attr", "attr_op", "attr_value", "segment")
 
 
-class SearchBody(Func):
-    """The text a search looks in; written exactly as in the index contact_search."""
-
-    template = "(%(expressions)s)"
-    arg_joiner = " || ' ' || "
-    output_field = TextField()
-
-    def __init__(self) -> None:
-        super().__init__(F("email"), F("first_name"), F("last_name"))
-
-
 class SearchKeys(Func):
-    """esp_search_keys(): the trigrams of a contact's text (migration 0007)."""
+    """esp_search_keys(): the trigrams of a contact's search text (migrations 0007, 0013)."""
 
     function = "esp_search_keys"
     output_field = TextField()  # text[]; only compared with @>
@@ -45,8 +34,9 @@ class SearchQueryKeys(SearchKeys):
     function = "esp_search_query_keys"
 
 
-# Which index migration 0007 made here, by database: pg_trgm's (it serves the LIKE itself) or
-# our own trigram keys (the query must ask for them). A property of the server, read once.
+# Which index migrations 0007 and 0013 made here, by database: pg_trgm's (it serves the LIKE
+# itself) or our own trigram keys (the query must ask for them). A property of the server, read
+# once.
 _own_keys: dict[tuple[str, str], bool] = {}
 
 
@@ -64,7 +54,7 @@ def _search_uses_own_keys() -> bool:
 
 def _keys_match(q: str) -> Q:
     """Contacts whose search text holds every trigram of `q`: what lets our own index answer."""
-    contact_keys = SearchKeys(SearchBody())
+    contact_keys = SearchKeys(F("search_text"))
     query_keys = SearchQueryKeys(Value(q))
     return Q(Func(contact_keys, query_keys, template="%(expressions)s", arg_joiner=" @> ", output_field=BooleanField()))
 
@@ -202,13 +192,11 @@ def contacts_matching(*, workspace: Workspace, contact_filter: ContactFilter) ->
             search &= _keys_match(f.q)
         if "@" in f.q:
             # A prefix of the address; with pg_trgm the search text's LIKE is what its index serves.
-            contacts = contacts.alias(search_text=Lower(SearchBody())).filter(
+            contacts = contacts.filter(
                 search, search_text__startswith=Lower(Value(f.q)), email__lower__startswith=f.q.lower()
             )
         else:
-            contacts = contacts.alias(search_text=Lower(SearchBody())).filter(
-                search, search_text__contains=Lower(Value(f.q))
-            )
+            contacts = contacts.filter(search, search_text__contains=Lower(Value(f.q)))
     if f.list_id:
         membership = Q(subscriptions__mailing_list_id=f.list_id)
         if f.status:

@@ -46,109 +46,153 @@ def rfm_segment_of(recency: int, frequency: int, monetary: int) -> str:
     return str(RFM_SEGMENT_GRID[recency][(frequency + monetary + 1) // 2 - 1])
 
 
-def _grid_values() -> tuple[str, dict[str, Any]]:
-    """The segment table as a VALUES list of named placeholders, and their values."""
-    rows: list[str] = []
-    params: dict[str, Any] = {}
-    for recency, by_fm in RFM_SEGMENT_GRID.items():
-        for fm, segment in enumerate(by_fm, start=1):
-            key = f"g{recency}{fm}"
-            rows.append(f"({recency}, {fm}, %({key})s)")
-            params[key] = str(segment)
-    return ", ".join(rows), params
+def _segments_by_cell() -> list[str]:
+    """The segment table flattened, at (R - 1) * 5 + FM (1-based, as SQL arrays are): the
+    scoring looks a customer's segment up by position, not by a join."""
+    return [str(segment) for recency in range(1, 6) for segment in RFM_SEGMENT_GRID[recency]]
 
 
-def _tile_sql(rank: str) -> str:
-    """NTILE(5)'s tile of the row at position `rank` among %(n)s rows, by arithmetic: the first
-    %(r)s tiles hold %(q)s + 1 rows, the others %(q)s. With rank() (1 + the rows of a lower
-    value), that is the tile of a value's first row: the lowest tile its value reaches."""
-    return f"""(CASE WHEN {rank} <= %(r)s * (%(q)s + 1) THEN ({rank} - 1) / (%(q)s + 1) + 1
-                 ELSE %(r)s + ({rank} - 1 - %(r)s * (%(q)s + 1)) / %(q)s + 1 END)"""
+# The customers scored: the predicate of the partial index facts_rfm_rank, which holds every
+# column the scoring reads. Its passes ask for index order so that the planner reads that
+# narrow index rather than the wide table (a sort of the table would cost more than the index).
+_CUSTOMERS = "workspace_id = %(ws)s AND orders_count > 0 AND last_order_at IS NOT NULL"
+
+
+def _tile_sql(value: str, ends: str) -> str:
+    """The tile of `value`: the highest k whose tile end (`ends` 2..5: e.r2 … e.r5) it is
+    above, else 1. A missing end (a tile past the last customer) is never passed. A CASE, not a
+    sum of four tests: most values stop at the first or second."""
+    tests = " ".join(f"WHEN {value} > {ends}{k} THEN {k}" for k in range(5, 1, -1))
+    return f"(CASE {tests} ELSE 1 END)"
+
+
+# Where tile_ends finds recency's ends r2..r5: the first and last of two windows of the index,
+# positions s2 - 1 … s3 - 1 from the oldest and s4 - 1 … s5 - 1 from the newest (together
+# 4 / 5 of the customers walked, not 6 / 5 with a walk to each end). Positions s_k - 1 lie
+# within 1 … n whenever n > 0.
+_RECENCY_ENDS = ((2, "older", "lo"), (3, "older", "hi"), (4, "newer", "lo"), (5, "newer", "hi"))
+_RECENCY_WINDOWS = f"""
+    CROSS JOIN LATERAL (
+        SELECT min(v) AS lo, max(v) AS hi FROM (
+            SELECT last_order_at AS v FROM audiences_customerfacts WHERE {_CUSTOMERS}
+            ORDER BY last_order_at OFFSET GREATEST(t.s2 - 2, 0) LIMIT t.s3 - t.s2 + 1) w
+    ) older
+    CROSS JOIN LATERAL (
+        SELECT min(v) AS lo, max(v) AS hi FROM (
+            SELECT last_order_at AS v FROM audiences_customerfacts WHERE {_CUSTOMERS}
+            ORDER BY last_order_at DESC OFFSET GREATEST(t.n - t.s5 + 1, 0) LIMIT t.s5 - t.s4 + 1) w
+    ) newer"""  # noqa: S608 — constant fragments
+
+
+def _tile_ends_sql() -> str:
+    """The select list of tile_ends: r2..r5, f2..f5, m2..m5, the values that end tiles 1..4 of
+    each score (see rfm_score), over tile_starts t and the recency windows."""
+    ends = [f"CASE WHEN t.n > 0 THEN {side}.{edge} END AS r{k}" for k, side, edge in _RECENCY_ENDS]
+    for score, below in (("f", "f_below"), ("m", "m_below")):
+        # The lowest value with at least s_k - 1 customers at or below it.
+        ends += [f"(SELECT min(v) FROM {below} WHERE up_to >= t.s{k} - 1) AS {score}{k}" for k in range(2, 6)]  # noqa: S608
+    return ", ".join(ends)
 
 
 def rfm_score(*, workspace_id: int, now: datetime | None = None) -> int:
     """Score every customer of the workspace (see the comment on RFM above); returns how many
     were scored. Contacts without a counted order lose any score they had.
 
-    The tile follows by arithmetic from a value's rank and the number of customers, instead
-    of NTILE and a second window per score: one sort (recency, nearly unique values), two
-    hashed histograms (frequency, monetary), and only rows whose scores change are written
-    (a nightly run rewrites few of them)."""
+    No window and no sort over the customers. With n customers, NTILE's tile k (2..5) starts at
+    a known position s_k (the first n % 5 tiles hold one row more), and the lowest tile a value
+    reaches is k when more than s_k - 1 customers have a lower value: when the value is above
+    the one at position s_k - 1, the tile's end. So each score needs four values: frequency's
+    and monetary's come from histograms of their values (one pass builds both, hashed), and
+    recency's, whose values hardly repeat, are read from the index by position. A last pass
+    compares each customer's tiles with its stored scores and writes only those that change
+    (a nightly run rewrites few)."""
     now = now or timezone.now()
-    grid, params = _grid_values()
+    params: dict[str, Any] = {"ws": workspace_id, "now": now, "segments": _segments_by_cell()}
     with transaction.atomic(), connection.cursor() as cursor:
         workspace_lock(cursor, workspace_id)
         cursor.execute(
-            """
-            SELECT count(*) FROM audiences_customerfacts
-            WHERE workspace_id = %s AND orders_count > 0 AND last_order_at IS NOT NULL
-            """,
-            [workspace_id],
-        )
-        scored = int(cursor.fetchone()[0])
-        params.update(ws=workspace_id, now=now, q=scored // 5, r=scored % 5)
-        if scored:
-            cursor.execute(
-                f"""
-                WITH f_ranks AS (
-                    -- Frequency and monetary values repeat a lot: their rank (1 + the customers
-                    -- of a lower value) comes from a histogram of the values, hashed, not sorted.
-                    SELECT orders_count,
-                           (1 + COALESCE(SUM(count(*)) OVER (ORDER BY orders_count
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))::bigint AS f_rank
-                    FROM audiences_customerfacts
-                    WHERE workspace_id = %(ws)s AND orders_count > 0 AND last_order_at IS NOT NULL
-                    GROUP BY orders_count
-                ),
-                m_ranks AS (
-                    SELECT revenue,
-                           (1 + COALESCE(SUM(count(*)) OVER (ORDER BY revenue
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))::bigint AS m_rank
-                    FROM audiences_customerfacts
-                    WHERE workspace_id = %(ws)s AND orders_count > 0 AND last_order_at IS NOT NULL
-                    GROUP BY revenue
-                ),
-                ranked AS (
-                    SELECT cf.contact_id, cf.recency_score, cf.frequency_score, cf.monetary_score, cf.rfm_segment,
-                           rank() OVER (ORDER BY cf.last_order_at) AS r_rank, fr.f_rank, mr.m_rank
-                    FROM audiences_customerfacts cf
-                    JOIN f_ranks fr ON fr.orders_count = cf.orders_count
-                    JOIN m_ranks mr ON mr.revenue = cf.revenue
-                    WHERE cf.workspace_id = %(ws)s AND cf.orders_count > 0 AND cf.last_order_at IS NOT NULL
-                ),
-                scores AS (
-                    SELECT contact_id, recency_score, frequency_score, monetary_score, rfm_segment,
-                           {_tile_sql("r_rank")} AS r, {_tile_sql("f_rank")} AS f, {_tile_sql("m_rank")} AS m
-                    FROM ranked
-                ),
-                grid (r, fm, segment) AS (VALUES {grid}),
-                changed AS (
-                    -- Compared in the same scan that ranked them: the UPDATE then joins only the
-                    -- rows that change (a nightly re-run: few), not every customer.
-                    SELECT s.contact_id, s.r, s.f, s.m, grid.segment, s.rfm_segment AS old_segment
-                    FROM scores s JOIN grid ON grid.r = s.r AND grid.fm = (s.f + s.m + 1) / 2
-                    WHERE (s.recency_score, s.frequency_score, s.monetary_score, s.rfm_segment)
-                          IS DISTINCT FROM (s.r::smallint, s.f::smallint, s.m::smallint, grid.segment::varchar)
-                )
+            f"""
+            WITH pairs AS MATERIALIZED (
+                -- One hash per customer (grouping sets would hash each twice): the histogram of
+                -- (frequency, monetary) pairs, then one of each from its few rows.
+                SELECT orders_count, revenue, count(*) AS n
+                FROM (SELECT orders_count, revenue FROM audiences_customerfacts WHERE {_CUSTOMERS}
+                      ORDER BY last_order_at) c
+                GROUP BY orders_count, revenue
+            ),
+            histogram AS MATERIALIZED (
+                SELECT orders_count, revenue, GROUPING(orders_count) AS of_revenue, sum(n) AS n
+                FROM pairs GROUP BY GROUPING SETS ((orders_count), (revenue))
+            ),
+            tile_starts AS MATERIALIZED (
+                SELECT n, 1 * q + LEAST(1, r) + 1 AS s2, 2 * q + LEAST(2, r) + 1 AS s3,
+                       3 * q + LEAST(3, r) + 1 AS s4, 4 * q + LEAST(4, r) + 1 AS s5
+                FROM (SELECT n, n / 5 AS q, n %% 5 AS r
+                      FROM (SELECT COALESCE(sum(n), 0)::bigint AS n FROM histogram WHERE of_revenue = 0) c) s
+            ),
+            f_below AS (  -- each frequency value and the customers at or below it
+                SELECT orders_count AS v, sum(n) OVER (ORDER BY orders_count) AS up_to
+                FROM histogram WHERE of_revenue = 0
+            ),
+            m_below AS (
+                SELECT revenue AS v, sum(n) OVER (ORDER BY revenue) AS up_to
+                FROM histogram WHERE of_revenue = 1
+            ),
+            tile_ends AS MATERIALIZED (
+                SELECT {_tile_ends_sql()} FROM tile_starts t {_RECENCY_WINDOWS}
+            ),
+            scores AS (
+                SELECT cf.contact_id, cf.recency_score, cf.frequency_score, cf.monetary_score, cf.rfm_segment,
+                       {_tile_sql("cf.last_order_at", "e.r")} AS r,
+                       {_tile_sql("cf.orders_count", "e.f")} AS f,
+                       {_tile_sql("cf.revenue", "e.m")} AS m
+                FROM (SELECT contact_id, last_order_at, orders_count, revenue, recency_score, frequency_score,
+                             monetary_score, rfm_segment
+                      FROM audiences_customerfacts WHERE {_CUSTOMERS} ORDER BY last_order_at) cf
+                CROSS JOIN tile_ends e
+            ),
+            changed AS MATERIALIZED (
+                SELECT contact_id, r, f, m, segment, rfm_segment AS old_segment
+                -- The names as a text[] constant (a cast of the array would be redone per row),
+                -- short: reading an element walks those before it.
+                FROM (SELECT s.*, (%(segments)s)[(s.r - 1) * 5 + (s.f + s.m + 1) / 2] AS segment
+                      FROM scores s) s
+                WHERE (recency_score, frequency_score, monetary_score, rfm_segment::text)
+                      IS DISTINCT FROM (r::smallint, f::smallint, m::smallint, segment)
+            ),
+            written AS (
                 UPDATE audiences_customerfacts cf
                 SET recency_score = c.r, frequency_score = c.f, monetary_score = c.m,
                     rfm_segment = c.segment, rfm_scored_at = %(now)s
                 FROM changed c
-                WHERE cf.contact_id = c.contact_id AND cf.workspace_id = %(ws)s
+                -- By primary key, row by row: the planner cannot tell that few rows change and
+                -- would otherwise hash the whole table to join them.
+                WHERE cf.contact_id = ANY (ARRAY(SELECT contact_id FROM changed))
+                  AND cf.contact_id = c.contact_id AND cf.workspace_id = %(ws)s
                 RETURNING cf.contact_id, c.segment, c.old_segment
-                """,  # noqa: S608 — constant fragments; every value is a parameter
-                params,
-            )
-            # Customers who moved to another segment ("became at risk"): the layers above hear it.
-            hooks.stage_changes_fire(
-                workspace_id,
-                ((row[0], "rfm_segment", row[1]) for row in cursor.fetchall() if row[1] != row[2]),
-            )
+            ),
+            moved AS (SELECT contact_id, segment FROM written WHERE segment IS DISTINCT FROM old_segment::text)
+            SELECT n, (SELECT count(*) FROM written),
+                   ARRAY(SELECT contact_id FROM moved), ARRAY(SELECT segment FROM moved)
+            FROM tile_starts
+            """,  # noqa: S608 — constant fragments; every value is a parameter
+            params,
+        )
+        scored, _written, moved_ids, moved_segments = cursor.fetchone()
+        scored = int(scored)
+        # Customers who moved to another segment ("became at risk"): the layers above hear it.
+        hooks.stage_changes_fire(
+            workspace_id,
+            (
+                (contact_id, "rfm_segment", segment)
+                for contact_id, segment in zip(moved_ids, moved_segments, strict=True)
+            ),
+        )
         cursor.execute(
             """
             UPDATE audiences_customerfacts
             SET recency_score = NULL, frequency_score = NULL, monetary_score = NULL, rfm_segment = ''
-            WHERE workspace_id = %s AND (orders_count = 0 OR last_order_at IS NULL)
+            WHERE workspace_id = %s AND NOT (orders_count > 0 AND last_order_at IS NOT NULL)
               AND (recency_score IS NOT NULL OR rfm_segment <> '')
             """,
             [workspace_id],

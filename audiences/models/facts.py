@@ -71,6 +71,31 @@ class CustomerFacts(WorkspaceOwned):
             # "Bought together" recommendations (campaigns.content.selectors) and product
             # conditions look facts up by product; rows change once per order, so it is cheap.
             GinIndex(fields=["products"], name="facts_products"),
+            # RFM scoring reads only this: its two passes are index-only scans, the recency
+            # rank walks it in order (no sort), and the stored scores ride along so that only
+            # the rows that change are written.
+            models.Index(
+                fields=["workspace", "last_order_at"],
+                include=[
+                    "orders_count",
+                    "revenue",
+                    "contact",
+                    "recency_score",
+                    "frequency_score",
+                    "monetary_score",
+                    "rfm_segment",
+                ],
+                condition=models.Q(orders_count__gt=0, last_order_at__isnull=False),
+                name="facts_rfm_rank",
+            ),
+            # Scored rows that are no longer customers' (orders refunded, a merge): the
+            # scoring clears them; nearly always empty, so finding them costs nothing.
+            models.Index(
+                fields=["workspace"],
+                condition=~models.Q(orders_count__gt=0, last_order_at__isnull=False)
+                & (models.Q(recency_score__isnull=False) | ~models.Q(rfm_segment="")),
+                name="facts_rfm_stale",
+            ),
         ]
 
 

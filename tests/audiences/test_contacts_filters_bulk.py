@@ -28,7 +28,7 @@ from audiences.models import (
     Subscription,
 )
 from audiences.segments.services import segment_save
-from audiences.services import contact_save
+from audiences.services import contact_save, contact_update
 from campaigns.models import MessageEvent
 from esp.models import Role, Workspace
 from tests.conftest import logged_in
@@ -79,6 +79,15 @@ def test_search_finds_substrings_of_addresses_and_names_in_its_workspace(acme: W
     assert emails(acme, q="%") == set()
 
 
+def test_search_follows_a_changed_name_and_address(acme: Workspace) -> None:
+    # The searched text is stored with the row (lower-cased): it must follow every change.
+    contact = add(acme, "old@shop.example", first_name="Otto")
+    contact_update(workspace=acme, contact_id=contact.pk, data={"email": "Neu@Shop.example", "first_name": "Jörg"})
+    assert emails(acme, q="jÖrg") == {"Neu@shop.example"}
+    assert emails(acme, q="neu@") == {"Neu@shop.example"}
+    assert emails(acme, q="otto") == set() and emails(acme, q="old@") == set()
+
+
 def test_search_is_answered_by_the_trigram_index(acme: Workspace) -> None:
     add(acme, "c12345@shop.example", first_name="Анна")
     queryset = contacts_matching(workspace=acme, contact_filter=ContactFilter(q="c1234"))
@@ -86,7 +95,7 @@ def test_search_is_answered_by_the_trigram_index(acme: Workspace) -> None:
         # A table this small is read whole otherwise; the other indexes go (for this test's
         # transaction only) so that the plan shows whether the query's expression is the index's.
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("DROP INDEX contact_unique_email, contact_workspace_recent")
+        cursor.execute("DROP INDEX contact_unique_email, contact_workspace_recent, contact_country")
         plan = queryset.explain()
     assert "contact_search" in plan
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audiences", "0010_mfacts_event_contact_orders"),
+        ("audiences", "0014_customerfacts_rfm_stale"),
     ]
 
     operations = [
