@@ -18,6 +18,11 @@ urlpatterns = [
     path("series/<int:series_id>/resume/", views.SeriesResumeView.as_view(), name="series-resume"),
     path("series/<int:series_id>/archive/", views.SeriesArchiveView.as_view(), name="series-archive"),
     path("series/<int:series_id>/dry-run/", views.SeriesDryRunView.as_view(), name="series-dry-run"),
+    path(
+        "series/<int:series_id>/webhook-secret/",
+        views.SeriesWebhookSecretView.as_view(),
+        name="series-webhook-secret",
+    ),
     path("series/enrollments/<int:enrollment_id>/", views.EnrollmentView.as_view(), name="enrollment"),
     path(
         "series/contacts/<int:contact_id>/enrollments/",

@@ -158,6 +158,9 @@ class SeriesView(WorkspaceView):
             next_before=enrollments[-1].pk if len(enrollments) == selectors.PAGE_SIZE else None,
             dry_run_form=DryRunForm(initial={"since": (timezone.now() - dt.timedelta(days=30)).date()}),
             can_publish=series.status != SeriesStatus.ARCHIVED and draft is not None,
+            # A receiver of the series' webhooks checks their signature with this secret: shown
+            # to those who may change the series, only when a version calls a webhook.
+            webhook_secret=series.webhook_secret if self.can(Role.MARKETER) and _calls_webhooks(series, draft) else "",
         )
         with timezone.override(_time_zone(self.workspace)):
             return render(request, "automations/series.html", context)
@@ -360,6 +363,29 @@ class SeriesArchiveView(SeriesActionView):
     def act(self, request: HttpRequest, series: Series) -> str:
         services.series_archive(workspace=self.workspace, series_id=series.pk)
         return _("Series archived.")
+
+
+class SeriesWebhookSecretView(SeriesActionView):
+    def confirmation(self, series: Series) -> tuple[str, str, list[str], str, Any]:
+        return (
+            _("New webhook secret"),
+            _("Make a new signing secret for the webhooks of %(name)s?") % {"name": series.name},
+            [
+                _("Webhooks sent from now on are signed with the new secret."),
+                _("Receivers that check the signature refuse them until they are given the new secret."),
+            ],
+            _("Make a new secret"),
+            None,
+        )
+
+    def act(self, request: HttpRequest, series: Series) -> str:
+        services.series_webhook_secret_rotate(workspace=self.workspace, series_id=series.pk)
+        return _("The series has a new webhook secret.")
+
+
+def _calls_webhooks(series: Series, draft: SeriesVersion | None) -> bool:
+    versions = [v for v in (series.live_version, draft) if v is not None]
+    return any(step.get("type") == "webhook" for v in versions for step in v.steps.get("steps", []))
 
 
 class SeriesDryRunView(WorkspaceView):

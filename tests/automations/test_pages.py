@@ -406,3 +406,25 @@ def test_pages_render_in_russian(acme: Workspace, shop: dict[str, Any]) -> None:
     reader = member(acme, Role.VIEWER, email="ru@acme.test", language="ru")
     html = logged_in(reader).get(f"/series/{shop['series'].pk}/").content.decode()
     assert "Шаги" in html and "Пробный запуск" in html
+
+
+def test_the_webhook_secret_is_shown_to_marketers_and_can_be_replaced(acme: Workspace) -> None:
+    from automations.services import SeriesInput, series_create
+
+    series = series_create(
+        workspace=acme,
+        data=SeriesInput(
+            name="Hooked",
+            trigger={"type": "api"},
+            steps={"steps": [{"key": "tell", "type": "webhook", "url": "https://93.184.216.34/hook"}]},
+        ),
+    )
+    marketer = logged_in(member(acme, Role.MARKETER))
+    page = marketer.get(f"/series/{series.pk}/").content.decode()
+    assert series.webhook_secret in page
+    viewer = logged_in(member(acme, Role.VIEWER))
+    assert series.webhook_secret not in viewer.get(f"/series/{series.pk}/").content.decode()
+    old = series.webhook_secret
+    assert marketer.post(f"/series/{series.pk}/webhook-secret/").status_code == 302
+    series.refresh_from_db()
+    assert series.webhook_secret and series.webhook_secret != old
