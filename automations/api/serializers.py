@@ -115,6 +115,10 @@ class PriorityField(serializers.IntegerField):
 # --- series ---------------------------------------------------------------------------------
 
 
+class WebhookSecretSerializer(serializers.Serializer[Any]):
+    webhook_secret = serializers.CharField(help_text="Verifies the X-ESP-Signature of the series' webhook calls.")
+
+
 class SeriesFiguresSerializer(serializers.Serializer[Any]):
     entered_7d = serializers.IntegerField(help_text="Enrollments that began in the last 7 days.")
     active = serializers.IntegerField(help_text="Enrollments inside the series now.")

@@ -10,6 +10,11 @@ urlpatterns = [
     path("series", views.SeriesListView.as_view(), name="api-series-list"),
     path("series/<int:series_id>", views.SeriesDetailView.as_view(), name="api-series"),
     path("series/<int:series_id>/publish", views.SeriesPublishView.as_view(), name="api-series-publish"),
+    path(
+        "series/<int:series_id>/webhook-secret",
+        views.SeriesWebhookSecretView.as_view(),
+        name="api-series-webhook-secret",
+    ),
     path("series/<int:series_id>/pause", views.SeriesPauseView.as_view(), name="api-series-pause"),
     path("series/<int:series_id>/resume", views.SeriesResumeView.as_view(), name="api-series-resume"),
     path("series/<int:series_id>/archive", views.SeriesArchiveView.as_view(), name="api-series-archive"),

@@ -221,6 +221,24 @@ class SeriesPublishView(SeriesAPIView):
         return self.series_detail(series.pk)
 
 
+class SeriesWebhookSecretView(SeriesAPIView):
+    @extend_schema(
+        operation_id="series_webhook_secret_rotate",
+        summary="Make a new webhook signing secret",
+        description=(
+            "The series' webhook steps sign every call with HMAC-SHA256 over `<timestamp>.<body>` "
+            "(header `X-ESP-Signature: t=…,v1=…`). This makes a new secret and returns it; calls sent "
+            "from now on are signed with it, so give it to the receivers."
+        ),
+        request=None,
+        responses={200: s.WebhookSecretSerializer, 404: SERIES_NOT_FOUND},
+    )
+    def post(self, request: Request, series_id: int) -> Response:
+        series = self.get_series(series_id)
+        secret = services.series_webhook_secret_rotate(workspace=self.workspace, series_id=series.pk)
+        return Response({"webhook_secret": secret})
+
+
 class SeriesPauseView(SeriesAPIView):
     @extend_schema(
         operation_id="series_pause",

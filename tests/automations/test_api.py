@@ -429,3 +429,19 @@ def test_the_dry_run_replays_the_draft_and_writes_nothing(
 
     assert "version" in fields_of(acme_api.post(url, {"contact": {"id": ann.pk}, "version": 9}, format="json"))
     assert (Enrollment.objects.count(), Trace.objects.count(), Message.objects.count()) == counts_before == (0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_a_new_webhook_secret_is_returned_once_made(acme: Workspace, acme_api: APIClient, globex: Workspace) -> None:
+    from automations.services import SeriesInput, series_create
+
+    series = series_create(workspace=acme, data=SeriesInput(name="Hooked", trigger={"type": "api"}))
+    old = series.webhook_secret
+    answer = acme_api.post(f"/api/v1/series/{series.pk}/webhook-secret")
+    assert answer.status_code == 200
+    series.refresh_from_db()
+    assert answer.json() == {"webhook_secret": series.webhook_secret} and series.webhook_secret != old
+    other = series_create(workspace=globex, data=SeriesInput(name="Theirs", trigger={"type": "api"}))
+    assert acme_api.post(f"/api/v1/series/{other.pk}/webhook-secret").status_code == 404
+    reader = key_client(api_key(acme, scopes=[ApiScope.SERIES_READ]))
+    assert reader.post(f"/api/v1/series/{series.pk}/webhook-secret").status_code == 403
