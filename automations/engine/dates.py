@@ -79,6 +79,15 @@ def _anniversary_candidates(series: Series, since: dt.datetime, now: dt.datetime
         "y1": now.year + 1,
         "month_days": _month_days(since, now, int(trigger.get("offset_days") or 0)),
     }
+    if attribute == "birth_date":
+        # The expression of the contact_birthday index (audiences migration 0016), word for word.
+        month_day_filter = (
+            "c.birth_date IS NOT NULL AND (extract(month FROM c.birth_date) * 100 + extract(day FROM c.birth_date)) "
+            "= ANY(%(month_day_numbers)s::numeric[])"
+        )
+        params["month_day_numbers"] = [int(md[:2]) * 100 + int(md[3:]) for md in params["month_days"]]
+    else:
+        month_day_filter = f"to_char({date_sql}, 'MM-DD') = ANY(%(month_days)s)"
     sql = f"""
         {_ZONES}
         SELECT m.contact_id, m.year::text AS entry_key,
@@ -91,7 +100,7 @@ def _anniversary_candidates(series: Series, since: dt.datetime, now: dt.datetime
             FROM (
                 SELECT c.id AS contact_id, {date_sql} AS d, {_ZONE} AS tz
                 FROM audiences_contact c {_ZONE_JOIN}
-                WHERE c.workspace_id = %(ws)s AND to_char({date_sql}, 'MM-DD') = ANY(%(month_days)s)
+                WHERE c.workspace_id = %(ws)s AND {month_day_filter}
             ) b
             CROSS JOIN generate_series(%(y0)s::int, %(y1)s::int) AS y (year)
             CROSS JOIN LATERAL (
