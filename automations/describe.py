@@ -223,7 +223,7 @@ STEP_WORDS: dict[str, Callable[[dict[str, Any], Names, RuleContext | None], str]
 }
 
 
-def _exit_label(name: str, step: dict[str, Any]) -> str:
+def exit_label(name: str, step: dict[str, Any]) -> str:
     if name == "next":
         return _("then")
     if name == "yes":
@@ -249,7 +249,7 @@ def step_views(steps: dict[str, Any] | None, names: Names, ctx: RuleContext | No
             what = words(step, names, ctx)
         else:
             what = (kind.describe(step) if kind else "") or (str(kind.label) if kind else kind_name)
-        exits = [(_exit_label(name, step), target) for name, target in (kind.exits(step) if kind else [])]
+        exits = [(exit_label(name, step), target) for name, target in (kind.exits(step) if kind else [])]
         views.append(
             StepView(
                 key=step.get("key", ""),

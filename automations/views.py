@@ -31,6 +31,7 @@ from automations.dry_run import series_dry_run
 from automations.forms import DryRunForm, PublishForm, RecipeForm, ResumeForm, SeriesForm, field_for
 from automations.models import Enrollment, Series, SeriesKind, SeriesStatus, SeriesVersion
 from automations.recipes import RECIPES, series_from_recipe
+from automations.tree import step_tree
 from esp.api.errors import error_fields
 from esp.input import parse_id
 from esp.models import Role, Workspace
@@ -125,10 +126,15 @@ def _steps_context(workspace: Workspace, series: Series) -> dict[str, Any]:
     live = series.live_version
     shown = live or draft
     names = _names(workspace, series, live, draft)
+    rows = _step_rows(workspace, series, shown, names)
     return {
         "series": series,
         "shown_version": shown,
-        "steps": _step_rows(workspace, series, shown, names),
+        "steps": rows,
+        # The same rows drawn as the branching tree; the trigger heads it, also when htmx
+        # refreshes only this part.
+        "tree": step_tree(shown.steps if shown else None, {row["step"].key: row for row in rows}),
+        "trigger": describe.trigger_text(series.trigger or {}, names),
         "polling": series.status in (SeriesStatus.LIVE, SeriesStatus.PAUSED),
         "refresh_seconds": COUNTS_REFRESH_SECONDS,
         "names": names,
@@ -146,7 +152,6 @@ class SeriesView(WorkspaceView):
         enrollments = selectors.enrollments_page(workspace=self.workspace, series=series, before=before)
         context.update(
             figures=selectors.series_figures(workspace=self.workspace, series_ids=[series.pk])[series.pk],
-            trigger=describe.trigger_text(series.trigger or {}, names),
             flow_filter=describe.flow_filter_text(series, ctx),
             goal=describe.goal_text(series.goal or {}),
             re_entry=describe.re_entry_text(series),

@@ -428,3 +428,56 @@ def test_the_webhook_secret_is_shown_to_marketers_and_can_be_replaced(acme: Work
     assert marketer.post(f"/series/{series.pk}/webhook-secret/").status_code == 302
     series.refresh_from_db()
     assert series.webhook_secret and series.webhook_secret != old
+
+
+def test_series_page_draws_branches_side_by_side(
+    acme: Workspace, acme_client: Client, templates: dict[str, EmailTemplate]
+) -> None:
+    """A condition's yes / no and a split's branches are columns of one row under their step; a
+    step both branches reach is drawn once and linked from the other column."""
+    import re
+
+    welcome, coupon = templates["welcome"].pk, templates["coupon"].pk
+    series = live_series(
+        acme,
+        [
+            {
+                "key": "ordered",
+                "type": "condition",
+                "events_since_entry": [{"event": "Order Completed"}],
+                "yes": None,
+                "no": "test",
+            },
+            {
+                "key": "test",
+                "type": "split",
+                "branches": [
+                    {"name": "Coupon", "percent": 40, "next": "coupon"},
+                    {"name": "Plain", "percent": 60, "next": "remind"},
+                ],
+            },
+            {"key": "coupon", "type": "send", "template": coupon, "next": "remind"},
+            {"key": "remind", "type": "send", "template": welcome},
+        ],
+        name="Branchy",
+    )
+    track(contact(acme, "ann@example.com"), "Signed Up")
+    for url in (f"/series/{series.pk}/", f"/series/{series.pk}/steps/"):
+        html = acme_client.get(url).content.decode()
+        assert 'id="step-trigger"' in html and "When the contact does “Signed Up”" in html
+        # Each card once, however many pointers reach it.
+        assert [k for k in re.findall(r'id="step-([a-z]+)"', html) if k != "trigger"] == [
+            "ordered",
+            "test",
+            "coupon",
+            "remind",
+        ]
+        yes = html.index('data-exit="yes"')
+        no = html.index('data-exit="no"')
+        assert yes < html.index('class="tree-end"') < no  # yes ends at once, no goes on to the split
+        assert html.count('class="tree-branches"') == 2
+        assert re.search(r"<span>Coupon</span> <small>40 %</small>", html)
+        assert re.search(r"<span>Plain</span> <small>60 %</small>", html)
+        plain = html[html.index('data-exit="branches[1].next"') :]
+        assert re.search(r'continues at <a href="#step-remind">', plain)
+        assert 'data-count="reached">1<' in html  # the counts stay on the cards

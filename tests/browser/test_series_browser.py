@@ -53,3 +53,36 @@ def test_series_page_counts_refresh_and_dry_run(page: Page) -> None:
     expect(page.locator(".flash")).to_contain_text("Series paused.")
     series.refresh_from_db()
     assert series.status == SeriesStatus.PAUSED
+
+
+def test_series_tree_puts_branches_side_by_side_and_stacks_them_on_a_phone(page: Page) -> None:
+    acme = WorkspaceFactory(name="Acme", slug="acme")
+    user = member(acme, Role.VIEWER, email="viewer@acme.test")
+    coupon = EmailTemplateFactory(workspace=acme, name="Coupon")
+    series = live_series(
+        acme,
+        [
+            {"key": "pause", "type": "wait", "amount": 1, "unit": "hours", "next": "ordered"},
+            {
+                "key": "ordered",
+                "type": "condition",
+                "events_since_entry": [{"event": "Order Completed"}],
+                "yes": "thanks",
+                "no": "coupon",
+            },
+            {"key": "thanks", "type": "exit"},
+            {"key": "coupon", "type": "send", "template": coupon.pk},
+        ],
+        name="Cart",
+    )
+    log_in(page, user.email)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"/series/{series.pk}/")
+    yes, no = page.locator("#step-thanks").bounding_box(), page.locator("#step-coupon").bounding_box()
+    assert yes and no and abs(yes["y"] - no["y"]) < 2 and no["x"] > yes["x"] + yes["width"]
+
+    page.set_viewport_size({"width": 390, "height": 800})
+    yes, no = page.locator("#step-thanks").bounding_box(), page.locator("#step-coupon").bounding_box()
+    assert yes and no and no["y"] > yes["y"] + yes["height"]
+    # Nothing sticks out of the phone's screen: the page does not scroll sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
