@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from abc import ABC, abstractmethod
 from typing import Any
 
 from django.contrib import messages
@@ -235,8 +236,9 @@ class SeriesEditView(SeriesFormView):
         return self._save(request, _series(self.workspace, series_id))
 
 
-class SeriesActionView(WorkspaceView):
-    """Publish, pause, resume, archive: a confirmation page on GET, the action on POST."""
+class SeriesActionView(WorkspaceView, ABC):
+    """Publish, pause, resume, archive: a confirmation page on GET, the action on POST. Each
+    action says what its confirmation page shows and what it does."""
 
     read_role = Role.MARKETER
     action = ""
@@ -264,11 +266,11 @@ class SeriesActionView(WorkspaceView):
             messages.success(request, done)
         return redirect("series", series_id=series.pk)
 
-    def confirmation(self, series: Series) -> tuple[str, str, list[str], str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def confirmation(self, series: Series) -> tuple[str, str, list[str], str, Any]: ...
 
-    def act(self, request: HttpRequest, series: Series) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def act(self, request: HttpRequest, series: Series) -> str: ...
 
 
 class SeriesPublishView(SeriesActionView):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from campaigns.delivery.composer import TransientSendError
 from campaigns.models import Message, MessageState
 from esp import clock
 
@@ -23,3 +24,14 @@ def retry_plan(message: Message, *, gave_up: str, now: dt.datetime | None = None
         return MessageState.FAILED, gave_up, message.due_at
     moment = now if now is not None else clock.now()
     return MessageState.QUEUED, "", moment + RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+
+
+def maybe_delivered(error: TransientSendError) -> bool:
+    """Whether a transient failure may have come after the provider took the message: then it
+    is not sent again (at most once). A provider refusal carries its reply code and is safe to
+    retry; a failure without one is the connection's, and a connection that broke during the
+    hand-over (SMTP DATA, an HTTP request without an answer) may have delivered. A transport
+    that knows better says so with `maybe_delivered`."""
+    if error.maybe_delivered is not None:
+        return error.maybe_delivered
+    return error.code is None

@@ -60,7 +60,7 @@ from campaigns.delivery.composer import (
     transport_for,
     wrap,
 )
-from campaigns.delivery.retries import retry_plan
+from campaigns.delivery.retries import maybe_delivered, retry_plan
 from campaigns.models import (
     DeliverySettings,
     EmailTemplate,
@@ -399,7 +399,7 @@ class Sender:
             provider_message_id = transport.send_prepared(composed.prepared, following)
         except TransientSendError as error:
             self.drop_transport(provider, message.workspace_id)
-            if _maybe_delivered(error):
+            if maybe_delivered(error):
                 self._finish_sending(message, MessageState.IN_DOUBT, SkipReason.CRASHED, str(error))
             else:
                 self._retry_sending(message, str(error))
@@ -558,17 +558,6 @@ def _execute_raw(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
             return cursor.fetchall()
         finally:
             cursor.close()
-
-
-def _maybe_delivered(error: TransientSendError) -> bool:
-    """Whether a transient failure may have come after the provider took the message: then it
-    is not sent again (at most once). A provider refusal carries its reply code and is safe to
-    retry; a failure without one is the connection's, and a connection that broke during the
-    hand-over (SMTP DATA, an HTTP request without an answer) may have delivered. A transport
-    that knows better says so with `maybe_delivered`."""
-    if error.maybe_delivered is not None:
-        return error.maybe_delivered
-    return error.code is None
 
 
 def messages_send_due(

@@ -29,7 +29,7 @@ class SendError(Exception):
 
     transient: bool = False
     # Whether the provider may have taken the message although this was raised; None: not
-    # known, judged by the sender from `code` (campaigns.delivery.sender._maybe_delivered).
+    # known, judged by the sender from `code` (campaigns.delivery.retries.maybe_delivered).
     maybe_delivered: bool | None = None
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
