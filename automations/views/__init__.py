@@ -1,0 +1,31 @@
+"""Browser pages of series. Viewers read; marketers change. Every write goes through
+automations.services (or automations.editing for the builder); another workspace's series,
+enrollment or contact is a 404."""
+
+from automations.views.actions import (
+    SeriesArchiveView,
+    SeriesPauseView,
+    SeriesPublishView,
+    SeriesResumeView,
+    SeriesWebhookSecretView,
+)
+from automations.views.recipes import RecipesView
+from automations.views.series import SeriesCreateView, SeriesEditView, SeriesListView, SeriesStepsView, SeriesView
+from automations.views.watch import ContactEnrollmentsView, EnrollmentView, SeriesDryRunView
+
+__all__ = [
+    "ContactEnrollmentsView",
+    "EnrollmentView",
+    "RecipesView",
+    "SeriesArchiveView",
+    "SeriesCreateView",
+    "SeriesDryRunView",
+    "SeriesEditView",
+    "SeriesListView",
+    "SeriesPauseView",
+    "SeriesPublishView",
+    "SeriesResumeView",
+    "SeriesStepsView",
+    "SeriesView",
+    "SeriesWebhookSecretView",
+]

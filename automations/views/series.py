@@ -1,0 +1,179 @@
+"""The series list, a series' page (settings in words, the step tree with live counts, enrollments)
+and the settings form that creates and edits a series."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audiences import selectors as audience_selectors
+from audiences.segments import selectors as segment_selectors
+from audiences.segments.registry import RuleContext
+from automations import describe, selectors, services
+from automations.forms import DryRunForm, SeriesForm, field_for
+from automations.models import Series, SeriesStatus, SeriesVersion
+from automations.tree import step_tree
+from automations.views.common import (
+    COUNTS_REFRESH_SECONDS,
+    calls_webhooks,
+    draft_of,
+    names_for_versions,
+    series_or_404,
+    workspace_time_zone,
+)
+from esp.api.errors import error_fields
+from esp.input import parse_id
+from esp.models import Role, Workspace
+from esp.web import WorkspaceView
+
+
+class SeriesListView(WorkspaceView):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        archived = request.GET.get("archived") == "1"
+        series = list(selectors.series_list(workspace=self.workspace, include_archived=archived))
+        figures = selectors.series_figures(workspace=self.workspace, series_ids=[s.pk for s in series])
+        rows = [{"series": s, "figures": figures[s.pk]} for s in series]
+        return render(request, "automations/series_list.html", {"rows": rows, "archived": archived})
+
+
+def _step_rows(workspace: Workspace, series: Series, version: SeriesVersion | None, names: describe.Names) -> list[Any]:
+    counts = selectors.series_step_counts(workspace=workspace, series=series)
+    ctx = RuleContext(workspace)
+    rows = []
+    for step in describe.step_views(version.steps if version else None, names, ctx):
+        count = counts.get(step.key, selectors.StepCounts())
+        rows.append(
+            {
+                "step": step,
+                "counts": count,
+                "skipped": sorted(
+                    ((describe.skip_reason_text(reason), n) for reason, n in count.skipped.items()),
+                    key=lambda item: -item[1],
+                ),
+                "branches": sorted((describe.branch_text(b), n) for b, n in count.branches.items()),
+                "open_rate": round(100 * count.opened / count.sent) if count.sent else None,
+                "click_rate": round(100 * count.clicked / count.sent) if count.sent else None,
+            }
+        )
+    return rows
+
+
+def _steps_context(workspace: Workspace, series: Series) -> dict[str, Any]:
+    draft = draft_of(series)
+    live = series.live_version
+    shown = live or draft
+    names = names_for_versions(workspace, series, live, draft)
+    rows = _step_rows(workspace, series, shown, names)
+    return {
+        "series": series,
+        "shown_version": shown,
+        "steps": rows,
+        # The same rows drawn as the branching tree; the trigger heads it, also when htmx
+        # refreshes only this part.
+        "tree": step_tree(shown.steps if shown else None, {row["step"].key: row for row in rows}),
+        "trigger": describe.trigger_text(series.trigger or {}, names),
+        "polling": series.status in (SeriesStatus.LIVE, SeriesStatus.PAUSED),
+        "refresh_seconds": COUNTS_REFRESH_SECONDS,
+        "names": names,
+        "draft": draft,
+    }
+
+
+class SeriesView(WorkspaceView):
+    def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
+        series = series_or_404(self.workspace, series_id)
+        context = _steps_context(self.workspace, series)
+        draft, live, names = context["draft"], series.live_version, context["names"]
+        ctx = RuleContext(self.workspace)
+        before = parse_id(request.GET.get("before", ""))
+        enrollments = selectors.enrollments_page(workspace=self.workspace, series=series, before=before)
+        context.update(
+            figures=selectors.series_figures(workspace=self.workspace, series_ids=[series.pk])[series.pk],
+            flow_filter=describe.flow_filter_text(series, ctx),
+            goal=describe.goal_text(series.goal or {}),
+            re_entry=describe.re_entry_text(series),
+            priority=describe.priority_text(series.priority),
+            draft_differs=draft is not None and live is not None and draft.steps != live.steps,
+            draft_steps=describe.step_views(draft.steps, names, ctx) if draft is not None and live is not None else [],
+            enrollment_rows=[{"enrollment": e, "reason": describe.reason_text(e.end_reason)} for e in enrollments],
+            paged=before is not None,
+            next_before=enrollments[-1].pk if len(enrollments) == selectors.PAGE_SIZE else None,
+            dry_run_form=DryRunForm(initial={"since": (timezone.now() - dt.timedelta(days=30)).date()}),
+            can_publish=series.status != SeriesStatus.ARCHIVED and draft is not None,
+            # A receiver of the series' webhooks checks their signature with this secret: shown
+            # to those who may change the series, only when a version calls a webhook.
+            webhook_secret=series.webhook_secret if self.can(Role.MARKETER) and calls_webhooks(series, draft) else "",
+        )
+        with timezone.override(workspace_time_zone(self.workspace)):
+            return render(request, "automations/series.html", context)
+
+
+class SeriesStepsView(WorkspaceView):
+    """The steps with their live counts: the part of the series page that htmx refreshes."""
+
+    def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
+        series = series_or_404(self.workspace, series_id)
+        return render(request, "automations/partials/steps.html", _steps_context(self.workspace, series))
+
+
+class SeriesFormView(WorkspaceView):
+    """Viewers may look at the form (as at a segment's); only marketers save."""
+
+    def _form(self, data: Any = None, initial: dict[str, Any] | None = None) -> SeriesForm:
+        lists = list(audience_selectors.lists(workspace=self.workspace).order_by("name").values_list("pk", "name"))
+        segments = list(segment_selectors.segments(workspace=self.workspace).order_by("name").values_list("pk", "name"))
+        return SeriesForm(data, initial=initial, lists=lists, segments=segments)
+
+    def _render(self, request: HttpRequest, form: SeriesForm, series: Series | None, status: int = 200) -> HttpResponse:
+        return render(request, "automations/series_form.html", {"form": form, "series": series}, status=status)
+
+    def _save(self, request: HttpRequest, series: Series | None) -> HttpResponse:
+        with timezone.override(workspace_time_zone(self.workspace)):
+            form = self._form(request.POST)
+            if not form.is_valid():
+                return self._render(request, form, series, status=400)
+            try:
+                data = form.series_input()
+                if series is None:
+                    saved = services.series_create(workspace=self.workspace, data=data)
+                else:
+                    latest = selectors.series_latest_version(series=series)
+                    if data.steps is not None and latest is not None and data.steps == latest.steps:
+                        # Unchanged steps would open a new draft identical to the live version.
+                        data = services.SeriesInput(**{**data.__dict__, "steps": None})
+                    saved = services.series_update(workspace=self.workspace, series_id=series.pk, data=data)
+            except ValidationError as error:
+                for path, problems in error_fields(error).items():
+                    name, show_path = field_for(path, form)
+                    for problem in problems:
+                        form.add_error(name, f"{path}: {problem}" if show_path else problem)
+                return self._render(request, form, series, status=400)
+        messages.success(request, _("Series saved."))
+        return redirect("series", series_id=saved.pk)
+
+
+class SeriesCreateView(SeriesFormView):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request, self._form(), None)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return self._save(request, None)
+
+
+class SeriesEditView(SeriesFormView):
+    def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
+        series = series_or_404(self.workspace, series_id)
+        latest = selectors.series_latest_version(series=series)
+        with timezone.override(workspace_time_zone(self.workspace)):
+            initial = SeriesForm.initial_for(series, latest.steps if latest else None)
+            return self._render(request, self._form(initial=initial), series)
+
+    def post(self, request: HttpRequest, series_id: int) -> HttpResponse:
+        return self._save(request, series_or_404(self.workspace, series_id))
