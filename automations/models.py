@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -97,6 +98,11 @@ class SeriesVersion(WorkspaceOwned):
     steps = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Who published it (the versions list says who changed what); empty for the API's key or a
+    # user since deleted.
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-number"]
@@ -110,6 +116,23 @@ class SeriesVersion(WorkspaceOwned):
             if step.get("key") == key:
                 return step  # type: ignore[no-any-return]
         return None
+
+
+class DraftChange(WorkspaceOwned):
+    """One edit the builder made to a draft: the steps as they were before it, so "undo" puts
+    them back. Only a draft's recent changes are kept (automations.editing.UNDO_DEPTH)."""
+
+    version = models.ForeignKey(SeriesVersion, on_delete=models.CASCADE, related_name="changes")
+    steps_before = models.JSONField()
+    # What the edit did, in words for the undo button ("inserted a wait after welcome").
+    what = models.CharField(max_length=300)
+    made_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    made_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
 
 
 class EnrollmentState(models.TextChoices):
