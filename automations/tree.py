@@ -36,6 +36,9 @@ class Node:
     key: str
     step: dict[str, Any]
     row: Any  # what the page shows on the card (description, counts), given by the caller
+    # The pointer that leads here, as the builder posts it ("welcome:next", ":start"): a step
+    # inserted there comes right above this one.
+    edge_in: str = ""
     branches: list[Branch] = field(default_factory=list)
 
 
@@ -48,6 +51,9 @@ class Path:
     nodes: list[Node] = field(default_factory=list)
     continues_at: str | None = None
     ends: bool = False
+    # Where a step added at the bottom of this column goes (the last step's "next", or the
+    # column's own pointer when it is empty); empty after an exit or a branching step.
+    tail: str = ""
 
 
 @dataclass
@@ -76,21 +82,23 @@ def step_tree(steps: dict[str, Any] | None, rows: Mapping[str, Any] | None = Non
     rows = rows or {}
     drawn: set[str] = set()
 
-    def walk(key: str | None) -> Path:
+    def walk(key: str | None, entry: str) -> Path:
         path = Path()
         # A loop, not recursion, along a column: a 200-step straight series stays shallow.
         while True:
             if key is None:
                 path.ends = True
+                path.tail = entry
                 return path
             if key in drawn or key not in by_key:
                 # Drawn already (a shared step, or a loop the graph check would refuse), or a
                 # pointer to no step: link to it rather than draw it twice or invent it.
                 path.continues_at = key
+                path.tail = entry
                 return path
             drawn.add(key)
             step = by_key[key]
-            node = Node(key=key, step=step, row=rows.get(key))
+            node = Node(key=key, step=step, row=rows.get(key), edge_in=entry)
             path.nodes.append(node)
             kind = STEP_KINDS.get(step.get("type", ""))
             exits = kind.exits(step) if kind is not None else []
@@ -98,15 +106,18 @@ def step_tree(steps: dict[str, Any] | None, rows: Mapping[str, Any] | None = Non
                 return path  # an exit step (or an unknown kind): the card itself says it ends
             if len(exits) == 1 and exits[0][0] == "next":
                 key = exits[0][1]
+                entry = f"{node.key}:next"
                 continue
             for name, target in exits:
                 label, percent = _branch_label(name, step)
-                node.branches.append(Branch(exit=name, label=label, percent=percent, path=walk(target)))
+                node.branches.append(
+                    Branch(exit=name, label=label, percent=percent, path=walk(target, f"{node.key}:{name}"))
+                )
             return path
 
     start = (steps or {}).get("start")
     if not isinstance(start, str) and listed:
         start = listed[0]["key"]
-    root = walk(start) if listed else Path()
-    unreached = [walk(s["key"]) for s in listed if s["key"] not in drawn]
+    root = walk(start, ":start") if listed else Path(tail=":start")
+    unreached = [walk(s["key"], "") for s in listed if s["key"] not in drawn]
     return Tree(root=root, unreached=unreached)

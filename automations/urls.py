@@ -12,6 +12,7 @@ urlpatterns = [
     path("series/recipes/", views.RecipesView.as_view(), name="series-recipes"),
     path("series/<int:series_id>/", views.SeriesView.as_view(), name="series"),
     path("series/<int:series_id>/steps/", views.SeriesStepsView.as_view(), name="series-steps"),
+    path("series/<int:series_id>/builder/", views.SeriesBuilderView.as_view(), name="series-builder"),
     path("series/<int:series_id>/edit/", views.SeriesEditView.as_view(), name="series-edit"),
     path("series/<int:series_id>/publish/", views.SeriesPublishView.as_view(), name="series-publish"),
     path("series/<int:series_id>/pause/", views.SeriesPauseView.as_view(), name="series-pause"),

@@ -19,6 +19,9 @@ def clean_duration(step: dict[str, Any], path: str, errors: RuleErrors, *, prefi
     if unit not in UNITS:
         errors.add(f"{path}.{prefix}unit", _("Expected one of: %(allowed)s.") % {"allowed": ", ".join(UNITS)})
         return {}
+    if amount is None or amount == "":
+        errors.add(f"{path}.{prefix}amount", _("Say how long (a whole number of %(unit)s).") % {"unit": unit})
+        return {}
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0 or amount * UNITS[unit] > MAX_SECONDS:
         errors.add(f"{path}.{prefix}amount", _("Expected a whole number of %(unit)s, at most a year.") % {"unit": unit})
         return {}

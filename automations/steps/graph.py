@@ -72,6 +72,13 @@ def validate_steps(raw: Any, ctx: CleanContext) -> dict[str, Any]:
         for name, target in STEP_KINDS[step["type"]].exits(step):
             if target is not None and target not in by_key:
                 errors.add(f"{step_path(step['key'])}.{name}", _("%(key)r is not the key of a step.") % {"key": target})
+    for step in cleaned_steps:
+        exits = STEP_KINDS[step["type"]].exits(step)
+        if len(exits) > 1 and all(target is None for _name, target in exits):
+            errors.add(
+                step_path(step["key"]),
+                _("Every branch of this step is empty: add a step to a branch, or remove this step."),
+            )
     if not errors and isinstance(start, str):
         _check_reachable(start, by_key, errors)
         _check_loops(by_key, errors)

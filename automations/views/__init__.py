@@ -9,6 +9,7 @@ from automations.views.actions import (
     SeriesResumeView,
     SeriesWebhookSecretView,
 )
+from automations.views.builder import SeriesBuilderView
 from automations.views.recipes import RecipesView
 from automations.views.series import SeriesCreateView, SeriesEditView, SeriesListView, SeriesStepsView, SeriesView
 from automations.views.watch import ContactEnrollmentsView, EnrollmentView, SeriesDryRunView
@@ -18,6 +19,7 @@ __all__ = [
     "EnrollmentView",
     "RecipesView",
     "SeriesArchiveView",
+    "SeriesBuilderView",
     "SeriesCreateView",
     "SeriesDryRunView",
     "SeriesEditView",
