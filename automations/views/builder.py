@@ -10,6 +10,8 @@ JavaScript the same forms post and redirect.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import defaultdict
 from typing import Any
 
 from django.contrib import messages
@@ -24,6 +26,8 @@ from audiences.events.selectors import event_names
 from audiences.models import CustomField, FieldType
 from audiences.segments.registry import RuleContext
 from automations import describe, editing, graph_edits, selectors
+from automations.dry_run import DryRun, series_dry_run
+from automations.forms import DryRunForm
 from automations.graph_edits import Edge, EditError
 from automations.models import Series, SeriesStatus, SeriesVersion
 from automations.step_forms import StepForm, form_for
@@ -173,6 +177,13 @@ class SeriesBuilderView(WorkspaceView):
             }
             for view in describe.step_views(steps, names, RuleContext(self.workspace))
         }
+        dry_form, dry_run, dry_note = self._dry_run(request, series, version, problems)
+        if dry_run is not None:
+            marks: dict[str, list[Any]] = defaultdict(list)
+            for number, line in enumerate((line for line in dry_run.lines if line.step), start=1):
+                marks[line.step].append((number, line))
+            for key, row in rows.items():
+                row["dry"] = marks.get(key, [])
         selected = version.step(step_key) if version is not None and step_key else None
         can_edit = self.can(Role.MARKETER) and series.status != SeriesStatus.ARCHIVED
         if selected is not None and form is None:
@@ -201,9 +212,36 @@ class SeriesBuilderView(WorkspaceView):
             "delete_keeps": _delete_keeps(selected),
             "move_targets": _move_targets(steps, selected) if selected is not None else [],
             "notice": notice,
+            "dry_form": dry_form,
+            "dry_run": dry_run,
+            "dry_note": dry_note,
         }
         with timezone.override(workspace_time_zone(self.workspace)):
             return render(request, "automations/builder.html", context, status=status)
+
+    def _dry_run(
+        self, request: HttpRequest, series: Series, version: SeriesVersion | None, problems: editing.Problems
+    ) -> tuple[DryRunForm, DryRun | None, str]:
+        """The dry run drawn on the tree: the shown version replayed for one contact (`dry-*`
+        query parameters); nothing is written, so viewers may run it too."""
+        tz = workspace_time_zone(self.workspace)
+        bound = "dry-email" in request.GET
+        form = DryRunForm(
+            request.GET if bound else None,
+            prefix="dry",
+            initial={"since": (timezone.now().astimezone(tz) - dt.timedelta(days=30)).date()},
+        )
+        if not bound or not form.is_valid():
+            return form, None, ""
+        if version is None or problems.by_step:
+            return form, None, _("Fix what the steps need first: a dry run walks a version that could be published.")
+        contact = audience_selectors.contact_find(workspace=self.workspace, email=form.cleaned_data["email"])
+        if contact is None:
+            form.add_error("email", _("No contact with this address."))
+            return form, None, ""
+        since = dt.datetime.combine(form.cleaned_data["since"], dt.time.min, tzinfo=tz)
+        run = series_dry_run(workspace=self.workspace, series=series, contact=contact, since=since, version=version)
+        return form, run, ""
 
 
 def _delete_keeps(step: dict[str, Any] | None) -> list[tuple[str, str]]:

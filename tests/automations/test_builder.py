@@ -163,3 +163,29 @@ def test_an_archived_series_cannot_be_edited(acme_client: Client, cart: Series) 
     html = acme_client.get(f"/series/{cart.pk}/builder/").content.decode()
     assert "data-edge" not in html
     assert _post(acme_client, cart, op="delete", step="pause").status_code == 400
+
+
+def test_the_dry_run_draws_the_contacts_path_on_the_tree(acme: Workspace, acme_client: Client, cart: Series) -> None:
+    from tests.automations.series_helpers import contact, track
+
+    person = contact(acme, "dora@example.com")
+    track(person, "Checkout Started", cart_id="c1")
+    page = acme_client.get(
+        f"/series/{cart.pk}/builder/",
+        {"dry-email": "dora@example.com", "dry-since": "2020-01-01", "dry-version": "live"},
+    )
+    assert page.status_code == 200
+    rows = {node.key: node.row for node in page.context["tree"].root.nodes}
+    assert [number for number, _line in rows["remind"]["dry"]] == [1]
+    assert [number for number, _line in rows["pause"]["dry"]] == [2]
+    assert 'class="dry-marks"' in page.content.decode()
+    missing = acme_client.get(
+        f"/series/{cart.pk}/builder/", {"dry-email": "nobody@example.com", "dry-since": "2020-01-01"}
+    )
+    assert missing.status_code == 200 and "No contact with this address." in missing.content.decode()
+
+
+def test_a_dry_run_waits_until_the_draft_can_be_published(acme_client: Client, cart: Series) -> None:
+    _post(acme_client, cart, op="insert", edge="remind:next", kind="send")
+    page = acme_client.get(f"/series/{cart.pk}/builder/", {"dry-email": "x@example.com", "dry-since": "2020-01-01"})
+    assert page.context["dry_run"] is None and "Fix what the steps need first" in page.content.decode()
