@@ -194,6 +194,8 @@ def _condition(step: dict[str, Any], names: Names, ctx: RuleContext | None) -> s
             parts.append(_("rules that need fixing"))
     for check in step.get("events_since_entry", []):
         parts.append(_("did %(event)s since entering") % {"event": _event_text(check, "key_property")})
+    if step.get("entry_where"):
+        parts.append(_("the entry has %(filters)s") % {"filters": filters_text(step["entry_where"])})
     for check in step.get("email", []):
         if check.get("action") == "clicked":
             parts.append(_("clicked the email of step %(step)s") % {"step": check.get("step")})

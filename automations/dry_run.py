@@ -56,6 +56,7 @@ class _Entry:
     key: str
     data: dict[str, Any]
     entered_at: dt.datetime
+    event_id: int | None = None  # the trigger event it came from
 
 
 def series_dry_run(
@@ -108,7 +109,7 @@ def series_dry_run(
                 continue
             label = f"#{len(entries) + 1}" + (f" ({key_property} {key})" if key else "")
             entry = _Entry(
-                label, key, event.properties if isinstance(event.properties, dict) else {}, event.occurred_at
+                label, key, event.properties if isinstance(event.properties, dict) else {}, event.occurred_at, event.pk
             )
             entries.append(entry)
             last[key] = entry
@@ -300,6 +301,12 @@ def _condition(
             and (not check["key_property"] or property_text(e.properties, check["key_property"]) == entry.key)
             for e in events
         ):  # fmt: skip
+            return False
+    if step.get("entry_where"):
+        if (
+            entry.event_id is None
+            or not Event.objects.filter(property_filters_q(step["entry_where"], ctx.clock), pk=entry.event_id).exists()
+        ):
             return False
     # Emails of a dry run were never sent: never opened, never clicked.
     return not step.get("email")

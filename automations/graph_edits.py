@@ -340,7 +340,7 @@ def update_step(steps: dict[str, Any], key: str, settings: dict[str, Any]) -> di
     before = reachable(steps)
     kept = {k: v for k, v in step.items() if k in COMMON_FIELDS - {"name"} or k in dict(exits_of(step))}
     if "branches" in settings and isinstance(settings["branches"], list):
-        old = step.get("branches") if isinstance(step.get("branches"), list) else []
+        old: list[Any] = step["branches"] if isinstance(step.get("branches"), list) else []
         settings = {
             **settings,
             "branches": [

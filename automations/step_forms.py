@@ -17,6 +17,9 @@ from django import forms
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from audiences.segments.event_conditions import NUMERIC_PROPERTY_OPERATORS, PROPERTY_OPERATORS
+from audiences.segments.operators import Op, operator_label
+from audiences.segments.values import ValueType
 from automations.steps.common import UNITS
 from automations.steps.split import MAX_BRANCHES
 from automations.steps.update_contact import ACTIONS as UPDATE_ACTIONS
@@ -48,6 +51,30 @@ JSON_ATTRS = {"rows": 4, "spellcheck": "false", "class": "json"}
 
 def _json_field(label: Any, help_text: Any = "") -> forms.CharField:
     return forms.CharField(label=label, required=False, help_text=help_text, widget=forms.Textarea(attrs=JSON_ATTRS))
+
+
+def property_value(operator: str, raw: str) -> Any:
+    """What a marketer typed as a property filter's value, typed the way the operator compares
+    it: numbers for "greater than", a list for "in", two values for "between", none for "is
+    set". Text that is no number stays text: the publish check says what is wrong with it."""
+
+    def number(text: str) -> Any:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        return int(value) if value.is_integer() and "." not in text else value
+
+    raw = raw.strip()
+    if operator in (Op.IS_SET, Op.NOT_SET):
+        return None
+    if operator in (Op.IN, Op.NOT_IN):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if operator == Op.BETWEEN:
+        return [number(item.strip()) for item in raw.split(",")][:2]
+    if operator in NUMERIC_PROPERTY_OPERATORS:
+        return number(raw)
+    return raw
 
 
 def _pretty(value: Any) -> str:
@@ -202,6 +229,19 @@ class ConditionForm(StepForm):
         max_length=100,
         widget=forms.TextInput(attrs={"placeholder": "cart_id"}),
     )
+    entry_property = forms.CharField(
+        label=gettext_lazy("… and the entry (the trigger event) has the property"),
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "total"}),
+    )
+    entry_operator = forms.ChoiceField(label=gettext_lazy("Comparison"), required=False)
+    entry_value = forms.CharField(
+        label=gettext_lazy("Value"),
+        required=False,
+        max_length=500,
+        help_text=gettext_lazy("For “between”: two values, comma-separated; for “in”: a comma-separated list."),
+    )
     email_step = forms.ChoiceField(label=gettext_lazy("… and engaged with the email of step"), required=False)
     email_action = forms.ChoiceField(
         label=gettext_lazy("Engagement"),
@@ -209,11 +249,27 @@ class ConditionForm(StepForm):
         choices=[("opened", gettext_lazy("opened it")), ("clicked", gettext_lazy("clicked in it"))],
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        operator_field = self.fields["entry_operator"]
+        assert isinstance(operator_field, forms.ChoiceField)
+        operator_field.choices = [
+            (op, operator_label(ValueType.NUMBER if op in NUMERIC_PROPERTY_OPERATORS else ValueType.TEXT, op))
+            for op in PROPERTY_OPERATORS
+        ]
+
     @classmethod
     def initial_for(cls, step: dict[str, Any]) -> dict[str, Any]:
         events = step.get("events_since_entry") or [{}]
         emails = step.get("email") or [{}]
+        entry = (step.get("entry_where") or [{}])[0]
+        value = entry.get("value")
         return {
+            "entry_property": entry.get("property", ""),
+            "entry_operator": entry.get("operator", "gt"),
+            "entry_value": ", ".join(str(v) for v in value)
+            if isinstance(value, list)
+            else (value if value is not None else ""),
             "name": step.get("name", ""),
             "rules": _pretty(step.get("rules")),
             "event": events[0].get("event", ""),
@@ -248,6 +304,17 @@ class ConditionForm(StepForm):
             emails = emails[1:]
         if emails:
             settings["email"] = emails
+        entry_where = list(self.step.get("entry_where") or [{}])
+        if data.get("entry_property"):
+            entry_where[0] = {
+                "property": data["entry_property"],
+                "operator": data.get("entry_operator") or "eq",
+                "value": property_value(data.get("entry_operator") or "eq", data.get("entry_value") or ""),
+            }
+        else:
+            entry_where = entry_where[1:]
+        if entry_where:
+            settings["entry_where"] = entry_where
         return settings
 
 

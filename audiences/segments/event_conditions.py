@@ -312,11 +312,12 @@ def clean_property_filters(where: Any, path: str, errors: RuleErrors) -> list[di
     return _clean_where(where, path, errors)
 
 
-def property_filters_q(where: list[dict[str, Any]], clock: Clock) -> Q:
-    """Checked property filters as one predicate over Event, compiled as segments compile them."""
+def property_filters_q(where: list[dict[str, Any]], clock: Clock, *, field: str = "properties") -> Q:
+    """Checked property filters as one predicate over Event (or over another model's JSON
+    column holding event properties, named by `field`), compiled as segments compile them."""
     combined = Q()
     for item in where:
         value_type = _property_type(item["operator"], item["value"])
-        operand = json_operand("properties", item["property"], value_type, tz=clock.tz)
+        operand = json_operand(field, item["property"], value_type, tz=clock.tz)
         combined &= predicate(operand, item["operator"], item["value"], clock)
     return combined

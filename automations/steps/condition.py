@@ -4,11 +4,13 @@
      "rules": {segment rule tree},                         # anything a segment can say
      "events_since_entry": [{"event": "Order Completed", "where": […], "key_property": "cart_id"}],
      "email": [{"step": "welcome", "action": "opened" | "clicked"}],
+     "entry_where": [{"property": "total", "operator": "gt", "value": 100}],
      "yes": "…", "no": "…"}
 
 Every part given must hold for "yes". The rule tree goes through the segment compiler (one
 query for the group); events since entry and the email of an earlier step are per enrollment,
-read in one query each.
+read in one query each. `entry_where` looks at the entry's data (the trigger event's
+properties: "cart total over 100"), read from the enrollments in one query.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from audiences.segments.registry import RuleContext
 from audiences.segments.values import RuleErrors
 from automations.engine.checks import property_text
 from automations.engine.walk import RunContext, Walker
-from automations.models import TraceOutcome
+from automations.models import Enrollment, TraceOutcome
 from automations.steps.registry import CleanContext, Go, Result, StepKind, register_step_kind, yes_no_exits
 from campaigns.models import Message, MessageSource
 
@@ -80,8 +82,11 @@ def _clean(step: dict[str, Any], ctx: CleanContext, path: str, errors: RuleError
         cleaned_emails.append({"step": item["step"], "action": item["action"]})
     if cleaned_emails:
         cleaned["email"] = cleaned_emails
+    entry_where = clean_property_filters(step.get("entry_where"), f"{path}.entry_where", errors)
+    if entry_where:
+        cleaned["entry_where"] = entry_where
     if not cleaned and not errors:
-        errors.add(path, _("Say what to check: rules, events_since_entry or email."))
+        errors.add(path, _("Say what to check: rules, events_since_entry, email or entry_where."))
     return cleaned
 
 
@@ -127,6 +132,13 @@ def _run(step: dict[str, Any], walkers: list[Walker], ctx: RunContext) -> dict[i
         ).values_list("source", flat=True)
         engaged_ids = {int(MessageSource.parse(source).key.split(":")[0]) for source in engaged}
         yes &= engaged_ids
+    if step.get("entry_where"):
+        clock = RuleContext(ctx.workspace, now=ctx.now).clock
+        yes &= set(
+            Enrollment.objects.filter(
+                property_filters_q(step["entry_where"], clock, field="entry_data"), pk__in=[w.id for w in walkers]
+            ).values_list("pk", flat=True)
+        )
     return {
         w.id: Go(
             step.get("yes") if w.id in yes else step.get("no"),
@@ -142,7 +154,7 @@ CONDITION = register_step_kind(
     StepKind(
         name="condition",
         label=gettext_lazy("Condition"),
-        fields=frozenset({"rules", "events_since_entry", "email"}),
+        fields=frozenset({"rules", "events_since_entry", "email", "entry_where"}),
         clean=_clean,
         exits=yes_no_exits,
         run=_run,
