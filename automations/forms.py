@@ -5,12 +5,15 @@ here, by the paths the services name ("trigger.event", "steps[wait].amount")."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.html import escape
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from automations.models import ReEntry, Series, SeriesKind
 from automations.services import SeriesInput
@@ -302,13 +305,59 @@ class ResumeForm(forms.Form):
     )
 
 
+@dataclass(frozen=True)
+class ChangedWait:
+    """A wait the draft changes, as the publish page offers it: apply it to those waiting now?"""
+
+    key: str
+    name: str
+    before: str
+    after: str
+    waiting: int
+
+
+MOVE_STEP_PREFIX = "move_step_"
+
+
 class PublishForm(forms.Form):
+    """One box per changed wait (move the people waiting there onto the new wait), then the
+    box that moves everyone standing on a step the new version keeps."""
+
     move_waiting = forms.BooleanField(
         label=gettext_lazy(
             "Move people already inside to the new version where their step is kept (same key and kind)"
         ),
         required=False,
     )
+
+    def __init__(self, *args: Any, waits: Sequence[ChangedWait] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for wait in waits:
+            self.fields[MOVE_STEP_PREFIX + wait.key] = forms.BooleanField(
+                required=False,
+                label=ngettext(
+                    "%(step)s: apply the new wait to the %(count)d person waiting here now",
+                    "%(step)s: apply the new wait to the %(count)d people waiting here now",
+                    wait.waiting,
+                )
+                % {"step": wait.name or wait.key, "count": wait.waiting},
+                # Shown as HTML by the form's template: the words of the steps are escaped.
+                help_text=_("Before: %(before)s. Now: %(after)s. Unticked, they finish the wait as it was.")
+                % {"before": escape(wait.before), "after": escape(wait.after)},
+            )
+        if waits:
+            self.fields["move_waiting"].help_text = _(
+                "Ticked, everyone standing on a kept step moves, whichever waits above are ticked."
+            )
+            self.order_fields([MOVE_STEP_PREFIX + wait.key for wait in waits] + ["move_waiting"])
+
+    def move_steps(self) -> list[str]:
+        """The keys of the waits ticked."""
+        return [
+            name.removeprefix(MOVE_STEP_PREFIX)
+            for name, value in self.cleaned_data.items()
+            if name.startswith(MOVE_STEP_PREFIX) and value
+        ]
 
 
 class DryRunForm(forms.Form):

@@ -260,3 +260,38 @@ def names_for(
         if ids:
             names[kind] = dict(model.objects.in_workspace(workspace).filter(pk__in=ids).values_list("pk", "name"))  # type: ignore[attr-defined]
     return names
+
+
+# --- versions: who is on which, and who publishing could move -------------------------------
+
+
+def version_enrollment_counts(*, workspace: Workspace, series: Series) -> dict[int, int]:
+    """Enrollments per version id: those that entered it, and those moved onto it when it was
+    published (an enrollment keeps only the version it is on)."""
+    rows = (
+        Enrollment.objects.filter(workspace=workspace, series=series)
+        .values("version_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["version_id"]: row["n"] for row in rows}
+
+
+def waiting_on_steps(*, workspace: Workspace, series: Series, steps: dict[str, Any], keys: list[str]) -> dict[str, int]:
+    """Per key of `steps`, the live enrollments standing on that step in a version that has it
+    with the same kind: those publishing `steps` could move (automations.services._move_waiting)."""
+    kinds = {step["key"]: step["type"] for step in steps.get("steps", []) if step.get("key") in keys}
+    rows = list(
+        Enrollment.objects.filter(workspace=workspace, series=series, ended_at__isnull=True, step_key__in=list(kinds))
+        .values("version_id", "step_key")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    versions = SeriesVersion.objects.filter(workspace=workspace, pk__in={row["version_id"] for row in rows})
+    by_id = {version.pk: version for version in versions}
+    counts = dict.fromkeys(keys, 0)
+    for row in rows:
+        step = by_id[row["version_id"]].step(row["step_key"])
+        if step is not None and step.get("type") == kinds[row["step_key"]]:
+            counts[row["step_key"]] += row["n"]
+    return counts

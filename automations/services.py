@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from automations.steps import CleanContext
 from automations.steps.graph import validate_steps
 from automations.triggers import clean_goal, clean_trigger
 from esp import clock
-from esp.models import Workspace
+from esp.models import User, Workspace
 from esp.queue import enqueue_after_commit
 
 # campaigns.models.SendPriority values, by the kind of series, when the marketer picks none.
@@ -176,11 +177,20 @@ def series_draft(series: Series) -> SeriesVersion:
 
 
 @transaction.atomic
-def series_publish(*, workspace: Workspace, series_id: int, move_waiting: bool = False) -> SeriesVersion:
-    """Publish the draft (checked again: templates may have gone since it was saved) and make
-    the series live. Enrollments already inside keep their version, unless `move_waiting`: then
-    those standing on a step whose key and kind the new version keeps move to it (a shortened
-    wait applies to them), and the others stay where they are."""
+def series_publish(
+    *,
+    workspace: Workspace,
+    series_id: int,
+    move_waiting: bool = False,
+    user: User | None = None,
+    move_steps: Iterable[str] | None = None,
+) -> SeriesVersion:
+    """Publish the draft (checked again: templates may have gone since it was saved) as `user`'s
+    and make the series live. Enrollments already inside keep their version, unless
+    `move_waiting`: then those standing on a step whose key and kind the new version keeps move
+    to it (a shortened wait applies to them), and the others stay where they are. `move_steps`
+    (keys of the draft's steps) moves only those standing on these steps: the waits the
+    marketer chose to apply to the people already waiting."""
     series = Series.objects.select_for_update().get(workspace=workspace, pk=series_id)
     if series.status == SeriesStatus.ARCHIVED:
         raise ValidationError({"status": [_("An archived series cannot be published.")]})
@@ -190,27 +200,48 @@ def series_publish(*, workspace: Workspace, series_id: int, move_waiting: bool =
     draft.steps = validate_steps(draft.steps, CleanContext(workspace, series_kind=series.kind))
     if not series.trigger:
         raise ValidationError({"trigger": [_("Say what starts the series.")]})
+    keys = _steps_to_move(draft, move_steps)
     now = clock.now()
     draft.published_at = now
-    draft.save(update_fields=["steps", "published_at"])
+    draft.published_by = user
+    draft.save(update_fields=["steps", "published_at", "published_by"])
     previous = series.live_version
     series.live_version = draft
     if series.status == SeriesStatus.DRAFT:
         series.status = SeriesStatus.LIVE
     series.updated_at = now
     series.save(update_fields=["live_version", "status", "updated_at"])
-    if move_waiting and previous is not None:
-        _move_waiting(series, draft, now)
+    if previous is not None and (move_waiting or keys):
+        _move_waiting(series, draft, now, None if move_waiting else keys)
     return draft
 
 
-def _move_waiting(series: Series, version: SeriesVersion, now: dt.datetime) -> None:
+def _steps_to_move(draft: SeriesVersion, move_steps: Iterable[str] | None) -> list[str]:
+    """The keys asked for, each a step of the draft, or a ValidationError naming the others."""
+    if move_steps is None:
+        return []
+    keys = [move_steps] if isinstance(move_steps, str) else list(move_steps)
+    present = {step["key"] for step in draft.steps["steps"]}
+    unknown = [str(key) for key in keys if not isinstance(key, str) or key not in present]
+    if unknown:
+        raise ValidationError(
+            {
+                "move_steps": [
+                    _("Not a step of the draft being published: %(keys)s. Name steps by their key.")
+                    % {"keys": ", ".join(unknown)}
+                ]
+            }
+        )
+    return keys
+
+
+def _move_waiting(series: Series, version: SeriesVersion, now: dt.datetime, keys: list[str] | None = None) -> None:
     """Live enrollments on older versions whose current step the new version keeps (same key
     and kind) move to it and fall due now, so a changed wait is measured again from when it
-    started; the others keep their version."""
+    started; the others keep their version. With `keys`, only those standing on these steps."""
     from django.db import connection
 
-    kinds = {step["key"]: step["type"] for step in version.steps["steps"]}
+    kinds = {step["key"]: step["type"] for step in version.steps["steps"] if keys is None or step["key"] in keys}
     with connection.cursor() as cursor:
         cursor.execute(
             """

@@ -15,6 +15,7 @@ urlpatterns = [
     path("series/<int:series_id>/builder/", views.SeriesBuilderView.as_view(), name="series-builder"),
     path("series/<int:series_id>/edit/", views.SeriesEditView.as_view(), name="series-edit"),
     path("series/<int:series_id>/publish/", views.SeriesPublishView.as_view(), name="series-publish"),
+    path("series/<int:series_id>/versions/", views.SeriesVersionsView.as_view(), name="series-versions"),
     path("series/<int:series_id>/pause/", views.SeriesPauseView.as_view(), name="series-pause"),
     path("series/<int:series_id>/resume/", views.SeriesResumeView.as_view(), name="series-resume"),
     path("series/<int:series_id>/archive/", views.SeriesArchiveView.as_view(), name="series-archive"),

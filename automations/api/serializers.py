@@ -214,6 +214,17 @@ class PublishSerializer(RefuseUnknownFields):
             "and type): a shortened wait then applies to them. Others stay on their version."
         ),
     )
+    move_steps = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=200,
+        help_text=(
+            "Keys of the draft's steps: move only the people standing on these steps (kept with the same key and "
+            "type) to the new version, e.g. the waits whose new length should apply to those already waiting. "
+            "`move_waiting` moves everyone on a kept step whatever this says. 400 on `move_steps` for a key the "
+            "draft does not have."
+        ),
+    )
 
 
 class ResumeSerializer(RefuseUnknownFields):

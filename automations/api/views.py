@@ -206,7 +206,8 @@ class SeriesPublishView(SeriesAPIView):
         description=(
             "The draft is checked again (its templates may have gone since) and becomes the live version; a "
             "draft series goes live, a paused one stays paused. People inside keep their version unless "
-            "`move_waiting`. 400 on `steps` when there is no draft, on `status` for an archived series."
+            "`move_waiting` (everyone on a kept step) or `move_steps` (those on the steps named). 400 on `steps` when "
+            "there is no draft, on `status` for an archived series, on `move_steps` for a key the draft lacks."
         ),
         request=s.PublishSerializer,
         responses={200: s.SeriesDetailSerializer, 404: SERIES_NOT_FOUND},
@@ -216,7 +217,10 @@ class SeriesPublishView(SeriesAPIView):
         body = s.PublishSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.series_publish(
-            workspace=self.workspace, series_id=series.pk, move_waiting=body.validated_data["move_waiting"]
+            workspace=self.workspace,
+            series_id=series.pk,
+            move_waiting=body.validated_data["move_waiting"],
+            move_steps=body.validated_data.get("move_steps"),
         )
         return self.series_detail(series.pk)
 

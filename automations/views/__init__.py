@@ -12,6 +12,7 @@ from automations.views.actions import (
 from automations.views.builder import SeriesBuilderView
 from automations.views.recipes import RecipesView
 from automations.views.series import SeriesCreateView, SeriesEditView, SeriesListView, SeriesStepsView, SeriesView
+from automations.views.versions import SeriesVersionsView
 from automations.views.watch import ContactEnrollmentsView, EnrollmentView, SeriesDryRunView
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "SeriesPublishView",
     "SeriesResumeView",
     "SeriesStepsView",
+    "SeriesVersionsView",
     "SeriesView",
     "SeriesWebhookSecretView",
 ]

@@ -9,21 +9,24 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from audiences.segments.registry import RuleContext
 from automations import selectors, services
-from automations.forms import PublishForm, ResumeForm
+from automations.forms import ChangedWait, PublishForm, ResumeForm
 from automations.models import Series, SeriesStatus
+from automations.versions import StepsDiff, steps_diff
 from automations.views.common import (
     draft_of,
     error_text,
+    names_for_versions,
     series_or_404,
 )
 from esp.models import Role
-from esp.web import WorkspaceView, confirm_page
+from esp.web import WorkspaceView, confirm_page, request_user
 
 
 class SeriesActionView(WorkspaceView, ABC):
@@ -64,6 +67,55 @@ class SeriesActionView(WorkspaceView, ABC):
 
 
 class SeriesPublishView(SeriesActionView):
+    """The confirmation shows what the draft changes from the live version, and offers each
+    changed wait to the people waiting on it now."""
+
+    def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
+        series = series_or_404(self.workspace, series_id)
+        title, question, consequences, button, form = self.confirmation(series)
+        return render(
+            request,
+            "automations/publish.html",
+            {
+                "title": title,
+                "question": question,
+                "consequences": consequences,
+                "button": button,
+                "cancel": reverse("series", args=[series.pk]),
+                "action": request.path,
+                "form": form,
+                "series": series,
+                "diff": self._diff(series),
+            },
+        )
+
+    def _diff(self, series: Series) -> StepsDiff | None:
+        """The draft against the live version (None: no draft); worked out once per request."""
+        if not hasattr(self, "_draft_diff"):
+            draft, live = draft_of(series), series.live_version
+            names = names_for_versions(self.workspace, series, live, draft)
+            self._draft_diff = (
+                steps_diff(live.steps if live else None, draft.steps, names, RuleContext(self.workspace))
+                if draft is not None
+                else None
+            )
+        return self._draft_diff
+
+    def _changed_waits(self, series: Series) -> list[ChangedWait]:
+        diff = self._diff(series)
+        draft = draft_of(series)
+        if diff is None or draft is None or series.live_version is None:
+            return []
+        waiting = selectors.waiting_on_steps(
+            workspace=self.workspace, series=series, steps=draft.steps, keys=diff.changed_waits
+        )
+        waits = []
+        for key in diff.changed_waits:
+            change = diff.change(key)
+            if change is not None:
+                waits.append(ChangedWait(key, change.name, change.before, change.after, waiting[key]))
+        return waits
+
     def confirmation(self, series: Series) -> tuple[str, str, list[str], str, Any]:
         draft = draft_of(series)
         lines = []
@@ -73,7 +125,7 @@ class SeriesPublishView(SeriesActionView):
             lines.append(_("Contacts who meet the trigger from now on enter version %(n)d.") % {"n": draft.number})
             if series.live_version is not None:
                 lines.append(
-                    _("People already inside keep the version they entered with, unless you tick the box below.")
+                    _("People already inside keep the version they entered with, unless you tick a box below.")
                 )
             if series.status == SeriesStatus.DRAFT:
                 lines.append(_("The series goes live: its trigger starts enrolling contacts."))
@@ -82,13 +134,19 @@ class SeriesPublishView(SeriesActionView):
             _("Publish the draft of %(name)s?") % {"name": series.name},
             lines,
             _("Publish"),
-            PublishForm() if series.live_version is not None else None,
+            PublishForm(waits=self._changed_waits(series)) if series.live_version is not None else None,
         )
 
     def act(self, request: HttpRequest, series: Series) -> str:
-        form = PublishForm(request.POST)
-        move = form.is_valid() and form.cleaned_data["move_waiting"]
-        version = services.series_publish(workspace=self.workspace, series_id=series.pk, move_waiting=move)
+        form = PublishForm(request.POST, waits=self._changed_waits(series))
+        valid = form.is_valid()
+        version = services.series_publish(
+            workspace=self.workspace,
+            series_id=series.pk,
+            move_waiting=valid and form.cleaned_data["move_waiting"],
+            move_steps=form.move_steps() if valid else None,
+            user=request_user(request),
+        )
         return _("Version %(n)d is live.") % {"n": version.number}
 
 
