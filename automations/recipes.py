@@ -153,12 +153,27 @@ def _abandoned_cart(t: Templates) -> SeriesInput:
                     "template": t("abandoned_cart", str(_("Still thinking?"))),
                     "next": "wait-72h",
                 },
-                {"key": "wait-72h", "type": "wait", "amount": 2, "unit": "days", "next": "coupon"},
+                {"key": "wait-72h", "type": "wait", "amount": 2, "unit": "days", "next": "big-cart"},
+                {
+                    # Only a big cart is worth the margin of a coupon (Klaviyo's "trigger split").
+                    "key": "big-cart",
+                    "type": "condition",
+                    "name": str(_("Cart worth 100 or more?")),
+                    "entry_where": [{"property": "value", "operator": "gte", "value": 100}],
+                    "yes": "coupon",
+                    "no": "last-call",
+                },
                 {
                     "key": "coupon",
                     "type": "send",
                     "template": t("abandoned_cart", str(_("Cart coupon"))),
                     "subject": str(_("Your cart, with 10 % off")),
+                },
+                {
+                    "key": "last-call",
+                    "type": "send",
+                    "template": t("abandoned_cart", str(_("Last call"))),
+                    "subject": str(_("Your cart is still waiting")),
                 },
             ]
         },
