@@ -90,9 +90,41 @@
     });
   });
 
+  // Zoom: a wide tree (many branches) shrinks to fit beside the panel; remembered per series.
+  const ZOOM_STEPS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
+  function zoomKey() {
+    const root = builder();
+    return root ? "series-builder-zoom-" + root.dataset.series : "";
+  }
+  function applyZoom(level) {
+    const tree = document.querySelector("#builder .builder-tree");
+    const controls = document.querySelector("#builder .zoom-controls");
+    if (!tree || !controls) return;
+    controls.hidden = false;
+    const zoom = Math.min(1, Math.max(0.3, level || Number(localStorage.getItem(zoomKey())) || 1));
+    tree.style.zoom = zoom === 1 ? "" : String(zoom);
+    controls.querySelector(".zoom-level").textContent = Math.round(zoom * 100) + " %";
+    localStorage.setItem(zoomKey(), String(zoom));
+  }
+  document.body.addEventListener("click", function (event) {
+    const button = event.target.closest("#builder [data-zoom]");
+    if (!button) return;
+    const tree = document.querySelector("#builder .builder-tree");
+    const current = Number(tree.style.zoom) || 1;
+    let next = current;
+    if (button.dataset.zoom === "in") next = ZOOM_STEPS.find((z) => z > current + 0.001) || 1;
+    if (button.dataset.zoom === "out") next = ZOOM_STEPS.slice().reverse().find((z) => z < current - 0.001) || 0.4;
+    if (button.dataset.zoom === "fit") {
+      tree.style.zoom = "";
+      next = Math.min(1, tree.clientWidth / tree.scrollWidth);
+    }
+    applyZoom(next);
+  });
+
   document.body.addEventListener("htmx:afterSettle", function (event) {
     if (!builder() || !event.detail.target || event.detail.target.id !== "builder") return;
     applyCollapsed();
+    applyZoom();
     const title = document.getElementById("panel-title");
     const problem = document.querySelector("#builder-panel .error, #builder-error");
     if (title) {
@@ -101,6 +133,10 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", applyCollapsed);
-  if (document.readyState !== "loading") applyCollapsed();
+  function ready() {
+    applyCollapsed();
+    applyZoom();
+  }
+  document.addEventListener("DOMContentLoaded", ready);
+  if (document.readyState !== "loading") ready();
 })();
