@@ -10,6 +10,7 @@ urlpatterns = [
     path("series/", views.SeriesListView.as_view(), name="series-list"),
     path("series/new/", views.SeriesCreateView.as_view(), name="series-create"),
     path("series/recipes/", views.RecipesView.as_view(), name="series-recipes"),
+    path("series/recipes/<slug:recipe_key>/", views.RecipeView.as_view(), name="series-recipe"),
     path("series/<int:series_id>/", views.SeriesView.as_view(), name="series"),
     path("series/<int:series_id>/steps/", views.SeriesStepsView.as_view(), name="series-steps"),
     path("series/<int:series_id>/builder/", views.SeriesBuilderView.as_view(), name="series-builder"),

@@ -10,7 +10,7 @@ from automations.views.actions import (
     SeriesWebhookSecretView,
 )
 from automations.views.builder import SeriesBuilderView
-from automations.views.recipes import RecipesView
+from automations.views.recipes import RecipesView, RecipeView
 from automations.views.series import SeriesCreateView, SeriesEditView, SeriesListView, SeriesStepsView, SeriesView
 from automations.views.versions import SeriesVersionsView
 from automations.views.watch import ContactEnrollmentsView, EnrollmentView, SeriesDryRunView
@@ -18,6 +18,7 @@ from automations.views.watch import ContactEnrollmentsView, EnrollmentView, Seri
 __all__ = [
     "ContactEnrollmentsView",
     "EnrollmentView",
+    "RecipeView",
     "RecipesView",
     "SeriesArchiveView",
     "SeriesBuilderView",

@@ -189,3 +189,16 @@ def test_a_dry_run_waits_until_the_draft_can_be_published(acme_client: Client, c
     _post(acme_client, cart, op="insert", edge="remind:next", kind="send")
     page = acme_client.get(f"/series/{cart.pk}/builder/", {"dry-email": "x@example.com", "dry-since": "2020-01-01"})
     assert page.context["dry_run"] is None and "Fix what the steps need first" in page.content.decode()
+
+
+def test_a_recipe_is_drawn_before_it_is_made(acme: Workspace, acme_client: Client) -> None:
+    templates_before = EmailTemplate.objects.count()
+    page = acme_client.get("/series/recipes/abandoned_cart/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Checkout Started" in html and "Cart coupon" in html and "Cart worth 100 or more?" in html
+    assert 'class="tree-branch"' in html and 'data-count="reached"' not in html
+    assert EmailTemplate.objects.count() == templates_before and not Series.objects.exists()
+    assert acme_client.get("/series/recipes/no-such-recipe/").status_code == 404
+    gallery = acme_client.get("/series/recipes/").content.decode()
+    assert 'href="/series/recipes/abandoned_cart/"' in gallery
