@@ -29,9 +29,12 @@ def _clean(step: dict[str, Any], ctx: CleanContext, path: str, errors: RuleError
         "templates", lambda: set(EmailTemplate.objects.in_workspace(ctx.workspace).values_list("pk", flat=True))
     )
     cleaned: dict[str, Any] = {}
-    template = clean_id(step.get("template"), f"{path}.template", errors, templates, _("No such email template."))
-    if template is not None:
-        cleaned["template"] = template
+    if step.get("template") in (None, ""):
+        errors.add(f"{path}.template", _("Choose the email to send."))
+    else:
+        template = clean_id(step.get("template"), f"{path}.template", errors, templates, _("No such email template."))
+        if template is not None:
+            cleaned["template"] = template
     subject = step.get("subject", "")
     if not isinstance(subject, str) or len(subject) > 998:
         errors.add(f"{path}.subject", _("Expected a subject of at most 998 characters."))

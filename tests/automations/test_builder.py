@@ -202,3 +202,20 @@ def test_a_recipe_is_drawn_before_it_is_made(acme: Workspace, acme_client: Clien
     assert acme_client.get("/series/recipes/no-such-recipe/").status_code == 404
     gallery = acme_client.get("/series/recipes/").content.decode()
     assert 'href="/series/recipes/abandoned_cart/"' in gallery
+
+
+def test_each_problem_is_said_on_its_step_before_publishing(acme_client: Client, cart: Series) -> None:
+    _post(acme_client, cart, op="insert", edge="pause:next", kind="send")
+    _post(acme_client, cart, op="insert", edge="email-1:next", kind="split")
+    _post(acme_client, cart, op="update", step="split-1", percent_0="70", percent_1="20")
+    _post(acme_client, cart, op="insert", edge="split-1:branches[0].next", kind="wait_for_event")
+    page = _post(acme_client, cart, op="update", step="wait-for-1", event="Order Completed", timeout_unit="days")
+    problems = page.context["problems"].by_step
+    assert problems["email-1"] == ["Choose the email to send."]
+    assert problems["split-1"] == ["The percentages must add up to 100."]
+    assert "Say how long (a whole number of days)." in problems["wait-for-1"]  # and: both branches empty
+    html = page.content.decode()
+    assert "Choose the email to send." in html and 'id="publish-blocked"' in html
+    publish = acme_client.post(f"/series/{cart.pk}/publish/")
+    assert publish.status_code == 302
+    assert cart.versions.filter(published_at__isnull=True).exists()  # still a draft: publish refused it
