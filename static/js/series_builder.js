@@ -121,10 +121,28 @@
     applyZoom(next);
   });
 
+  // A card's button (move up, duplicate, …) keeps the keyboard focus on the redrawn card.
+  let focused = null;
+  document.body.addEventListener("htmx:beforeRequest", function () {
+    const active = document.activeElement;
+    const card = active && active.closest && active.closest("#builder .builder-card");
+    focused = card && active.matches("button[name=op]") ? { step: card.dataset.step, op: active.value } : null;
+  });
+
   document.body.addEventListener("htmx:afterSettle", function (event) {
     if (!builder() || !event.detail.target || event.detail.target.id !== "builder") return;
     applyCollapsed();
     applyZoom();
+    if (focused) {
+      const again = document.querySelector(
+        '#builder .builder-card[data-step="' + CSS.escape(focused.step) + '"] button[value="' + focused.op + '"]'
+      );
+      focused = null;
+      if (again) {
+        again.focus();
+        return;
+      }
+    }
     const title = document.getElementById("panel-title");
     const problem = document.querySelector("#builder-panel .error, #builder-error");
     if (title) {
