@@ -203,3 +203,41 @@ def test_edit_a_live_series_and_the_waiting_contact_keeps_its_version(
     tick()
     cat.refresh_from_db()
     assert cat.version.number == 1 and cat.step_key == "wait-for-1"  # the old one-hour wait
+
+
+def test_keyboard_moves_a_step_and_a_viewer_on_a_phone_reads_without_controls(new_context: Any) -> None:
+    shop = WorkspaceFactory(name="Shop", slug="shop")
+    marketer = member(shop, Role.MARKETER, email="marketer@shop.test")
+    viewer = member(shop, Role.VIEWER, email="viewer@shop.test")
+    email = EmailTemplateFactory(workspace=shop, name="Hello")
+    from tests.automations.series_helpers import live_series
+
+    series = live_series(
+        shop,
+        [
+            {"key": "hello", "type": "send", "template": email.pk, "next": "pause"},
+            {"key": "pause", "type": "wait", "amount": 1, "unit": "days", "next": "check"},
+            {"key": "check", "type": "condition", "events_since_entry": [{"event": "Order Completed"}],
+             "yes": None, "no": "again"},
+            {"key": "again", "type": "send", "template": email.pk},
+        ],
+    )  # fmt: skip
+    page = new_context().new_page()
+    log_in(page, marketer.email)
+    page.goto(f"/series/{series.pk}/builder/")
+    down = page.locator('.builder-card[data-step="hello"] button[value="down"]')
+    down.focus()
+    _swapped(page, lambda: page.keyboard.press("Enter"))
+    assert Series.objects.get(pk=series.pk).versions.order_by("-number").first().steps["start"] == "pause"
+    # The focus stays on the moved card's button, so the next Enter moves it again.
+    expect(page.locator('.builder-card[data-step="hello"] button[value="down"]')).to_be_focused()
+
+    phone = new_context()
+    reader = phone.new_page()
+    reader.set_viewport_size({"width": 390, "height": 800})
+    log_in(reader, viewer.email)
+    reader.goto(f"/series/{series.pk}/builder/")
+    expect(reader.locator('.builder-card[data-step="check"]')).to_be_visible()
+    expect(reader.locator(".tree-edge")).to_have_count(0)
+    expect(reader.locator('button[value="down"]')).to_have_count(0)
+    assert reader.evaluate("document.documentElement.scrollWidth") <= 390
