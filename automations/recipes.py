@@ -531,7 +531,8 @@ RECIPES: dict[str, Recipe] = {
             "abandoned_cart",
             _("Abandoned cart"),
             _(
-                "1 h, 24 h and 72 h after checkout; ends when that cart is ordered; the third brings a coupon to carts of 100 or more."
+                "1 h, 24 h and 72 h after checkout; ends when that cart is ordered; "
+                "the third brings a coupon to carts of 100 or more."
             ),
             SeriesKind.TRIGGER,
             _abandoned_cart,

@@ -28,6 +28,7 @@ from automations.views.common import (
     series_or_404,
     workspace_time_zone,
 )
+from campaigns.providers.services import delivery_settings_get
 from esp.api.errors import error_fields
 from esp.input import parse_id
 from esp.models import Role, Workspace
@@ -132,7 +133,8 @@ class SeriesFormView(WorkspaceView):
         return SeriesForm(data, initial=initial, lists=lists, segments=segments)
 
     def _render(self, request: HttpRequest, form: SeriesForm, series: Series | None, status: int = 200) -> HttpResponse:
-        return render(request, "automations/series_form.html", {"form": form, "series": series}, status=status)
+        context = {"form": form, "series": series, "delivery": delivery_settings_get(self.workspace)}
+        return render(request, "automations/series_form.html", context, status=status)
 
     def _save(self, request: HttpRequest, series: Series | None) -> HttpResponse:
         with timezone.override(workspace_time_zone(self.workspace)):
@@ -156,7 +158,8 @@ class SeriesFormView(WorkspaceView):
                         form.add_error(name, f"{path}: {problem}" if show_path else problem)
                 return self._render(request, form, series, status=400)
         messages.success(request, _("Series saved."))
-        return redirect("series", series_id=saved.pk)
+        # A new series has no steps yet: the builder is where they are added.
+        return redirect("series-builder" if series is None else "series", series_id=saved.pk)
 
 
 class SeriesCreateView(SeriesFormView):

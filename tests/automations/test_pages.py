@@ -237,7 +237,7 @@ def test_new_series_form_creates_a_draft(
     assert acme_client.get("/series/new/").status_code == 200
     response = acme_client.post("/series/new/", _form(templates))
     series = Series.objects.get(workspace=acme)
-    assert response.status_code == 302 and response["Location"] == f"/series/{series.pk}/"
+    assert response.status_code == 302 and response["Location"] == f"/series/{series.pk}/builder/"
     assert series.status == SeriesStatus.DRAFT
     assert series.trigger == {"type": "event", "event": "Checkout Started", "where": [], "key": "cart_id"}
     assert series.goal == {"event": "Order Completed", "where": [], "key": "cart_id"}
