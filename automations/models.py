@@ -255,6 +255,9 @@ class Trace(WorkspaceOwned):
         indexes = [
             models.Index(fields=["enrollment", "id"], name="trace_enrollment"),
             models.Index(fields=["series", "step_key", "outcome"], name="trace_series_step"),
+            # A series' counts over a period and the people behind a count, newest first: the
+            # rows of a series (and step) from a moment on, in time order.
+            models.Index(fields=["series", "step_key", "ran_at"], name="trace_series_step_time"),
             models.Index(fields=["message"], condition=models.Q(message__isnull=False), name="trace_message"),
         ]
 

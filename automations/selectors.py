@@ -5,13 +5,32 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from django.db import connection
-from django.db.models import Count, Max, Q, QuerySet
+from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Left
 
-from automations.models import Enrollment, EnrollmentState, ReEntry, Series, SeriesStatus, SeriesVersion, Trace
+from audiences.facts.purchases import event_amount_sql
+from audiences.models import Event, EventType
+from audiences.segments.event_conditions import property_filters_q
+from audiences.segments.registry import RuleContext
+from automations.models import (
+    Enrollment,
+    EnrollmentState,
+    ReEntry,
+    Series,
+    SeriesStatus,
+    SeriesVersion,
+    Trace,
+    TraceOutcome,
+)
 from esp import clock
 from esp.models import Workspace
 
@@ -63,7 +82,7 @@ def series_figures(*, workspace: Workspace, series_ids: list[int], days: int = 7
 
 @dataclass
 class StepCounts:
-    """What happened at one step, over every version that has its key."""
+    """What happened at one step over a period, over every version that has its key."""
 
     reached: int = 0
     waiting_now: int = 0
@@ -73,6 +92,9 @@ class StepCounts:
     clicked: int = 0
     held_out: int = 0
     converted: int = 0
+    # The goal events' amounts of those conversions (see _conversion_revenue); None when the
+    # series has no goal event to read them from.
+    revenue: Decimal | None = None
     exited: int = 0
     failed: int = 0
     # Skips, by why: the engine's ("stale …") and the send road's (frequency cap, smart sending).
@@ -80,39 +102,87 @@ class StepCounts:
     branches: dict[str, int] = field(default_factory=dict)
 
 
-def series_step_counts(*, workspace: Workspace, series: Series) -> dict[str, StepCounts]:
-    """Counts per step key: from the trace (one grouped scan of the series' rows on its index),
-    the messages it made, and the live enrollments standing on each step now."""
+# A step run's skip reason as one label: the engine's reason up to its colon ("stale: fell due
+# while paused" -> "stale"), or the send road's reason for a message it did not send. The
+# series page counts by it and the list behind a count filters by it: both read this.
+SKIP_LABEL_SQL = """
+    CASE WHEN t.outcome = 'skipped' THEN (CASE WHEN t.reason = '' THEN 'skipped' ELSE split_part(t.reason, ':', 1) END)
+         WHEN t.outcome = 'sent' AND m.state IN ('skipped', 'suppressed') THEN coalesce(nullif(m.reason, ''), m.state)
+         ELSE '' END"""
+
+# A visit to a step leaves one row, or, when the contact waited there, a "waiting" row first and
+# one more when the wait ended (wait over, a branch, converted meanwhile). The row a visit
+# begins with is its "waiting" row, else its only one: "reached in the period" counts visits
+# that began in it, not people who merely left a long wait then.
+ARRIVAL_SQL = """
+    (t.outcome = 'waiting' OR NOT EXISTS (
+        SELECT 1 FROM automations_trace w
+        WHERE w.enrollment_id = t.enrollment_id AND w.id < t.id AND w.step_key = t.step_key
+          AND w.outcome = 'waiting'))"""
+
+
+@contextmanager
+def _without_jit() -> Iterator[CursorWrapper]:
+    """A cursor in a transaction with JIT compilation off. On a big series the planner's cost of
+    the counts (the arrival check's correlated probes above all) passes jit_above_cost, and
+    compiling took longer than running: 440 of 530 ms on 127k trace rows. Restored after, in
+    case an outer transaction goes on (a failure rolls the setting back with the savepoint)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('jit')")
+        previous = cursor.fetchone()[0]
+        cursor.execute("SET LOCAL jit = off")
+        yield cursor
+        cursor.execute("SELECT set_config('jit', %s, true)", [previous])
+
+
+def series_step_counts(
+    *, workspace: Workspace, series: Series, since: dt.datetime | None = None
+) -> dict[str, StepCounts]:
+    """Counts per step key of what happened from `since` on (all time when None), and who
+    stands on each step now: four grouped queries whatever the number of steps, on the trace's
+    (series, step, time) index and the live enrollments' (series, step) index."""
     counts: dict[str, StepCounts] = defaultdict(StepCounts)
-    with connection.cursor() as cursor:
+    period = "AND t.ran_at >= %s" if since is not None else ""
+    params: list[Any] = [series.pk, workspace.pk] + ([since] if since is not None else [])
+    with _without_jit() as cursor:
         cursor.execute(
-            """
-            SELECT t.step_key, t.outcome, t.branch, t.reason, m.state, m.reason,
-                   count(*),
-                   count(m.delivered_at), count(m.opened_at), count(m.clicked_at)
+            f"""
+            SELECT t.step_key, t.outcome, CASE WHEN t.outcome = 'branched' THEN t.branch ELSE '' END,
+                   {SKIP_LABEL_SQL}, count(*), count(m.delivered_at), count(m.opened_at), count(m.clicked_at)
             FROM automations_trace t
             LEFT JOIN campaigns_message m ON m.id = t.message_id
-            WHERE t.series_id = %s AND t.workspace_id = %s AND t.step_key <> ''
-            GROUP BY 1, 2, 3, 4, 5, 6
-            """,
-            [series.pk, workspace.pk],
+            WHERE t.series_id = %s AND t.workspace_id = %s AND t.step_key <> '' {period}
+            GROUP BY 1, 2, 3, 4
+            """,  # noqa: S608 — fixed fragments; values are parameters
+            params,
         )
         rows = cursor.fetchall()
-    for key, outcome, branch, reason, m_state, m_reason, n, delivered, opened, clicked in rows:
+        # Reached: the visits that began in the period (all time: every enrollment that got there).
+        cursor.execute(
+            f"""
+            SELECT t.step_key, count(DISTINCT t.enrollment_id)
+            FROM automations_trace t
+            WHERE t.series_id = %s AND t.workspace_id = %s AND t.step_key <> '' {period}
+              {"AND " + ARRIVAL_SQL if since is not None else ""}
+            GROUP BY 1
+            """,  # noqa: S608 — fixed fragments; values are parameters
+            params,
+        )
+        reached = cursor.fetchall()
+        waiting = list(
+            Enrollment.objects.filter(workspace=workspace, series=series, ended_at__isnull=True)
+            .values("step_key")
+            .annotate(n=Count("id"))
+        )
+        revenue = _conversion_revenue(cursor, workspace=workspace, series=series, since=since)
+    for key, outcome, branch, skip, n, delivered, opened, clicked in rows:
         step = counts[key]
-        if outcome == "sent":
-            if m_state in ("skipped", "suppressed"):
-                step.skipped[m_reason or m_state] = step.skipped.get(m_reason or m_state, 0) + n
-            else:
-                step.sent += n
-            step.delivered += delivered
-            step.opened += opened
-            step.clicked += clicked
+        if skip:
+            step.skipped[skip] = step.skipped.get(skip, 0) + n
+        elif outcome == "sent":
+            step.sent += n
         elif outcome == "held_out":
             step.held_out += n
-        elif outcome == "skipped":
-            label = reason.split(":")[0] if reason else "skipped"
-            step.skipped[label] = step.skipped.get(label, 0) + n
         elif outcome == "branched":
             step.branches[branch] = step.branches.get(branch, 0) + n
         elif outcome == "converted":
@@ -121,23 +191,97 @@ def series_step_counts(*, workspace: Workspace, series: Series) -> dict[str, Ste
             step.exited += n
         elif outcome == "failed":
             step.failed += n
-    # Reached: each enrollment that got to the step once, whatever happened there.
-    reached_rows = (
-        Trace.objects.filter(workspace=workspace, series=series)
-        .exclude(step_key="")
-        .values("step_key")
-        .annotate(n=Count("enrollment_id", distinct=True))
-    )
-    for row in reached_rows:
-        counts[row["step_key"]].reached = row["n"]
-    waiting = (
-        Enrollment.objects.filter(workspace=workspace, series=series, ended_at__isnull=True)
-        .values("step_key")
-        .annotate(n=Count("id"))
-    )
+        step.delivered += delivered
+        step.opened += opened
+        step.clicked += clicked
+    for key, n in reached:
+        counts[key].reached = n
     for row in waiting:
         counts[row["step_key"]].waiting_now = row["n"]
+    if revenue is not None:
+        for key, step in counts.items():
+            step.revenue = revenue.get(key, Decimal(0))
     return dict(counts)
+
+
+def goal_event_of_conversion(workspace: Workspace, series: Series) -> QuerySet[Event]:
+    """For a row of the trace (the outer query) that says "converted": the goal event that ended
+    the enrollment. The engine converts on the first goal event (name, property filters and, for a
+    keyed goal, the entry's key) that happened between entering and the conversion; read again
+    here with the series' goal as it is now, earliest first."""
+    goal = series.goal or {}
+    events = Event.objects.filter(
+        property_filters_q(goal.get("where") or [], RuleContext(workspace).clock),
+        workspace_id=workspace.pk,
+        contact_id=OuterRef("enrollment__contact_id"),
+        type=EventType.TRACK,
+        name=goal.get("event", ""),
+        occurred_at__gte=OuterRef("enrollment__entered_at"),
+        occurred_at__lte=OuterRef("ran_at"),
+    )
+    if goal.get("key"):
+        events = events.annotate(goal_key=Left(KeyTextTransform(goal["key"], "properties"), 200)).filter(
+            goal_key=OuterRef("enrollment__entry_key")
+        )
+    return events.order_by("occurred_at", "id")
+
+
+# What a conversion is worth: its goal event's amount, read as the purchase facts read an
+# order's (total, else revenue, else the products' price × quantity), else its `value` (the
+# Segment spec's amount of events that are not orders). A goal event without one adds 0.
+GOAL_AMOUNT_SQL = event_amount_sql("c.goal_properties", also=("value",))
+
+
+def _conversion_revenue(
+    cursor: CursorWrapper, *, workspace: Workspace, series: Series, since: dt.datetime | None
+) -> dict[str, Decimal] | None:
+    """Per step key, the revenue of the conversions counted there; None without a goal event.
+
+    A conversion belongs to the step the contact stood on when the goal arrived: waiting on it
+    (the wait after an email, a wait for an event) or at it as it ran (a send step finding the
+    goal already there). That is the step its trace row names, so "converted" and its revenue
+    are counted by one rule. One query: a correlated lookup of each conversion's goal event on
+    the events' contact index, made once per conversion (MATERIALIZED: the amount expression
+    names the goal's properties several times, and each mention would repeat the lookup)."""
+    if not (series.goal or {}).get("event"):
+        return None
+    conversions = Trace.objects.filter(workspace=workspace, series=series, outcome=TraceOutcome.CONVERTED).exclude(
+        step_key=""
+    )
+    if since is not None:
+        conversions = conversions.filter(ran_at__gte=since)
+    sql, params = _with_goal_properties(workspace, series, conversions)
+    cursor.execute(
+        f"WITH c AS MATERIALIZED ({sql}) "  # noqa: S608 — Django's own compilation and fixed fragments
+        f"SELECT c.step_key, coalesce(sum({GOAL_AMOUNT_SQL}), 0) FROM c GROUP BY 1",
+        params,
+    )
+    return {key: Decimal(revenue) for key, revenue in cursor.fetchall()}
+
+
+def _with_goal_properties(workspace: Workspace, series: Series, conversions: QuerySet[Trace]) -> tuple[str, Any]:
+    """The SQL of these "converted" rows (id, step key) with their goal event's properties."""
+    rows = conversions.annotate(
+        goal_properties=Subquery(goal_event_of_conversion(workspace, series).values("properties")[:1])
+    ).values("id", "step_key", "goal_properties")
+    return rows.query.sql_with_params()
+
+
+def conversion_amounts(*, workspace: Workspace, series: Series, trace_ids: list[int]) -> dict[int, Decimal]:
+    """What each of these conversions (trace row ids, a page of them) was worth, by the rule of
+    the step counts' revenue; a conversion whose goal event has no amount is left out."""
+    if not trace_ids or not (series.goal or {}).get("event"):
+        return {}
+    conversions = Trace.objects.filter(
+        workspace=workspace, series=series, outcome=TraceOutcome.CONVERTED, pk__in=trace_ids
+    )
+    sql, params = _with_goal_properties(workspace, series, conversions)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH c AS MATERIALIZED ({sql}) SELECT c.id, {GOAL_AMOUNT_SQL} FROM c",  # noqa: S608 — as above
+            params,
+        )
+        return {row_id: Decimal(amount) for row_id, amount in cursor.fetchall() if amount is not None}
 
 
 def enrollments_page(

@@ -14,6 +14,12 @@ urlpatterns = [
     path("series/<int:series_id>/", views.SeriesView.as_view(), name="series"),
     path("series/<int:series_id>/steps/", views.SeriesStepsView.as_view(), name="series-steps"),
     path("series/<int:series_id>/builder/", views.SeriesBuilderView.as_view(), name="series-builder"),
+    path(
+        "series/<int:series_id>/steps/<slug:step_key>/people/",
+        views.SeriesStepPeopleView.as_view(),
+        name="series-step-people",
+    ),
+    path("series/<int:series_id>/send-to-me/", views.SeriesSendToMeView.as_view(), name="series-send-to-me"),
     path("series/<int:series_id>/edit/", views.SeriesEditView.as_view(), name="series-edit"),
     path("series/<int:series_id>/publish/", views.SeriesPublishView.as_view(), name="series-publish"),
     path("series/<int:series_id>/versions/", views.SeriesVersionsView.as_view(), name="series-versions"),

@@ -56,10 +56,30 @@ def _money(json_expr: str) -> str:
     )
 
 
-_PRODUCTS_TOTAL = f"""
+def _products_total(products: str) -> str:
+    """Σ price × quantity over a JSON array of products (NULL when none is priced)."""
+    return f"""
     (SELECT CASE WHEN s.total < 10000000000 THEN s.total END
      FROM (SELECT SUM({_money("item -> 'price'")} * COALESCE({_money("item -> 'quantity'")}, 1)) AS total
-           FROM jsonb_array_elements(r.products) AS item) s)"""  # noqa: S608 — constant fragments only
+           FROM jsonb_array_elements({products}) AS item) s)"""  # noqa: S608 — constant fragments only
+
+
+_PRODUCTS_TOTAL = _products_total("r.products")
+
+
+def event_amount_sql(properties: str, *, also: tuple[str, ...] = ()) -> str:
+    """The SQL amount of an event whose properties are the JSON expression `properties`, read as
+    an order's amount is read here: `total`, else `revenue`, else Σ products, then each property
+    of `also` in turn; NULL when none holds an amount. For other apps' figures (a series' goal
+    revenue) that must agree with the purchase facts."""
+    products = (
+        f"(CASE WHEN jsonb_typeof({properties} -> 'products') = 'array' "
+        f"THEN {properties} -> 'products' ELSE '[]'::jsonb END)"
+    )
+    parts = [_money(f"{properties} -> 'total'"), _money(f"{properties} -> 'revenue'"), _products_total(products)]
+    parts += [_money(f"{properties} -> '{name}'") for name in also if name.isidentifier()]
+    return f"COALESCE({', '.join(parts)})"
+
 
 _FACT_COLUMNS = (
     "orders_count",

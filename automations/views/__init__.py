@@ -10,6 +10,8 @@ from automations.views.actions import (
     SeriesWebhookSecretView,
 )
 from automations.views.builder import SeriesBuilderView
+from automations.views.people import SeriesStepPeopleView
+from automations.views.preview import SeriesSendToMeView
 from automations.views.recipes import RecipesView, RecipeView
 from automations.views.series import SeriesCreateView, SeriesEditView, SeriesListView, SeriesStepsView, SeriesView
 from automations.views.versions import SeriesVersionsView
@@ -29,6 +31,8 @@ __all__ = [
     "SeriesPauseView",
     "SeriesPublishView",
     "SeriesResumeView",
+    "SeriesSendToMeView",
+    "SeriesStepPeopleView",
     "SeriesStepsView",
     "SeriesVersionsView",
     "SeriesView",

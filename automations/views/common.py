@@ -6,10 +6,13 @@ from __future__ import annotations
 import zoneinfo
 
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from automations import describe, selectors
 from automations.models import Enrollment, Series, SeriesKind, SeriesVersion
+from automations.periods import PERIODS
 from esp.api.errors import error_fields
 from esp.models import Workspace
 
@@ -69,3 +72,16 @@ def kind_label(kind: str) -> str:
 def calls_webhooks(series: Series, draft: SeriesVersion | None) -> bool:
     versions = [v for v in (series.live_version, draft) if v is not None]
     return any(step.get("type") == "webhook" for v in versions for step in v.steps.get("steps", []))
+
+
+def bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    """A 400 page that says what was wrong with the address (a hand-edited query string)."""
+    return render(request, "400.html", {"message": message}, status=400)
+
+
+def bad_period(request: HttpRequest) -> HttpResponse:
+    return bad_request(
+        request,
+        _("Unknown period %(period)r: use one of %(allowed)s.")
+        % {"period": request.GET.get("period", ""), "allowed": ", ".join(PERIODS)},
+    )

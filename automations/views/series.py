@@ -4,12 +4,15 @@ and the settings form that creates and edits a series."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,20 +22,23 @@ from audiences.segments.registry import RuleContext
 from automations import describe, selectors, services
 from automations.forms import DryRunForm, SeriesForm, field_for
 from automations.models import Series, SeriesStatus, SeriesVersion
+from automations.periods import PERIODS, UnknownPeriod, period_of, period_since
 from automations.tree import step_tree
 from automations.views.common import (
     COUNTS_REFRESH_SECONDS,
+    bad_period,
     calls_webhooks,
     draft_of,
     names_for_versions,
     series_or_404,
     workspace_time_zone,
 )
+from automations.views.preview import send_to_me_form
 from campaigns.providers.services import delivery_settings_get
 from esp.api.errors import error_fields
 from esp.input import parse_id
 from esp.models import Role, Workspace
-from esp.web import WorkspaceView
+from esp.web import WorkspaceView, request_user
 
 
 class SeriesListView(WorkspaceView):
@@ -44,21 +50,48 @@ class SeriesListView(WorkspaceView):
         return render(request, "automations/series_list.html", {"rows": rows, "archived": archived})
 
 
-def _step_rows(workspace: Workspace, series: Series, version: SeriesVersion | None, names: describe.Names) -> list[Any]:
-    counts = selectors.series_step_counts(workspace=workspace, series=series)
+@dataclass(frozen=True)
+class CountLink:
+    """A count of a card that has a name (a skip reason, a branch): its words, its number and
+    the `what` of the list of its people."""
+
+    text: str
+    n: int
+    what: str
+
+
+def _step_rows(
+    workspace: Workspace,
+    series: Series,
+    version: SeriesVersion | None,
+    names: describe.Names,
+    period: str,
+) -> list[Any]:
+    counts = selectors.series_step_counts(
+        workspace=workspace, series=series, since=period_since(period, workspace_time_zone(workspace))
+    )
     ctx = RuleContext(workspace)
     rows = []
     for step in describe.step_views(version.steps if version else None, names, ctx):
         count = counts.get(step.key, selectors.StepCounts())
+        # Each count links to its people: this prefix and the count's `what`.
+        people = f"{reverse('series-step-people', args=[series.pk, step.key])}?period={period}&what="
         rows.append(
             {
                 "step": step,
                 "counts": count,
+                "people": people,
                 "skipped": sorted(
-                    ((describe.skip_reason_text(reason), n) for reason, n in count.skipped.items()),
-                    key=lambda item: -item[1],
+                    (
+                        CountLink(describe.skip_reason_text(reason), n, quote(f"skipped:{reason}"))
+                        for reason, n in count.skipped.items()
+                    ),
+                    key=lambda link: -link.n,
                 ),
-                "branches": sorted((describe.branch_text(b), n) for b, n in count.branches.items()),
+                "branches": sorted(
+                    (CountLink(describe.branch_text(b), n, quote(f"branch:{b}")) for b, n in count.branches.items()),
+                    key=lambda link: link.text,
+                ),
                 "open_rate": round(100 * count.opened / count.sent) if count.sent else None,
                 "click_rate": round(100 * count.clicked / count.sent) if count.sent else None,
             }
@@ -66,12 +99,12 @@ def _step_rows(workspace: Workspace, series: Series, version: SeriesVersion | No
     return rows
 
 
-def _steps_context(workspace: Workspace, series: Series) -> dict[str, Any]:
+def _steps_context(workspace: Workspace, series: Series, period: str) -> dict[str, Any]:
     draft = draft_of(series)
     live = series.live_version
     shown = live or draft
     names = names_for_versions(workspace, series, live, draft)
-    rows = _step_rows(workspace, series, shown, names)
+    rows = _step_rows(workspace, series, shown, names, period)
     return {
         "series": series,
         "shown_version": shown,
@@ -84,13 +117,26 @@ def _steps_context(workspace: Workspace, series: Series) -> dict[str, Any]:
         "refresh_seconds": COUNTS_REFRESH_SECONDS,
         "names": names,
         "draft": draft,
+        "period": period,
+        "periods": list(PERIODS.items()),
+        "goal_event": (series.goal or {}).get("event", ""),
     }
+
+
+def _period_or_400(request: HttpRequest) -> str | HttpResponse:
+    try:
+        return period_of(request.GET.get("period"))
+    except UnknownPeriod:
+        return bad_period(request)
 
 
 class SeriesView(WorkspaceView):
     def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
         series = series_or_404(self.workspace, series_id)
-        context = _steps_context(self.workspace, series)
+        period = _period_or_400(request)
+        if isinstance(period, HttpResponse):
+            return period
+        context = _steps_context(self.workspace, series, period)
         draft, live, names = context["draft"], series.live_version, context["names"]
         ctx = RuleContext(self.workspace)
         before = parse_id(request.GET.get("before", ""))
@@ -111,6 +157,7 @@ class SeriesView(WorkspaceView):
             # A receiver of the series' webhooks checks their signature with this secret: shown
             # to those who may change the series, only when a version calls a webhook.
             webhook_secret=series.webhook_secret if self.can(Role.MARKETER) and calls_webhooks(series, draft) else "",
+            send_to_me_form=send_to_me_form(series, request_user(request).email) if self.can(Role.MARKETER) else None,
         )
         with timezone.override(workspace_time_zone(self.workspace)):
             return render(request, "automations/series.html", context)
@@ -121,7 +168,14 @@ class SeriesStepsView(WorkspaceView):
 
     def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
         series = series_or_404(self.workspace, series_id)
-        return render(request, "automations/partials/steps.html", _steps_context(self.workspace, series))
+        period = _period_or_400(request)
+        if isinstance(period, HttpResponse):
+            return period
+        response = render(request, "automations/partials/steps.html", _steps_context(self.workspace, series, period))
+        if request.headers.get("HX-Trigger") == "steps-period":
+            # Chosen in the select, not a poll: the address bar keeps it for a reload.
+            response["HX-Replace-Url"] = f"{reverse('series', args=[series.pk])}?period={period}"
+        return response
 
 
 class SeriesFormView(WorkspaceView):

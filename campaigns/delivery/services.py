@@ -347,11 +347,17 @@ def message_send_test(
     sample_contact: Contact | None = None,
     sample_data: dict[str, Any] | None = None,
     event: dict[str, Any] | None = None,
+    due_at: dt.datetime | None = None,
+    subject_override: str = "",
+    message_class: str | None = None,
 ) -> Message:
     """A test of `template` to `to_email` (the editor's "send test to me"), personalised for a
     sample contact and event. It goes through the same road as every message but is spared
     caps, quiet hours and list unsubscribes; a hard-bounced, complaining or erased address is
-    still refused. It is no contact's message (contact is empty)."""
+    still refused. It is no contact's message (contact is empty).
+
+    A series' "send every email to me" also gives when each goes (`due_at`: the send loop
+    takes it then), the step's own subject and the class the step sends with."""
     from campaigns.delivery.composer import contact_as_dict
 
     _check_owner(workspace, template=template, sample_contact=sample_contact)
@@ -374,10 +380,12 @@ def message_send_test(
             workspace=workspace,
             contact=None,
             source=str(MessageSource.test()),
-            message_class=template.message_class,
+            message_class=message_class or template.message_class,
             template=template,
+            subject_override=subject_override,
             to_email=address,
             data=json.loads(_json({"event": event or {}, "contact": snapshot, "test": True})),
+            due_at=due_at or clock.now(),
         )
         _start_drain()
     return message

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
@@ -104,7 +105,9 @@ def test_steps_partial_refreshes_the_counts(acme_client: Client, shop: dict[str,
     assert page.status_code == 200
     html = page.content.decode()
     assert html.lstrip().startswith("{") is False and "<html" not in html
-    assert 'data-count="reached">2<' in html and 'branch “no”</dt><dd data-count="branch">1<' in html
+    # Each count is a link to the people behind it.
+    assert re.search(r'data-count="reached"><a href="[^"]+what=reached">2<', html)
+    assert re.search(r'branch “no”</dt><dd data-count="branch"><a href="[^"]+what=branch%3Ano">1<', html)
 
 
 def test_enrollments_are_paged_by_keyset(acme: Workspace, acme_client: Client, shop: dict[str, Any]) -> None:
@@ -435,8 +438,6 @@ def test_series_page_draws_branches_side_by_side(
 ) -> None:
     """A condition's yes / no and a split's branches are columns of one row under their step; a
     step both branches reach is drawn once and linked from the other column."""
-    import re
-
     welcome, coupon = templates["welcome"].pk, templates["coupon"].pk
     series = live_series(
         acme,
@@ -480,4 +481,4 @@ def test_series_page_draws_branches_side_by_side(
         assert re.search(r"<span>Plain</span> <small>60 %</small>", html)
         plain = html[html.index('data-exit="branches[1].next"') :]
         assert re.search(r'continues at <a href="#step-remind">', plain)
-        assert 'data-count="reached">1<' in html  # the counts stay on the cards
+        assert re.search(r'data-count="reached"><a [^>]+>1<', html)  # the counts stay on the cards

@@ -209,8 +209,14 @@ def _version_number(workspace: Workspace) -> int:
     return 1
 
 
-# URL keyword -> how to make one such object in a workspace, returning its id.
-OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
+def _step_key(workspace: Workspace) -> str:
+    # The key of the step of the series made above (its live version has it).
+    _live_series(workspace)
+    return "hello"
+
+
+# URL keyword -> how to make one such object in a workspace, returning its id (or key).
+OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "member_id": _membership,
     "invitation_id": _invitation,
     "api_key_id": _api_key,
@@ -230,6 +236,7 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int]] = {
     "series_id": _series,
     "version_number": _version_number,
     "enrollment_id": _enrollment,
+    "step_key": _step_key,
 }
 
 # API endpoints that answer only a query (without one, a 400 by design), so the walk cannot call
@@ -257,7 +264,7 @@ class Route:
             names = [m for m in names if m != "post"]
         return names
 
-    def url(self, ids: dict[str, int]) -> str:
+    def url(self, ids: dict[str, int | str]) -> str:
         url = "/" + self.path
         for kwarg in self.kwargs:
             url = url.replace(f"<{kwarg}>", str(ids[kwarg]))
@@ -299,12 +306,12 @@ def test_the_walk_covers_pages_and_api() -> None:
 
 
 @pytest.fixture
-def globex_ids(globex: Workspace) -> dict[str, int]:
+def globex_ids(globex: Workspace) -> dict[str, int | str]:
     return {kwarg: make(globex) for kwarg, make in OBJECT_IDS.items()}
 
 
 @pytest.fixture
-def acme_ids(acme: Workspace) -> dict[str, int]:
+def acme_ids(acme: Workspace) -> dict[str, int | str]:
     return {kwarg: make(acme) for kwarg, make in OBJECT_IDS.items()}
 
 
@@ -314,7 +321,7 @@ def _request(client: Client | APIClient, method: str, url: str) -> int:
 
 @pytest.mark.django_db
 def test_objects_of_another_workspace_are_404_everywhere(
-    acme: Workspace, acme_client: Client, globex_ids: dict[str, int]
+    acme: Workspace, acme_client: Client, globex_ids: dict[str, int | str]
 ) -> None:
     api = key_client(api_key(acme))
     failures = []
@@ -338,7 +345,7 @@ def test_objects_of_another_workspace_are_404_everywhere(
 
 
 @pytest.mark.django_db
-def test_own_objects_are_reachable(acme: Workspace, acme_client: Client, acme_ids: dict[str, int]) -> None:
+def test_own_objects_are_reachable(acme: Workspace, acme_client: Client, acme_ids: dict[str, int | str]) -> None:
     """The other half: the same walk on acme's own ids answers, so the 404s above are earned."""
     api = key_client(api_key(acme))
     for route in workspace_routes():
@@ -349,7 +356,7 @@ def test_own_objects_are_reachable(acme: Workspace, acme_client: Client, acme_id
 
 @pytest.mark.django_db
 def test_list_pages_show_nothing_of_another_workspace(
-    acme: Workspace, acme_client: Client, globex_ids: dict[str, int]
+    acme: Workspace, acme_client: Client, globex_ids: dict[str, int | str]
 ) -> None:
     api = key_client(api_key(acme))
     for route in workspace_routes():
