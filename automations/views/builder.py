@@ -24,17 +24,18 @@ from django.utils.translation import gettext as _
 from audiences import selectors as audience_selectors
 from audiences.events.selectors import event_names
 from audiences.models import CustomField, FieldType
-from audiences.segments.registry import RuleContext
 from automations import describe, editing, graph_edits, selectors
 from automations.dry_run import DryRun, series_dry_run
 from automations.forms import DryRunForm
 from automations.graph_edits import Edge, EditError
 from automations.models import Series, SeriesStatus, SeriesVersion
+from automations.periods import DEFAULT_PERIOD
 from automations.step_forms import StepForm, form_for
 from automations.steps import STEP_KINDS
 from automations.steps.update_contact import SETTABLE_FIELDS
 from automations.tree import step_tree
 from automations.views.common import names_for_versions, series_or_404, workspace_time_zone
+from automations.views.step_rows import step_rows
 from campaigns.models import EmailTemplate
 from esp.models import Role, Workspace
 from esp.web import WorkspaceView, request_user
@@ -168,14 +169,9 @@ class SeriesBuilderView(WorkspaceView):
         steps = version.steps if version is not None and isinstance(version.steps, dict) else {"steps": []}
         names = names_for_versions(self.workspace, series, version)
         problems = editing.draft_problems(self.workspace, series, steps)
-        counts = selectors.series_step_counts(workspace=self.workspace, series=series)
         rows = {
-            view.key: {
-                "step": view,
-                "counts": counts.get(view.key, selectors.StepCounts()),
-                "problems": problems.by_step.get(view.key, []),
-            }
-            for view in describe.step_views(steps, names, RuleContext(self.workspace))
+            row["step"].key: {**row, "problems": problems.by_step.get(row["step"].key, [])}
+            for row in step_rows(self.workspace, series, version, names, DEFAULT_PERIOD)
         }
         dry_form, dry_run, dry_note = self._dry_run(request, series, version, problems)
         if dry_run is not None:
@@ -212,6 +208,7 @@ class SeriesBuilderView(WorkspaceView):
             "delete_keeps": _delete_keeps(selected),
             "move_targets": _move_targets(steps, selected) if selected is not None else [],
             "notice": notice,
+            "goal_event": (series.goal or {}).get("event", ""),
             "dry_form": dry_form,
             "dry_run": dry_run,
             "dry_note": dry_note,

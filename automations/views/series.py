@@ -4,9 +4,7 @@ and the settings form that creates and edits a series."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -21,8 +19,8 @@ from audiences.segments import selectors as segment_selectors
 from audiences.segments.registry import RuleContext
 from automations import describe, selectors, services
 from automations.forms import DryRunForm, SeriesForm, field_for
-from automations.models import Series, SeriesStatus, SeriesVersion
-from automations.periods import PERIODS, UnknownPeriod, period_of, period_since
+from automations.models import Series, SeriesStatus
+from automations.periods import PERIODS, UnknownPeriod, period_of
 from automations.tree import step_tree
 from automations.views.common import (
     COUNTS_REFRESH_SECONDS,
@@ -34,6 +32,7 @@ from automations.views.common import (
     workspace_time_zone,
 )
 from automations.views.preview import send_to_me_form
+from automations.views.step_rows import step_rows
 from campaigns.providers.services import delivery_settings_get
 from esp.api.errors import error_fields
 from esp.input import parse_id
@@ -50,61 +49,12 @@ class SeriesListView(WorkspaceView):
         return render(request, "automations/series_list.html", {"rows": rows, "archived": archived})
 
 
-@dataclass(frozen=True)
-class CountLink:
-    """A count of a card that has a name (a skip reason, a branch): its words, its number and
-    the `what` of the list of its people."""
-
-    text: str
-    n: int
-    what: str
-
-
-def _step_rows(
-    workspace: Workspace,
-    series: Series,
-    version: SeriesVersion | None,
-    names: describe.Names,
-    period: str,
-) -> list[Any]:
-    counts = selectors.series_step_counts(
-        workspace=workspace, series=series, since=period_since(period, workspace_time_zone(workspace))
-    )
-    ctx = RuleContext(workspace)
-    rows = []
-    for step in describe.step_views(version.steps if version else None, names, ctx):
-        count = counts.get(step.key, selectors.StepCounts())
-        # Each count links to its people: this prefix and the count's `what`.
-        people = f"{reverse('series-step-people', args=[series.pk, step.key])}?period={period}&what="
-        rows.append(
-            {
-                "step": step,
-                "counts": count,
-                "people": people,
-                "skipped": sorted(
-                    (
-                        CountLink(describe.skip_reason_text(reason), n, quote(f"skipped:{reason}"))
-                        for reason, n in count.skipped.items()
-                    ),
-                    key=lambda link: -link.n,
-                ),
-                "branches": sorted(
-                    (CountLink(describe.branch_text(b), n, quote(f"branch:{b}")) for b, n in count.branches.items()),
-                    key=lambda link: link.text,
-                ),
-                "open_rate": round(100 * count.opened / count.sent) if count.sent else None,
-                "click_rate": round(100 * count.clicked / count.sent) if count.sent else None,
-            }
-        )
-    return rows
-
-
 def _steps_context(workspace: Workspace, series: Series, period: str) -> dict[str, Any]:
     draft = draft_of(series)
     live = series.live_version
     shown = live or draft
     names = names_for_versions(workspace, series, live, draft)
-    rows = _step_rows(workspace, series, shown, names, period)
+    rows = step_rows(workspace, series, shown, names, period)
     return {
         "series": series,
         "shown_version": shown,
