@@ -14,6 +14,16 @@ urlpatterns = [
     path("series/<int:series_id>/", views.SeriesView.as_view(), name="series"),
     path("series/<int:series_id>/steps/", views.SeriesStepsView.as_view(), name="series-steps"),
     path("series/<int:series_id>/builder/", views.SeriesBuilderView.as_view(), name="series-builder"),
+    path(
+        "series/<int:series_id>/builder/email-preview/",
+        views.SeriesEmailPreviewView.as_view(),
+        name="series-builder-email-preview",
+    ),
+    path(
+        "series/<int:series_id>/builder/webhook-test/",
+        views.SeriesWebhookTestView.as_view(),
+        name="series-builder-webhook-test",
+    ),
     path("series/<int:series_id>/edit/", views.SeriesEditView.as_view(), name="series-edit"),
     path("series/<int:series_id>/publish/", views.SeriesPublishView.as_view(), name="series-publish"),
     path("series/<int:series_id>/versions/", views.SeriesVersionsView.as_view(), name="series-versions"),

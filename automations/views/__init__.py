@@ -10,6 +10,7 @@ from automations.views.actions import (
     SeriesWebhookSecretView,
 )
 from automations.views.builder import SeriesBuilderView
+from automations.views.panel import SeriesEmailPreviewView, SeriesWebhookTestView
 from automations.views.recipes import RecipesView, RecipeView
 from automations.views.series import SeriesCreateView, SeriesEditView, SeriesListView, SeriesStepsView, SeriesView
 from automations.views.versions import SeriesVersionsView
@@ -25,6 +26,7 @@ __all__ = [
     "SeriesCreateView",
     "SeriesDryRunView",
     "SeriesEditView",
+    "SeriesEmailPreviewView",
     "SeriesListView",
     "SeriesPauseView",
     "SeriesPublishView",
@@ -33,4 +35,5 @@ __all__ = [
     "SeriesVersionsView",
     "SeriesView",
     "SeriesWebhookSecretView",
+    "SeriesWebhookTestView",
 ]
