@@ -15,6 +15,7 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from audiences.segments.widgets import RuleTreeTextarea, rule_tree_is_empty
 from automations.models import ReEntry, Series, SeriesKind
 from automations.services import SeriesInput
 from automations.triggers import TRIGGER_KINDS
@@ -94,12 +95,15 @@ class SeriesForm(forms.Form):
         gettext_lazy("For kinds of trigger without fields of their own here."),
         rows=3,
     )
-    flow_filter = _json_field(
-        gettext_lazy("Flow filter (segment rules, JSON)"),
-        gettext_lazy(
-            "Checked at entry and again before every email; empty lets everyone in. "
-            "The same rules as a segment's (copy them from a segment's “Rules as JSON”)."
+    # Drawn by the segment builder (one component on every page that edits rules).
+    flow_filter = forms.CharField(
+        label=gettext_lazy("Flow filter: who may enter and stay"),
+        required=False,
+        help_text=gettext_lazy(
+            "The same rules as a segment's, checked at entry and again before every email; "
+            "no conditions lets everyone in."
         ),
+        widget=RuleTreeTextarea(),
     )
     goal_event = forms.CharField(
         label=gettext_lazy("Goal event"),
@@ -243,6 +247,8 @@ class SeriesForm(forms.Form):
             if goal_where is not None:
                 goal["where"] = goal_where
         flow_filter = self._json("flow_filter", errors)
+        if rule_tree_is_empty(flow_filter):
+            flow_filter = {}
         steps = self._json("steps", errors)
         if errors:
             raise ValidationError(errors)

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 from audiences.segments.event_conditions import NUMERIC_PROPERTY_OPERATORS, PROPERTY_OPERATORS
 from audiences.segments.operators import Op, operator_label
 from audiences.segments.values import ValueType
+from audiences.segments.widgets import RuleTreeTextarea, rule_tree_is_empty
 from automations.steps.common import UNITS
 from automations.steps.split import MAX_BRANCHES
 from automations.steps.update_contact import ACTIONS as UPDATE_ACTIONS
@@ -213,9 +214,12 @@ class WaitForEventForm(StepForm):
 
 
 class ConditionForm(StepForm):
-    rules = _json_field(
-        gettext_lazy("The contact matches these rules"),
-        gettext_lazy("The same rules as a segment's."),
+    # Drawn by the segment builder (one component on every page that edits rules).
+    rules = forms.CharField(
+        label=gettext_lazy("The contact matches these rules"),
+        required=False,
+        help_text=gettext_lazy("The same rules as a segment's."),
+        widget=RuleTreeTextarea(attrs={"rows": 4}),
     )
     event = forms.CharField(
         label=gettext_lazy("… and did this event since entering the series"),
@@ -282,7 +286,7 @@ class ConditionForm(StepForm):
         data = self.cleaned_data
         settings: dict[str, Any] = {"name": data.get("name") or ""}
         rules = self._json("rules")
-        if rules:
+        if rules and not rule_tree_is_empty(rules):
             settings["rules"] = rules
         # The form edits the first check of each sort; further ones (set through the API) stay.
         events = list(self.step.get("events_since_entry") or [{}])

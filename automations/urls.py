@@ -20,6 +20,16 @@ urlpatterns = [
         name="series-step-people",
     ),
     path("series/<int:series_id>/send-to-me/", views.SeriesSendToMeView.as_view(), name="series-send-to-me"),
+    path(
+        "series/<int:series_id>/builder/email-preview/",
+        views.SeriesEmailPreviewView.as_view(),
+        name="series-builder-email-preview",
+    ),
+    path(
+        "series/<int:series_id>/builder/webhook-test/",
+        views.SeriesWebhookTestView.as_view(),
+        name="series-builder-webhook-test",
+    ),
     path("series/<int:series_id>/edit/", views.SeriesEditView.as_view(), name="series-edit"),
     path("series/<int:series_id>/publish/", views.SeriesPublishView.as_view(), name="series-publish"),
     path("series/<int:series_id>/versions/", views.SeriesVersionsView.as_view(), name="series-versions"),

@@ -25,12 +25,15 @@ import hashlib
 import hmac
 import json
 import logging
+import time
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 from django.db import connection, transaction
 
 from automations.models import Trace, TraceOutcome
@@ -59,6 +62,9 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 LEASE = dt.timedelta(minutes=2)
 BATCH_SIZE = 40
 PARALLEL = 8
+# A test call from the builder: how much of the answer is shown, read for at most how long.
+EXCERPT_BYTES = 2000
+EXCERPT_SECONDS = 2.0
 
 
 def body_bytes(body: dict[str, Any]) -> bytes:
@@ -152,29 +158,62 @@ def _refused(error: BaseException) -> bool:
     return False
 
 
-def _post(delivery: _Claimed, now: dt.datetime) -> _Outcome:
-    body = body_bytes(delivery.body)
-    headers = {
+def _headers(secret: str, body: bytes, now: dt.datetime, *, delivery: str, attempt: int) -> dict[str, str]:
+    return {
         "Content-Type": "application/json",
         "User-Agent": "mini-ESP-webhooks/1",
-        SIGNATURE_HEADER: signature(delivery.secret, int(now.timestamp()), body),
-        DELIVERY_HEADER: str(delivery.id),
-        ATTEMPT_HEADER: str(delivery.attempts),
+        SIGNATURE_HEADER: signature(secret, int(now.timestamp()), body),
+        DELIVERY_HEADER: delivery,
+        ATTEMPT_HEADER: str(attempt),
     }
+
+
+def _read_some(response: requests.Response, limit: int) -> bytes:
+    """At most `limit` bytes of the answer, read for at most EXCERPT_SECONDS (one socket read
+    at a time, so a receiver that trickles its answer cannot hold the reader longer)."""
+    read = b""
+    deadline = time.monotonic() + EXCERPT_SECONDS
+    try:
+        while len(read) < limit and time.monotonic() < deadline:
+            chunk = response.raw.read1(limit - len(read), decode_content=True)
+            if not chunk:
+                break
+            read += chunk
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        pass  # the status came; an answer cut short keeps what was read
+    return read[:limit]
+
+
+def _send(url: str, body: bytes, headers: dict[str, str], *, excerpt_bytes: int = 0) -> tuple[_Outcome, bytes]:
+    """One POST through the outbound guard, no redirect followed, within TIMEOUT: the outcome
+    and, when asked, the first `excerpt_bytes` of the answer (read as it comes, so a receiver
+    that answers without end is not read to its end)."""
+    excerpt = b""
     try:
         # A session per post: the posts of a batch run in threads, and a Session is not shared.
         with outbound_session() as session:
-            response = session.post(delivery.url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+            response = session.post(
+                url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=bool(excerpt_bytes)
+            )
+            try:
+                excerpt = _read_some(response, excerpt_bytes) if excerpt_bytes else b""
+            finally:
+                response.close()
     except requests.RequestException as error:
         if _refused(error):
-            return _Outcome(False, None, "refused: the address is not allowed", final=True)
-        return _Outcome(False, None, f"{type(error).__name__}")
-    response.close()
+            return _Outcome(False, None, "refused: the address is not allowed", final=True), b""
+        return _Outcome(False, None, f"{type(error).__name__}"), b""
     if 200 <= response.status_code < 300:
-        return _Outcome(True, response.status_code, "")
+        return _Outcome(True, response.status_code, ""), excerpt
     if 300 <= response.status_code < 400:
-        return _Outcome(False, response.status_code, "redirect not followed")
-    return _Outcome(False, response.status_code, f"HTTP {response.status_code}")
+        return _Outcome(False, response.status_code, "redirect not followed"), excerpt
+    return _Outcome(False, response.status_code, f"HTTP {response.status_code}"), excerpt
+
+
+def _post(delivery: _Claimed, now: dt.datetime) -> _Outcome:
+    body = body_bytes(delivery.body)
+    headers = _headers(delivery.secret, body, now, delivery=str(delivery.id), attempt=delivery.attempts)
+    return _send(delivery.url, body, headers)[0]
 
 
 def webhook_deliveries_run(*, limit: int = BATCH_SIZE) -> int:
@@ -237,3 +276,57 @@ def _record(results: Iterable[tuple[_Claimed, _Outcome]], now: dt.datetime) -> N
                 [ids, delivered, failed, due, statuses, errors],
             )
         Trace.objects.bulk_create(traces)
+
+
+# --- a test call from the builder -------------------------------------------------------------
+
+TEST_CONTACT = {"id": None, "email": "alex@example.com", "external_id": "test"}
+
+
+@dataclass(frozen=True)
+class WebhookTestResult:
+    """What a test call got back. `problem` names what went wrong: "" (an answer came),
+    "refused" (the outbound guard), "timeout", "connection" or "redirect" (not followed)."""
+
+    delivered: bool  # a 2xx: a real call would count as delivered
+    status: int | None
+    problem: str
+    error: str  # the connection error's name, for "connection"
+    excerpt: str
+    milliseconds: int
+
+
+def webhook_test_body(*, series_id: int, series_name: str, step_key: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A delivery's body (automations/steps/webhook.py) for nobody in particular, marked as a test."""
+    return {
+        "test": True,
+        "series": {"id": series_id, "name": series_name},
+        "step": step_key,
+        "enrollment": {"id": None, "entry_key": "test", "entered_at": clock.now().isoformat()},
+        "contact": dict(TEST_CONTACT),
+        "data": data,
+    }
+
+
+def webhook_test_call(*, url: str, secret: str, body: dict[str, Any]) -> WebhookTestResult:
+    """POST `body`, signed with the series' secret, to `url` once, the way a delivery is posted
+    (the outbound guard, TIMEOUT, no redirect followed), with no row and no retry. The URL is
+    checked by the webhook step's clean first; the guard checks it again at the connection.
+    X-ESP-Delivery is "test-…", new for each call."""
+    raw = body_bytes(body)
+    headers = _headers(secret, raw, clock.now(), delivery=f"test-{uuid.uuid4().hex[:12]}", attempt=1)
+    started = time.monotonic()
+    outcome, excerpt = _send(url, raw, headers, excerpt_bytes=EXCERPT_BYTES)
+    milliseconds = round((time.monotonic() - started) * 1000)
+    if outcome.status is None:
+        problem = "refused" if outcome.final else "timeout" if "Timeout" in outcome.error else "connection"
+    else:
+        problem = "redirect" if 300 <= outcome.status < 400 else ""
+    return WebhookTestResult(
+        delivered=outcome.delivered,
+        status=outcome.status,
+        problem=problem,
+        error=outcome.error if problem == "connection" else "",
+        excerpt=excerpt.decode("utf-8", errors="replace"),
+        milliseconds=milliseconds,
+    )

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from audiences.segments.values import RuleErrors
 from automations.engine.checks import flow_filter_matches, goal_events, goal_matches, goal_reason
 from automations.engine.walk import RunContext, Walker
-from automations.models import EnrollmentState, SeriesKind, TraceOutcome
+from automations.models import EnrollmentState, Series, SeriesKind, TraceOutcome
 from automations.steps.common import clean_id
 from automations.steps.registry import CleanContext, End, Go, Result, StepKind, next_exit, register_step_kind
 from campaigns.delivery.services import QueuedMessage, messages_enqueue_rows
@@ -41,6 +41,12 @@ def _clean(step: dict[str, Any], ctx: CleanContext, path: str, errors: RuleError
     elif subject.strip():
         cleaned["subject"] = subject.strip()
     return cleaned
+
+
+def message_class_of(series: Series, template: EmailTemplate) -> str:
+    """What a send step's email goes as: everything of a transactional series is transactional;
+    otherwise the template says (a step has no class of its own)."""
+    return MessageClass.TRANSACTIONAL if series.kind == SeriesKind.TRANSACTIONAL else template.message_class
 
 
 def _run(step: dict[str, Any], walkers: list[Walker], ctx: RunContext) -> dict[int, Result]:
@@ -82,9 +88,7 @@ def _run(step: dict[str, Any], walkers: list[Walker], ctx: RunContext) -> dict[i
             {w.id: End(EnrollmentState.FAILED, TraceOutcome.FAILED, "the email template is gone") for w in sending}
         )
         return results
-    message_class = (
-        MessageClass.TRANSACTIONAL if ctx.series.kind == SeriesKind.TRANSACTIONAL else template.message_class
-    )
+    message_class = message_class_of(ctx.series, template)
     sources = {w.id: str(MessageSource.step(w.id, step["key"])) for w in sending}
     made = messages_enqueue_rows(
         workspace=ctx.workspace,

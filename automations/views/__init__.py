@@ -10,6 +10,7 @@ from automations.views.actions import (
     SeriesWebhookSecretView,
 )
 from automations.views.builder import SeriesBuilderView
+from automations.views.panel import SeriesEmailPreviewView, SeriesWebhookTestView
 from automations.views.people import SeriesStepPeopleView
 from automations.views.preview import SeriesSendToMeView
 from automations.views.recipes import RecipesView, RecipeView
@@ -27,6 +28,7 @@ __all__ = [
     "SeriesCreateView",
     "SeriesDryRunView",
     "SeriesEditView",
+    "SeriesEmailPreviewView",
     "SeriesListView",
     "SeriesPauseView",
     "SeriesPublishView",
@@ -37,4 +39,5 @@ __all__ = [
     "SeriesVersionsView",
     "SeriesView",
     "SeriesWebhookSecretView",
+    "SeriesWebhookTestView",
 ]

@@ -134,7 +134,10 @@ class SeriesFormView(WorkspaceView):
     def _form(self, data: Any = None, initial: dict[str, Any] | None = None) -> SeriesForm:
         lists = list(audience_selectors.lists(workspace=self.workspace).order_by("name").values_list("pk", "name"))
         segments = list(segment_selectors.segments(workspace=self.workspace).order_by("name").values_list("pk", "name"))
-        return SeriesForm(data, initial=initial, lists=lists, segments=segments)
+        form = SeriesForm(data, initial=initial, lists=lists, segments=segments)
+        if not self.can(Role.MARKETER):
+            form.fields["flow_filter"].widget.attrs["readonly"] = True  # the rule builder draws read-only
+        return form
 
     def _render(self, request: HttpRequest, form: SeriesForm, series: Series | None, status: int = 200) -> HttpResponse:
         context = {"form": form, "series": series, "delivery": delivery_settings_get(self.workspace)}

@@ -2,9 +2,10 @@
  *
  * Everything works with buttons, links and forms (and without this script, by full page
  * loads). This adds: drawing a refused edit's message in place (htmx leaves 4xx answers
- * unswapped by default), dragging a step onto a "+" to move it there, collapsing a step's
- * branches (remembered per series in localStorage), and moving the focus to the side panel
- * when it opens, so keyboard users land where they were going.
+ * unswapped by default; the panel's email preview and test call answer 400 or 429 too),
+ * dragging a step onto a "+" to move it there, collapsing a step's branches (remembered per
+ * series in localStorage), and moving the focus to the side panel when it opens, so keyboard
+ * users land where they were going.
  */
 (function () {
   "use strict";
@@ -15,7 +16,10 @@
 
   document.body.addEventListener("htmx:beforeSwap", function (event) {
     const target = event.detail.target;
-    if (target && target.id === "builder" && event.detail.xhr.status === 400) {
+    const status = event.detail.xhr.status;
+    // The panel's own parts (an email preview, a test call) say their refusals in place too.
+    const inPanel = target && target.closest && target.closest("#builder-panel") && (status === 400 || status === 429);
+    if (target && ((target.id === "builder" && status === 400) || inPanel)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
@@ -123,7 +127,10 @@
 
   // A card's button (move up, duplicate, …) keeps the keyboard focus on the redrawn card.
   let focused = null;
-  document.body.addEventListener("htmx:beforeRequest", function () {
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    // Only a request that redraws the builder: a panel part's own (the email preview loading
+    // as the redrawn panel opens) must not forget the card's button.
+    if (!event.detail.target || event.detail.target.id !== "builder") return;
     const active = document.activeElement;
     const card = active && active.closest && active.closest("#builder .builder-card");
     focused = card && active.matches("button[name=op]") ? { step: card.dataset.step, op: active.value } : null;
