@@ -265,6 +265,7 @@ class SkipReason(models.TextChoices):
     SERIES_ENDED = "series_ended", _("The contact left the series")
     FLOW_FILTER = "flow_filter", _("No longer matches the series' filter")
     SERIES_PAUSED = "series_paused", _("The series is paused")
+    BROADCAST_CANCELLED = "broadcast_cancelled", _("The broadcast was cancelled")
     GATE_ERROR = "gate_error", _("A send rule kept failing")
 
 
@@ -483,3 +484,7 @@ class MessageEvent(WorkspaceOwned):
                 name="message_event_engagement",
             ),
         ]
+
+
+# Broadcasts live in their own module; imported here so that the app registers them.
+from campaigns.broadcast_models import Broadcast, BroadcastStatus, SendMode  # noqa: E402, F401

@@ -31,3 +31,12 @@ def recover_messages() -> dict[str, int]:
     """Rows a dead worker held: unsent claims back to the queue, hand-overs `in_doubt`."""
     recovered = messages_recover()
     return {"requeued": recovered.requeued, "in_doubt": recovered.in_doubt}
+
+
+@shared_task(name="campaigns.tick_broadcasts")
+def tick_broadcasts() -> dict[str, int]:
+    """Start the scheduled broadcasts whose time came; close the finished ones."""
+    # Imported here: delivery starts drains through this module, and must not reach broadcasts.
+    from campaigns.broadcasts.services import broadcasts_tick
+
+    return broadcasts_tick()

@@ -221,6 +221,8 @@ CELERY_BEAT_SCHEDULE = {
     # Date triggers: birthdays and predicted orders whose local moment came since the last check.
     "run-date-triggers": {"task": "automations.run_date_triggers", "schedule": 60.0},
     "recover-messages": {"task": "campaigns.recover_messages", "schedule": 60.0},
+    # Broadcasts: scheduled ones whose time came are snapshotted; finished ones marked sent.
+    "tick-broadcasts": {"task": "campaigns.tick_broadcasts", "schedule": 15.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 # How many send drains run at once across all workers (campaigns.delivery.drain): at most the
