@@ -161,6 +161,12 @@ def _template(workspace: Workspace) -> int:
     return template_create(workspace=workspace, data=data).pk
 
 
+def _broadcast(workspace: Workspace) -> int:
+    from campaigns.broadcasts.services import BroadcastInput, broadcast_create
+
+    return broadcast_create(workspace=workspace, data=BroadcastInput(name=f"{MARKER} broadcast")).pk
+
+
 def _live_series(workspace: Workspace) -> tuple[int, int]:
     """A live series with one enrollment (a contact entered through the API trigger) and a
     version 2 in draft, so the series page, its steps, versions, dry run and the enrollment's
@@ -238,6 +244,7 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "enrollment_id": _enrollment,
     "step_key": _step_key,
     "recipe_key": lambda workspace: "abandoned_cart",
+    "broadcast_id": _broadcast,
 }
 # Keywords naming what every workspace shares (the recipes gallery): the same URL is everyone's,
 # so the walk checks those pages answer, not that another workspace gets a 404.
