@@ -25,6 +25,7 @@ from automations.forms import json_field, pretty
 from automations.steps.common import UNITS
 from automations.steps.split import MAX_BRANCHES
 from automations.steps.update_contact import ACTIONS as UPDATE_ACTIONS
+from automations.widgets import PropertyFiltersTextarea
 
 UNIT_CHOICES = [
     ("minutes", gettext_lazy("minutes")),
@@ -187,9 +188,10 @@ class WaitForEventForm(StepForm):
     )
     timeout_amount = forms.IntegerField(label=gettext_lazy("Wait at most"), min_value=0, required=False)
     timeout_unit = forms.ChoiceField(label=gettext_lazy("Unit"), choices=UNIT_CHOICES, initial="days")
-    where = json_field(
-        gettext_lazy("Event property filters (JSON)"),
-        gettext_lazy('e.g. [{"property": "total", "operator": "gt", "value": 50}]'),
+    where = forms.CharField(
+        label=gettext_lazy("Only events whose properties match"),
+        required=False,
+        widget=PropertyFiltersTextarea(),
     )
 
     @classmethod
