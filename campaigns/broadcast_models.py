@@ -68,6 +68,8 @@ class Broadcast(WorkspaceOwned):
     # The snapshot: when it was taken and how many messages it made.
     started_at = models.DateTimeField(null=True, blank=True)
     recipients = models.PositiveIntegerField(default=0)
+    # Who the audience held but the snapshot left out, by reason: {"no_consent": n, "suppressed": n}.
+    excluded = models.JSONField(default=dict, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

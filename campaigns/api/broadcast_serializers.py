@@ -74,8 +74,8 @@ class BroadcastSerializer(serializers.ModelSerializer[Broadcast]):
         fields = [
             "id", "name", "status", "include_lists", "include_segments", "include_tags", "exclude_lists",
             "exclude_segments", "exclude_tags", "template", "subject", "sender", "provider", "send_mode", "send_at",
-            "local_at", "throttle_hours", "priority", "recipients", "started_at", "finished_at", "paused_at",
-            "created_at", "updated_at", "progress",
+            "local_at", "throttle_hours", "priority", "recipients", "excluded", "started_at", "finished_at",
+            "paused_at", "created_at", "updated_at", "progress",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from audiences.models import MailingList, Segment
 from campaigns.broadcast_models import Broadcast, BroadcastStatus, SendMode
-from campaigns.broadcasts.audience import recipients
+from campaigns.broadcasts.audience import audience_count, recipients
 from campaigns.delivery.services import Timing, messages_enqueue_timed
 from campaigns.models import EmailTemplate, MessageSource, MessageState, Provider, SenderIdentity, SendPriority
 from esp import clock
@@ -227,6 +227,7 @@ def _start(broadcast: Broadcast, now: dt.datetime) -> None:
         zone=zone,
         spread=dt.timedelta(hours=broadcast.throttle_hours) if broadcast.throttle_hours else None,
     )
+    left_out = audience_count(broadcast.workspace, broadcast)
     made = messages_enqueue_timed(
         workspace=broadcast.workspace,
         source=str(MessageSource.broadcast(broadcast.pk)),
@@ -242,7 +243,8 @@ def _start(broadcast: Broadcast, now: dt.datetime) -> None:
     broadcast.status = BroadcastStatus.SENDING
     broadcast.started_at = now
     broadcast.recipients = made
-    broadcast.save(update_fields=["status", "started_at", "recipients"])
+    broadcast.excluded = {"no_consent": left_out.without_consent, "suppressed": left_out.suppressed}
+    broadcast.save(update_fields=["status", "started_at", "recipients", "excluded"])
 
 
 def _shift_queued(broadcast: Broadcast, sql_shift: str, where: str = "") -> int:
