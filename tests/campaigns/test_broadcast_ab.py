@@ -373,3 +373,102 @@ def test_two_workspaces_stay_apart(acme: Workspace, globex: Workspace, acme_owne
     services.broadcast_schedule(workspace=acme, broadcast_id=broadcast.pk)
     assert {m.contact.workspace_id for m in _messages(broadcast)} == {acme.pk}  # type: ignore[union-attr]
     assert not Message.objects.filter(workspace=globex).exists()
+
+
+# The page.
+
+
+def _page(broadcast: Broadcast) -> str:
+    return f"/broadcasts/{broadcast.pk}/ab/"
+
+
+def _setup_post(**fields: Any) -> dict[str, Any]:
+    data = {"action": "save", "variant_count": 2, "test_percent": 20, "metric": "opens", "wait_hours": 4,
+            "winner_mode": "automatic"}  # fmt: skip
+    for letter in "ABCD":
+        data |= {f"subject_{letter}": "", f"template_{letter}": "", f"sender_{letter}": "", f"delay_{letter}": 0}
+    return data | fields
+
+
+def test_the_page_sets_up_a_test(acme: Workspace, acme_client: Any) -> None:
+    news = _audience(acme, 10)
+    broadcast = _broadcast(acme, news)
+    other_email = EmailTemplateFactory(workspace=acme, name="Other look")
+    assert acme_client.get(_page(broadcast)).status_code == 200
+    response = acme_client.post(
+        _page(broadcast),
+        _setup_post(variant_count=3, subject_B="Bold", template_C=other_email.pk, delay_C=3, test_percent=30),
+    )
+    assert response.status_code == 302
+    test = BroadcastTest.objects.get(broadcast=broadcast)
+    assert (test.test_percent, test.metric) == (30, "opens")
+    variants = {v.letter: (v.subject, v.template_id, v.send_delay_hours) for v in broadcast.variants.all()}
+    assert variants == {"A": ("", None, 0), "B": ("Bold", None, 0), "C": ("", other_email.pk, 3)}
+    page = acme_client.get(_page(broadcast)).content.decode()
+    assert 'value="Bold"' in page and "Remove the test" in page
+
+    refused = acme_client.post(_page(broadcast), _setup_post(subject_A="Same", subject_B="Same"))
+    assert refused.status_code == 400
+    assert "Variants A and B are the same" in refused.content.decode()
+    assert acme_client.post(_page(broadcast), _setup_post(test_percent="lots")).status_code == 400
+    assert acme_client.post(_page(broadcast), {"action": "explode"}).status_code == 400
+    assert broadcast.variants.count() == 3  # nothing changed by the refused posts
+
+    assert acme_client.post(_page(broadcast), {"action": "remove"}).status_code == 302
+    assert not BroadcastTest.objects.filter(broadcast=broadcast).exists() and not broadcast.variants.exists()
+
+
+def test_the_page_shows_the_figures_and_the_decision(acme: Workspace, acme_client: Any, clock: Any) -> None:
+    news = _audience(acme, 400)
+    broadcast = _broadcast(acme, news)
+    ab.ab_configure(workspace=acme, broadcast_id=broadcast.pk, data=_subjects("Plain", "Bold", test_percent=50))
+    services.broadcast_schedule(workspace=acme, broadcast_id=broadcast.pk)
+    _send_all(broadcast, clock.now())
+    _opened(broadcast, "A", 20, clock.now())
+    _opened(broadcast, "B", 23, clock.now())
+    page = acme_client.get(_page(broadcast)).content.decode()
+    assert "The difference is not significant: B leads with 23.0 % against 20.0 % for A (open rate)" in page
+    assert "The winner is chosen once every test message is sent" in page
+    assert "Send B to the rest" not in page  # automatic
+    clock.advance(hours=4)
+    services.broadcasts_tick()
+    page = acme_client.get(_page(broadcast)).content.decode()
+    assert "Decision: B" in page and "Chosen automatically" in page
+    assert "B, the leader, was sent to the other 200 recipients all the same" in page
+    assert "The rest (B)" in page
+
+
+def test_the_marketer_picks_on_the_page_and_a_viewer_only_reads(acme: Workspace, acme_client: Any, clock: Any) -> None:
+    from esp.models import Role
+    from tests.conftest import logged_in
+    from tests.factories import member
+
+    news = _audience(acme, 40)
+    broadcast = _broadcast(acme, news)
+    ab.ab_configure(
+        workspace=acme,
+        broadcast_id=broadcast.pk,
+        data=_subjects("Plain", "Bold", test_percent=50, winner_mode="manual"),
+    )
+    viewer = logged_in(member(acme, Role.VIEWER, email="viewer@acme.test"))
+    draft_page = viewer.get(_page(broadcast)).content.decode()
+    assert "Save the test" not in draft_page and "disabled" in draft_page
+    assert viewer.post(_page(broadcast), _setup_post(subject_B="Mine")).status_code == 403
+    services.broadcast_schedule(workspace=acme, broadcast_id=broadcast.pk)
+    _send_all(broadcast, clock.now())
+    assert "Send B to the rest" in acme_client.get(_page(broadcast)).content.decode()
+    viewed = viewer.get(_page(broadcast))
+    assert viewed.status_code == 200 and "Send B to the rest" not in viewed.content.decode()
+    assert viewer.post(_page(broadcast), {"action": "pick", "letter": "B"}).status_code == 403
+    assert acme_client.post(_page(broadcast), {"action": "pick", "letter": "Z"}).status_code == 400
+    assert acme_client.post(_page(broadcast), {"action": "pick", "letter": "B"}).status_code == 302
+    test = BroadcastTest.objects.get(broadcast=broadcast)
+    assert test.winner == "B" and test.rest_recipients == 20
+    assert "Picked by" in acme_client.get(_page(broadcast)).content.decode()
+
+
+def test_another_workspaces_test_page_is_not_found(acme_client: Any, globex: Workspace) -> None:
+    theirs = _broadcast(globex, _audience(globex, 2))
+    assert acme_client.get(_page(theirs)).status_code == 404
+    assert acme_client.post(_page(theirs), _setup_post(subject_B="Mine")).status_code == 404
+    assert not BroadcastTest.objects.exists()
