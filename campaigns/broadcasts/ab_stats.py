@@ -135,7 +135,7 @@ def percent(value: float, digits: int = 1) -> str:
     return "%s %%" % number_format(100 * value, digits)  # noqa: UP031 — a localised number
 
 
-def _metric_name(metric: str) -> str:
+def metric_rate_name(metric: str) -> str:
     names: dict[str, str] = {
         AbMetric.OPENS: _("open rate"),
         AbMetric.CLICKS: _("click rate"),
@@ -153,7 +153,7 @@ def verdict(found: Figures, metric: str) -> Verdict:
     """Who leads, how sure it is, and the same in words (in the active language)."""
     parts = {v.letter: v.parts(metric) for v in found.variants}
     rates = {letter: s / n for letter, (s, n) in parts.items() if n}
-    name = _metric_name(metric)
+    name = metric_rate_name(metric)
     if not rates:
         return Verdict("", None, False, _("Not enough data yet: no variant has anything to count for the %(metric)s.")
                        % {"metric": name})  # fmt: skip

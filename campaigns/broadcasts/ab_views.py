@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -212,6 +213,7 @@ class BroadcastAbView(WorkspaceView):
             "rest": found.rest,
             "verdict": judged,
             "metric_label": AbMetric(test.metric).label if test.metric in AbMetric.values else test.metric,
+            "rate_label": capfirst(ab_stats.metric_rate_name(test.metric)),
             "waits_for_resume": test.state in ab.UNDECIDED and broadcast.status == BroadcastStatus.PAUSED,
             "can_pick": self.can(Role.MARKETER)
             and test.winner_mode == WinnerMode.MANUAL
