@@ -31,3 +31,6 @@ urlpatterns += [
     ),
     path("content/", include("campaigns.content.urls")),
 ]
+
+# Broadcasts: one-off campaigns (and their A/B tests).
+urlpatterns += [path("broadcasts/", include("campaigns.broadcasts.urls"))]

@@ -161,12 +161,6 @@ def _template(workspace: Workspace) -> int:
     return template_create(workspace=workspace, data=data).pk
 
 
-def _broadcast(workspace: Workspace) -> int:
-    from campaigns.broadcasts.services import BroadcastInput, broadcast_create
-
-    return broadcast_create(workspace=workspace, data=BroadcastInput(name=f"{MARKER} broadcast")).pk
-
-
 def _live_series(workspace: Workspace) -> tuple[int, int]:
     """A live series with one enrollment (a contact entered through the API trigger) and a
     version 2 in draft, so the series page, its steps, versions, dry run and the enrollment's
@@ -221,6 +215,31 @@ def _step_key(workspace: Workspace) -> str:
     return "hello"
 
 
+def _broadcast(workspace: Workspace) -> int:
+    """A broadcast with a started A/B test (its contact tagged in), so its test page is walked
+    with figures."""
+    from audiences.models import Contact, MailingList, Subscription, SubscriptionStatus
+    from campaigns.broadcasts.ab import AbInput, VariantInput, ab_configure
+    from campaigns.broadcasts.services import BroadcastInput, broadcast_create, broadcast_schedule
+    from campaigns.models import EmailTemplate
+
+    existing = EmailTemplate.objects.filter(workspace=workspace, name=f"{MARKER} template").first()
+    template = existing.pk if existing else _template(workspace)
+    news = MailingList.objects.create(workspace=workspace, name=f"{MARKER} broadcast list")
+    person = Contact.objects.create(workspace=workspace, email=f"ab-{workspace.slug}@{MARKER}.test")
+    Subscription.objects.create(
+        workspace=workspace, contact=person, mailing_list=news, status=SubscriptionStatus.SUBSCRIBED
+    )
+    broadcast = broadcast_create(
+        workspace=workspace,
+        data=BroadcastInput(name=f"{MARKER} broadcast", template=template, include_lists=[news.pk]),
+    )
+    variants = [VariantInput(subject=f"{MARKER} A"), VariantInput(subject=f"{MARKER} B")]
+    ab_configure(workspace=workspace, broadcast_id=broadcast.pk, data=AbInput(variants=variants, test_percent=50))
+    broadcast_schedule(workspace=workspace, broadcast_id=broadcast.pk)
+    return broadcast.pk
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id (or key).
 OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "member_id": _membership,
@@ -243,6 +262,7 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "version_number": _version_number,
     "enrollment_id": _enrollment,
     "step_key": _step_key,
+    "broadcast_id": _broadcast,
     "recipe_key": lambda workspace: "abandoned_cart",
     "broadcast_id": _broadcast,
 }

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0007_broadcasts'),
+        ('campaigns', '0008_broadcast_ab'),
     ]
 
     operations = [
