@@ -264,7 +264,6 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "step_key": _step_key,
     "broadcast_id": _broadcast,
     "recipe_key": lambda workspace: "abandoned_cart",
-    "broadcast_id": _broadcast,
 }
 # Keywords naming what every workspace shares (the recipes gallery): the same URL is everyone's,
 # so the walk checks those pages answer, not that another workspace gets a 404.
