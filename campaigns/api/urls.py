@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
+from campaigns.api import broadcast_ab
 from campaigns.api import broadcast_views as b
 from campaigns.api import views as delivery_views
 from campaigns.content import api as content_api
@@ -37,4 +38,10 @@ urlpatterns += [
         name="api-broadcast-duplicate",
     ),
     path("broadcasts/<int:broadcast_id>/test", b.BroadcastTestView.as_view(), name="api-broadcast-test"),
+    path("broadcasts/<int:broadcast_id>/ab", broadcast_ab.BroadcastAbView.as_view(), name="api-broadcast-ab"),
+    path(
+        "broadcasts/<int:broadcast_id>/ab/pick",
+        broadcast_ab.BroadcastAbPickView.as_view(),
+        name="api-broadcast-ab-pick",
+    ),
 ]

@@ -98,3 +98,28 @@ def test_another_workspace_and_scopes(acme: Workspace, globex: Workspace, shop: 
     assert reader.get(f"/api/v1/broadcasts/{pk}").status_code == 200
     assert reader.post(f"/api/v1/broadcasts/{pk}/schedule").status_code == 403
     assert key_client(api_key(acme, scopes=["series:read"])).get("/api/v1/broadcasts").status_code == 403
+
+
+def test_an_ab_test_through_the_api(acme_api: APIClient, shop: dict[str, Any]) -> None:
+    pk = acme_api.post(
+        "/api/v1/broadcasts",
+        {"name": "Sale", "include_lists": [shop["news"].pk], "template": shop["template"].pk},
+        format="json",
+    ).json()["id"]
+    assert acme_api.get(f"/api/v1/broadcasts/{pk}/ab").status_code == 404
+    refused = acme_api.put(f"/api/v1/broadcasts/{pk}/ab", {"variants": [{"subject": "Only one"}]}, format="json")
+    assert refused.status_code == 400
+    set_up = acme_api.put(
+        f"/api/v1/broadcasts/{pk}/ab",
+        {"variants": [{"subject": "−20 % today"}, {"subject": "Your autumn sale"}], "test_percent": 90,
+         "winner_mode": "manual"},
+        format="json",
+    )  # fmt: skip
+    assert set_up.status_code == 200, set_up.json()
+    assert [v["subject"] for v in set_up.json()["variants"]] == ["−20 % today", "Your autumn sale"]
+    assert set_up.json()["state"] == "setup"
+    acme_api.post(f"/api/v1/broadcasts/{pk}/schedule")
+    testing = acme_api.get(f"/api/v1/broadcasts/{pk}/ab").json()
+    assert testing["state"] == "testing" and sum(v["messages"] for v in testing["variants"]) == 2
+    assert acme_api.post(f"/api/v1/broadcasts/{pk}/ab/pick", {"letter": "E"}, format="json").status_code == 400
+    assert acme_api.get(f"/api/v1/broadcasts/{pk}/ab/pick").status_code == 405
