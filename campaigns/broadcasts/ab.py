@@ -167,6 +167,29 @@ def ab_remove(*, workspace: Workspace, broadcast_id: int) -> None:
     BroadcastTest.objects.filter(workspace=workspace, broadcast=broadcast).delete()
 
 
+def ab_copy(original: Broadcast, copy: Broadcast) -> None:
+    """A duplicated broadcast gets the same test, not started (its figures stay the original's)."""
+    test = BroadcastTest.objects.filter(broadcast=original).first()
+    if test is None:
+        return
+    BroadcastTest.objects.create(
+        workspace=copy.workspace, broadcast=copy, test_percent=test.test_percent, metric=test.metric,
+        wait_hours=test.wait_hours, winner_mode=test.winner_mode,
+    )  # fmt: skip
+    BroadcastVariant.objects.bulk_create(
+        BroadcastVariant(
+            workspace=copy.workspace,
+            broadcast=copy,
+            letter=v.letter,
+            subject=v.subject,
+            template_id=v.template_id,
+            sender_id=v.sender_id,
+            send_delay_hours=v.send_delay_hours,
+        )  # fmt: skip
+        for v in BroadcastVariant.objects.filter(broadcast=original)
+    )
+
+
 def has_test(broadcast: Broadcast) -> bool:
     return BroadcastTest.objects.filter(workspace_id=broadcast.workspace_id, broadcast=broadcast).exists()
 

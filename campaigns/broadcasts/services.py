@@ -332,6 +332,7 @@ def broadcast_duplicate(*, workspace: Workspace, broadcast_id: int, user: Any = 
         **{**copied, "name": _("%(name)s (copy)") % {"name": original.name}},
     )
     copy.save()
+    ab.ab_copy(original, copy)
     return copy
 
 

@@ -472,3 +472,21 @@ def test_another_workspaces_test_page_is_not_found(acme_client: Any, globex: Wor
     assert acme_client.get(_page(theirs)).status_code == 404
     assert acme_client.post(_page(theirs), _setup_post(subject_B="Mine")).status_code == 404
     assert not BroadcastTest.objects.exists()
+
+
+def test_a_duplicate_keeps_the_test_set_up_but_not_started(acme: Workspace) -> None:
+    from campaigns.broadcasts.ab import AbInput, VariantInput, ab_configure
+    from campaigns.broadcasts.services import BroadcastInput, broadcast_create, broadcast_duplicate
+    from campaigns.models import BroadcastTest, BroadcastVariant
+
+    original = broadcast_create(workspace=acme, data=BroadcastInput(name="Sale"))
+    ab_configure(
+        workspace=acme,
+        broadcast_id=original.pk,
+        data=AbInput(variants=[VariantInput(subject="One"), VariantInput(subject="Two")], wait_hours=6),
+    )
+    copy = broadcast_duplicate(workspace=acme, broadcast_id=original.pk)
+    test = BroadcastTest.objects.get(broadcast=copy)
+    assert (test.state, test.wait_hours) == ("setup", 6)
+    assert list(BroadcastVariant.objects.filter(broadcast=copy).order_by("letter").values_list("subject", flat=True)) == [
+        "One", "Two"]  # fmt: skip
