@@ -1,6 +1,6 @@
 """Workspace pages of content and delivery (login required), included at the site root by
 esp.urls: templates under content/, the send log under messages/, sending settings under
-settings/sending/."""
+settings/sending/, broadcasts under broadcasts/."""
 
 from __future__ import annotations
 
@@ -31,3 +31,6 @@ urlpatterns += [
     ),
     path("content/", include("campaigns.content.urls")),
 ]
+
+# Broadcasts: the list, the composer, each broadcast's page with its actions and report.
+urlpatterns += [path("broadcasts/", include("campaigns.broadcasts.urls"))]

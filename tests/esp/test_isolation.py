@@ -215,6 +215,20 @@ def _step_key(workspace: Workspace) -> str:
     return "hello"
 
 
+def _broadcast(workspace: Workspace) -> int:
+    """A draft broadcast ready to schedule (a list and the marker template), so its confirmation
+    pages answer with data."""
+    from audiences.models import MailingList
+    from campaigns.broadcasts.services import BroadcastInput, broadcast_create
+    from campaigns.models import EmailTemplate
+
+    existing = EmailTemplate.objects.filter(workspace=workspace, name=f"{MARKER} template").first()
+    template = existing.pk if existing else _template(workspace)
+    mailing_list = MailingList.objects.create(workspace=workspace, name=f"{MARKER} broadcast list")
+    data = BroadcastInput(name=f"{MARKER} broadcast", template=template, include_lists=[mailing_list.pk])
+    return broadcast_create(workspace=workspace, data=data).pk
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id (or key).
 OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "member_id": _membership,
@@ -238,6 +252,7 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "enrollment_id": _enrollment,
     "step_key": _step_key,
     "recipe_key": lambda workspace: "abandoned_cart",
+    "broadcast_id": _broadcast,
 }
 # Keywords naming what every workspace shares (the recipes gallery): the same URL is everyone's,
 # so the walk checks those pages answer, not that another workspace gets a 404.
