@@ -19,6 +19,7 @@ from audiences.segments.widgets import RuleTreeTextarea, rule_tree_is_empty
 from automations.models import ReEntry, Series, SeriesKind
 from automations.services import SeriesInput
 from automations.triggers import TRIGGER_KINDS
+from automations.widgets import PropertyFiltersTextarea
 from campaigns.models import SendPriority
 
 TRIGGER_LABELS = {
@@ -40,7 +41,7 @@ TRIGGER_FIELDS = {
 JSON_ROWS = {"rows": 6, "spellcheck": "false", "class": "json"}
 
 
-def _json_field(label: Any, help_text: Any = "", rows: int = 6) -> forms.CharField:
+def json_field(label: Any, help_text: Any = "", rows: int = 6) -> forms.CharField:
     return forms.CharField(
         label=label,
         required=False,
@@ -70,10 +71,11 @@ class SeriesForm(forms.Form):
         help_text=gettext_lazy("Tells entries apart: with cart_id, each cart is its own enrollment."),
         widget=forms.TextInput(attrs={"placeholder": "cart_id"}),
     )
-    trigger_where = _json_field(
-        gettext_lazy("Event property filters (JSON)"),
-        gettext_lazy('e.g. [{"property": "total", "operator": "gt", "value": 50}]'),
-        rows=3,
+    trigger_where = forms.CharField(
+        label=gettext_lazy("Only events whose properties match"),
+        required=False,
+        help_text=gettext_lazy("e.g. total greater than 50. Empty: every such event."),
+        widget=PropertyFiltersTextarea(),
     )
     trigger_list = forms.TypedChoiceField(label=gettext_lazy("List"), required=False, coerce=int, empty_value=None)
     trigger_segment = forms.TypedChoiceField(
@@ -90,7 +92,7 @@ class SeriesForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
     )
-    trigger_other = _json_field(
+    trigger_other = json_field(
         gettext_lazy("Other trigger settings (JSON)"),
         gettext_lazy("For kinds of trigger without fields of their own here."),
         rows=3,
@@ -118,7 +120,11 @@ class SeriesForm(forms.Form):
         max_length=100,
         help_text=gettext_lazy("The goal event's property that must equal the entry key (e.g. cart_id)."),
     )
-    goal_where = _json_field(gettext_lazy("Goal property filters (JSON)"), rows=3)
+    goal_where = forms.CharField(
+        label=gettext_lazy("Only goal events whose properties match"),
+        required=False,
+        widget=PropertyFiltersTextarea(),
+    )
     re_entry = forms.ChoiceField(label=gettext_lazy("Re-entry"), choices=ReEntry.choices, initial=ReEntry.ONCE)
     re_entry_days = forms.IntegerField(label=gettext_lazy("Re-entry period (days)"), required=False)
     priority = forms.TypedChoiceField(
@@ -139,7 +145,7 @@ class SeriesForm(forms.Form):
         initial=0,
         help_text=gettext_lazy("Entrants kept out on purpose (they receive nothing), to measure the series' lift."),
     )
-    steps = _json_field(
+    steps = json_field(
         gettext_lazy("Steps (advanced, JSON)"),
         gettext_lazy(
             '{"start": "first", "steps": [{"key": "first", "type": "send", "template": 12, "next": "pause"}, …]}. '

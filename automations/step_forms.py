@@ -21,9 +21,11 @@ from audiences.segments.event_conditions import NUMERIC_PROPERTY_OPERATORS, PROP
 from audiences.segments.operators import Op, operator_label
 from audiences.segments.values import ValueType
 from audiences.segments.widgets import RuleTreeTextarea, rule_tree_is_empty
+from automations.forms import json_field, pretty
 from automations.steps.common import UNITS
 from automations.steps.split import MAX_BRANCHES
 from automations.steps.update_contact import ACTIONS as UPDATE_ACTIONS
+from automations.widgets import PropertyFiltersTextarea
 
 UNIT_CHOICES = [
     ("minutes", gettext_lazy("minutes")),
@@ -47,11 +49,6 @@ UPDATE_LABELS = {
     "subscribe": gettext_lazy("Subscribe to a list"),
     "unsubscribe": gettext_lazy("Unsubscribe from a list"),
 }
-JSON_ATTRS = {"rows": 4, "spellcheck": "false", "class": "json"}
-
-
-def _json_field(label: Any, help_text: Any = "") -> forms.CharField:
-    return forms.CharField(label=label, required=False, help_text=help_text, widget=forms.Textarea(attrs=JSON_ATTRS))
 
 
 def property_value(operator: str, raw: str) -> Any:
@@ -76,10 +73,6 @@ def property_value(operator: str, raw: str) -> Any:
     if operator in NUMERIC_PROPERTY_OPERATORS:
         return number(raw)
     return raw
-
-
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) if value not in (None, {}, []) else ""
 
 
 class StepForm(forms.Form):
@@ -195,14 +188,15 @@ class WaitForEventForm(StepForm):
     )
     timeout_amount = forms.IntegerField(label=gettext_lazy("Wait at most"), min_value=0, required=False)
     timeout_unit = forms.ChoiceField(label=gettext_lazy("Unit"), choices=UNIT_CHOICES, initial="days")
-    where = _json_field(
-        gettext_lazy("Event property filters (JSON)"),
-        gettext_lazy('e.g. [{"property": "total", "operator": "gt", "value": 50}]'),
+    where = forms.CharField(
+        label=gettext_lazy("Only events whose properties match"),
+        required=False,
+        widget=PropertyFiltersTextarea(),
     )
 
     @classmethod
     def initial_for(cls, step: dict[str, Any]) -> dict[str, Any]:
-        return {**super().initial_for(step), "where": _pretty(step.get("where"))}
+        return {**super().initial_for(step), "where": pretty(step.get("where"))}
 
     def settings(self) -> dict[str, Any]:
         settings = super().settings()
@@ -275,7 +269,7 @@ class ConditionForm(StepForm):
             if isinstance(value, list)
             else (value if value is not None else ""),
             "name": step.get("name", ""),
-            "rules": _pretty(step.get("rules")),
+            "rules": pretty(step.get("rules")),
             "event": events[0].get("event", ""),
             "event_key_property": events[0].get("key_property", ""),
             "email_step": emails[0].get("step", ""),
@@ -413,12 +407,12 @@ class ExitForm(StepForm):
 class JsonStepForm(StepForm):
     """A kind without a form of its own: its settings as JSON."""
 
-    settings_json = _json_field(gettext_lazy("Settings (JSON)"))
+    settings_json = json_field(gettext_lazy("Settings (JSON)"))
 
     @classmethod
     def initial_for(cls, step: dict[str, Any]) -> dict[str, Any]:
         own = {k: v for k, v in step.items() if k not in ("key", "type", "name", "next", "yes", "no")}
-        return {"name": step.get("name", ""), "settings_json": _pretty(own)}
+        return {"name": step.get("name", ""), "settings_json": pretty(own)}
 
     def settings(self) -> dict[str, Any]:
         value = self._json("settings_json")

@@ -68,6 +68,8 @@ class Broadcast(WorkspaceOwned):
     # The snapshot: when it was taken and how many messages it made.
     started_at = models.DateTimeField(null=True, blank=True)
     recipients = models.PositiveIntegerField(default=0)
+    # Who the audience held but the snapshot left out, by reason: {"no_consent": n, "suppressed": n}.
+    excluded = models.JSONField(default=dict, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -88,3 +90,91 @@ class Broadcast(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+# A/B split tests. A test sends each variant to an even share of a test group (a deterministic,
+# hash-ordered `test_percent` of the recipients), waits, compares the variants on one metric and
+# sends the winner to the rest. Every message of the broadcast, test or rest, has the same source
+# `broadcast:<id>`, so the unique (workspace, source, contact) index lets nobody get two.
+
+
+class AbMetric(models.TextChoices):
+    # Message.opened_at is the first human open: machine opens (privacy proxies) never set it.
+    OPENS = "opens", _("Unique opens")
+    CLICKS = "clicks", _("Unique clicks")
+    CLICK_TO_OPEN = "click_to_open", _("Click-to-open")
+
+
+class WinnerMode(models.TextChoices):
+    AUTOMATIC = "automatic", _("Automatically, by the metric")
+    MANUAL = "manual", _("The marketer picks")
+
+
+class AbState(models.TextChoices):
+    SETUP = "setup", _("Set up")  # the broadcast has not started
+    TESTING = "testing", _("Testing")  # the test group is being sent, then the wait
+    AWAITING_PICK = "awaiting_pick", _("Waiting for a pick")  # manual: the wait is over
+    DECIDED = "decided", _("Decided")  # the winner went to the rest
+    CANCELLED = "cancelled", _("Cancelled")  # the broadcast was cancelled before a decision
+
+
+class BroadcastTest(WorkspaceOwned):
+    """A broadcast's A/B test: the test group's size, what decides, how long to wait, and, once
+    decided, the winner and why (in words, kept as they were said)."""
+
+    broadcast = models.OneToOneField(Broadcast, on_delete=models.CASCADE, related_name="ab_test")
+    test_percent = models.PositiveSmallIntegerField(_("test group, % of the recipients"), default=20)
+    metric = models.CharField(_("winning metric"), max_length=16, choices=AbMetric.choices, default=AbMetric.OPENS)
+    wait_hours = models.PositiveSmallIntegerField(_("wait, hours"), default=4)
+    winner_mode = models.CharField(
+        _("winner chosen"), max_length=16, choices=WinnerMode.choices, default=WinnerMode.AUTOMATIC
+    )
+    state = models.CharField(_("state"), max_length=16, choices=AbState.choices, default=AbState.SETUP)
+    # The earliest moment a decision can come: the test group's last due time plus the wait
+    # (the tick then also waits for every test message to be sent and `wait_hours` to pass).
+    decide_after = models.DateTimeField(null=True, blank=True)
+    winner = models.CharField(_("winner"), max_length=1, blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True)  # 0–1, at the decision
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_reason = models.TextField(_("reason"), blank=True, default="")
+    rest_recipients = models.PositiveIntegerField(default=0)  # messages of the winner to the rest
+
+    class Meta:
+        indexes = [
+            # The beat looks for tests waiting for their decision.
+            models.Index(fields=["state"], condition=models.Q(state="testing"), name="broadcast_test_waiting"),
+        ]
+
+
+class BroadcastVariant(WorkspaceOwned):
+    """One variant of a test: what differs from the broadcast (an empty field is the broadcast's).
+
+    A send-time variant is a delay: its test messages fall due `send_delay_hours` after the
+    broadcast's own time (each contact's local time for a local-time broadcast). The rest is
+    sent when the winner is chosen, so a delay applies to the test group only."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="variants")
+    letter = models.CharField(_("variant"), max_length=1)
+    subject = models.CharField(_("subject"), max_length=998, blank=True, default="")
+    template = models.ForeignKey(
+        "campaigns.EmailTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    sender = models.ForeignKey(
+        "campaigns.SenderIdentity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    send_delay_hours = models.PositiveSmallIntegerField(_("send later by, hours"), default=0)
+
+    class Meta:
+        ordering = ["letter"]
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "letter"], name="broadcast_variant_unique_letter"),
+            models.CheckConstraint(
+                condition=models.Q(letter__in=["A", "B", "C", "D"]), name="broadcast_variant_letter"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.letter

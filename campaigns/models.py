@@ -487,4 +487,10 @@ class MessageEvent(WorkspaceOwned):
 
 
 # Broadcasts live in their own module; imported here so that the app registers them.
-from campaigns.broadcast_models import Broadcast, BroadcastStatus, SendMode  # noqa: E402, F401
+from campaigns.broadcast_models import (  # noqa: E402, F401
+    Broadcast,
+    BroadcastStatus,
+    BroadcastTest,
+    BroadcastVariant,
+    SendMode,
+)

@@ -32,5 +32,5 @@ urlpatterns += [
     path("content/", include("campaigns.content.urls")),
 ]
 
-# Broadcasts: the list, the composer, each broadcast's page with its actions and report.
+# Broadcasts: the list, the composer, each broadcast's page with its actions and report, its A/B test.
 urlpatterns += [path("broadcasts/", include("campaigns.broadcasts.urls"))]

@@ -185,6 +185,8 @@ class ApiScope(models.TextChoices):
     REPORTS_READ = "reports:read", _("Read reports and KPIs")
     SERIES_READ = "series:read", _("Read series, their enrollments and traces")
     SERIES_WRITE = "series:write", _("Create, change, publish and archive series; enroll contacts; dry runs")
+    BROADCASTS_READ = "broadcasts:read", _("Read broadcasts and their progress")
+    BROADCASTS_WRITE = "broadcasts:write", _("Compose, schedule, pause, resume and cancel broadcasts")
 
 
 def hash_secret(secret: str) -> str:

@@ -41,8 +41,8 @@ STEPS_HELP = (
     "digits, '-' and '_'), a `type` and its own fields, and names the steps that follow by key (`next`; "
     "`yes`/`no`; a split's `branches`); null ends the series for that contact. Types: send {template, "
     "subject?}, wait {amount, unit: minutes|hours|days}, wait_for_event {event, where?, key_property?, "
-    "timeout_amount, timeout_unit, yes, no}, condition {rules?, events_since_entry?, email?, yes, no}, split "
-    "{branches: [{name?, percent, next}]}, exit. Problems come back by path: `steps[<key>].<field>`."
+    "timeout_amount, timeout_unit, yes, no}, condition {rules?, events_since_entry?, email?, entry_where?, yes, "
+    "no}, split {branches: [{name?, percent, next}]}, exit. Problems come back by path: `steps[<key>].<field>`."
 )
 STEPS_EXAMPLE = {
     "start": "welcome",

@@ -23,7 +23,8 @@ from django.utils.translation import gettext as _
 
 from audiences.models import MailingList, Segment
 from campaigns.broadcast_models import Broadcast, BroadcastStatus, SendMode
-from campaigns.broadcasts.audience import recipients
+from campaigns.broadcasts import ab
+from campaigns.broadcasts.audience import audience_count, recipients
 from campaigns.delivery.services import Timing, messages_enqueue_timed
 from campaigns.models import EmailTemplate, MessageSource, MessageState, Provider, SenderIdentity, SendPriority
 from esp import clock
@@ -229,22 +230,27 @@ def _start(broadcast: Broadcast, now: dt.datetime) -> None:
         zone=zone,
         spread=dt.timedelta(hours=broadcast.throttle_hours) if broadcast.throttle_hours else None,
     )
-    made = messages_enqueue_timed(
-        workspace=broadcast.workspace,
-        source=str(MessageSource.broadcast(broadcast.pk)),
-        contacts=recipients(broadcast.workspace, broadcast),
-        template=template,
-        timing=timing,
-        message_class=template.message_class,
-        priority=broadcast.priority,
-        subject_override=broadcast.subject,
-        provider=broadcast.provider,
-        sender=broadcast.sender,
-    )
+    left_out = audience_count(broadcast.workspace, broadcast)
+    if ab.has_test(broadcast):  # an A/B test: only its test group now, the rest once decided
+        made = ab.snapshot_test_group(broadcast, timing, template)
+    else:
+        made = messages_enqueue_timed(
+            workspace=broadcast.workspace,
+            source=str(MessageSource.broadcast(broadcast.pk)),
+            contacts=recipients(broadcast.workspace, broadcast),
+            template=template,
+            timing=timing,
+            message_class=template.message_class,
+            priority=broadcast.priority,
+            subject_override=broadcast.subject,
+            provider=broadcast.provider,
+            sender=broadcast.sender,
+        )
     broadcast.status = BroadcastStatus.SENDING
     broadcast.started_at = now
     broadcast.recipients = made
-    broadcast.save(update_fields=["status", "started_at", "recipients"])
+    broadcast.excluded = {"no_consent": left_out.without_consent, "suppressed": left_out.suppressed}
+    broadcast.save(update_fields=["status", "started_at", "recipients", "excluded"])
 
 
 def _shift_queued(broadcast: Broadcast, sql_shift: str, where: str = "") -> int:
@@ -351,7 +357,10 @@ def broadcasts_tick(now: dt.datetime | None = None) -> dict[str, int]:
             if moment is not None and moment <= now:
                 _start(broadcast, now)
                 started += 1
-    for broadcast in Broadcast.objects.filter(status=BroadcastStatus.SENDING).only("pk", "workspace_id"):
+    decided = ab.ab_tick(now)
+    # A broadcast whose test waits for its decision is not finished: the rest is still to come.
+    sending = Broadcast.objects.filter(status=BroadcastStatus.SENDING).exclude(ab_test__state__in=ab.UNDECIDED)
+    for broadcast in sending.only("pk", "workspace_id"):
         source = str(MessageSource.broadcast(broadcast.pk))
         with connection.cursor() as cursor:
             cursor.execute(
@@ -364,4 +373,4 @@ def broadcasts_tick(now: dt.datetime | None = None) -> dict[str, int]:
             finished += Broadcast.objects.filter(pk=broadcast.pk, status=BroadcastStatus.SENDING).update(
                 status=BroadcastStatus.SENT, finished_at=now
             )
-    return {"started": started, "finished": finished}
+    return {"started": started, "finished": finished, **{key: n for key, n in decided.items() if n}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns.broadcasts import actions, views
+from campaigns.broadcasts import ab_views, actions, views
 
 urlpatterns = [
     path("", views.BroadcastListView.as_view(), name="broadcasts"),
@@ -22,4 +22,6 @@ urlpatterns = [
     path("<int:broadcast_id>/cancel/", actions.CancelView.as_view(), name="broadcast-cancel"),
     path("<int:broadcast_id>/duplicate/", actions.DuplicateView.as_view(), name="broadcast-duplicate"),
     path("<int:broadcast_id>/test/", actions.SendTestView.as_view(), name="broadcast-test"),
+    # The A/B split test of a broadcast (campaigns.broadcasts.ab_views).
+    path("<int:broadcast_id>/ab/", ab_views.BroadcastAbView.as_view(), name="broadcast-ab"),
 ]

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from audiences import selectors as audience_selectors
 from campaigns.broadcast_models import Broadcast, BroadcastStatus
-from campaigns.broadcasts import page_data, selectors, services
+from campaigns.broadcasts import ab, page_data, selectors, services
 from campaigns.broadcasts.audience import audience_count
 from campaigns.broadcasts.forms import BroadcastForm
 from campaigns.broadcasts.services import EDITABLE
@@ -94,7 +94,7 @@ class ComposerView(WorkspaceView):
             "broadcast": broadcast,
             "time_zone": page_data.workspace_zone(self.workspace).key,
             "postal_address_missing": not self.workspace.postal_address.strip(),
-            "audience_fields": [form[name] for name in AUDIENCE_FIELDS],
+            "locked": broadcast is not None and broadcast.status not in EDITABLE,
             # The A/B split test's section slots in here (templates/campaigns/broadcasts/composer.html).
             "ab_section": None,
         }
@@ -132,24 +132,22 @@ class BroadcastCreateView(ComposerView):
 
 
 class BroadcastEditView(ComposerView):
-    def _editable(self, request: HttpRequest, broadcast_id: int) -> Broadcast | HttpResponse:
+    """A broadcast past scheduling shows its settings read-only here (duplicate it to change)."""
+
+    def get(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
+        broadcast = broadcast_or_404(self.workspace, broadcast_id)
+        with timezone.override(page_data.workspace_zone(self.workspace)):
+            form = self._form(broadcast)
+            if broadcast.status not in EDITABLE:
+                for field in form.fields.values():
+                    field.disabled = True
+            return self._render(request, form, broadcast)
+
+    def post(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
         broadcast = broadcast_or_404(self.workspace, broadcast_id)
         if broadcast.status not in EDITABLE:
             messages.error(request, _("Only a draft or scheduled broadcast can be changed; duplicate it instead."))
             return redirect("broadcast", broadcast_id=broadcast.pk)
-        return broadcast
-
-    def get(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
-        broadcast = self._editable(request, broadcast_id)
-        if isinstance(broadcast, HttpResponse):
-            return broadcast
-        with timezone.override(page_data.workspace_zone(self.workspace)):
-            return self._render(request, self._form(broadcast), broadcast)
-
-    def post(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
-        broadcast = self._editable(request, broadcast_id)
-        if isinstance(broadcast, HttpResponse):
-            return broadcast
         return self._save(request, broadcast)
 
 
@@ -249,8 +247,8 @@ class BroadcastView(WorkspaceView):
                 "priority": page_data.priority_text(broadcast.priority),
                 "editable": broadcast.status in EDITABLE,
                 "me": request_user(request).email,
-                # The A/B split test's results slot in here (templates/campaigns/broadcasts/broadcast.html).
-                "ab_section": None,
+                # The A/B test's own page is linked from the spot left for it (block "ab").
+                "has_ab_test": ab.has_test(broadcast),
             }
             return render(request, "campaigns/broadcasts/broadcast.html", context)
 

@@ -52,6 +52,7 @@ class ApiRootView(WorkspaceAPIView):
                 "custom_fields": reverse("api-custom-fields", request=request),
                 "suppressions": reverse("api-suppressions", request=request),
                 "series": reverse("api-series-list", request=request),
+                "broadcasts": reverse("api-broadcasts", request=request),
                 "schema": reverse("api-schema", request=request),
                 "docs": reverse("api-docs", request=request),
             }

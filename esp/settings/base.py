@@ -330,6 +330,11 @@ SPECTACULAR_SETTINGS = {
     # Request bodies get components of their own: without read-only fields, with the
     # constraints input must meet (non-blank strings), so the document says what is accepted.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status": each choice set gets its own name in the document.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "audiences.models.SubscriptionStatus",  # the name it had while it was the only one
+        "BroadcastStatusEnum": "campaigns.broadcast_models.BroadcastStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "esp.api.schema.document_errors",

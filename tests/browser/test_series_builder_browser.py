@@ -241,3 +241,22 @@ def test_keyboard_moves_a_step_and_a_viewer_on_a_phone_reads_without_controls(ne
     expect(reader.locator(".tree-edge")).to_have_count(0)
     expect(reader.locator('button[value="down"]')).to_have_count(0)
     assert reader.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_trigger_filters_are_rows_not_json(page: Page) -> None:
+    shop = WorkspaceFactory(name="Shop", slug="shop")
+    marketer = member(shop, Role.MARKETER, email="marketer@shop.test")
+    log_in(page, marketer.email)
+    page.goto("/series/new/")
+    page.locator("#id_name").fill("Big carts")
+    page.locator("#id_trigger_type").select_option("event")
+    page.locator("#id_trigger_event").fill("Checkout Started")
+    page.locator("#trigger-fields .filter-add").click()
+    row = page.locator("#trigger-fields .filter-row").last
+    row.locator("input").first.fill("total")
+    row.locator("select").select_option("gte")
+    row.locator("input").nth(1).fill("100")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#builder")).to_be_visible()
+    series = Series.objects.get(name="Big carts")
+    assert series.trigger["where"] == [{"property": "total", "operator": "gte", "value": 100}]

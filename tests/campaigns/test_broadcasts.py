@@ -184,3 +184,43 @@ def test_another_workspaces_lists_and_templates_are_refused(acme: Workspace, glo
         )
     assert set(refused.value.message_dict) == {"include_lists", "template"}
     assert not Broadcast.objects.exists()
+
+
+def test_the_snapshot_records_who_it_left_out_and_why(acme: Workspace, news: MailingList) -> None:
+    person(acme, "ann@example.com", [news])
+    person(acme, "dan@example.com", [news])
+    Suppression.objects.create(workspace=acme, email="dan@example.com", email_hash=email_hash("dan@example.com"),
+                               reason="hard_bounce")  # fmt: skip
+    unsubscribed = person(acme, "eve@example.com")
+    Subscription.objects.create(
+        workspace=acme, contact=unsubscribed, mailing_list=news, status=SubscriptionStatus.UNSUBSCRIBED
+    )
+    broadcast = _broadcast(acme, include_lists=[news.pk])
+    services.broadcast_schedule(workspace=acme, broadcast_id=broadcast.pk)
+    broadcast.refresh_from_db()
+    assert broadcast.recipients == 1 and sorted(_messages(broadcast)) == ["ann@example.com"]
+    # eve left the list: she is no member of the audience at all; dan is, but suppressed.
+    assert broadcast.excluded == {"no_consent": 0, "suppressed": 1}
+
+
+def test_a_series_email_beats_a_broadcast_under_the_cap(acme: Workspace, news: MailingList) -> None:
+    """Both due at once for the same contact with one marketing email a day allowed: the
+    triggered one (priority 20) goes, the promotional broadcast is skipped for the cap."""
+    from campaigns.delivery.sender import messages_send_due
+    from campaigns.delivery.services import QueuedMessage, messages_enqueue_rows
+    from campaigns.models import DeliverySettings, MessageClass
+
+    DeliverySettings.objects.update_or_create(workspace=acme, defaults={"daily_cap": 1})
+    ann = person(acme, "ann@example.com", [news])
+    broadcast = _broadcast(acme, include_lists=[news.pk])
+    services.broadcast_schedule(workspace=acme, broadcast_id=broadcast.pk)
+    cart = EmailTemplateFactory(workspace=acme, name="Cart reminder")
+    messages_enqueue_rows(
+        workspace=acme,
+        rows=[QueuedMessage(contact_id=ann.pk, source="step:1:remind", template_id=cart.pk,
+                            message_class=MessageClass.MARKETING)],
+    )  # fmt: skip
+    messages_send_due()
+    step = Message.objects.get(source="step:1:remind")
+    promo = _messages(broadcast)["ann@example.com"]
+    assert (step.state, promo.state, promo.reason) == ("sent", "skipped", "daily_cap")

@@ -216,17 +216,28 @@ def _step_key(workspace: Workspace) -> str:
 
 
 def _broadcast(workspace: Workspace) -> int:
-    """A draft broadcast ready to schedule (a list and the marker template), so its confirmation
-    pages answer with data."""
-    from audiences.models import MailingList
-    from campaigns.broadcasts.services import BroadcastInput, broadcast_create
+    """A broadcast with a started A/B test (its contact tagged in), so its test page is walked
+    with figures."""
+    from audiences.models import Contact, MailingList, Subscription, SubscriptionStatus
+    from campaigns.broadcasts.ab import AbInput, VariantInput, ab_configure
+    from campaigns.broadcasts.services import BroadcastInput, broadcast_create, broadcast_schedule
     from campaigns.models import EmailTemplate
 
     existing = EmailTemplate.objects.filter(workspace=workspace, name=f"{MARKER} template").first()
     template = existing.pk if existing else _template(workspace)
-    mailing_list = MailingList.objects.create(workspace=workspace, name=f"{MARKER} broadcast list")
-    data = BroadcastInput(name=f"{MARKER} broadcast", template=template, include_lists=[mailing_list.pk])
-    return broadcast_create(workspace=workspace, data=data).pk
+    news = MailingList.objects.create(workspace=workspace, name=f"{MARKER} broadcast list")
+    person = Contact.objects.create(workspace=workspace, email=f"ab-{workspace.slug}@{MARKER}.test")
+    Subscription.objects.create(
+        workspace=workspace, contact=person, mailing_list=news, status=SubscriptionStatus.SUBSCRIBED
+    )
+    broadcast = broadcast_create(
+        workspace=workspace,
+        data=BroadcastInput(name=f"{MARKER} broadcast", template=template, include_lists=[news.pk]),
+    )
+    variants = [VariantInput(subject=f"{MARKER} A"), VariantInput(subject=f"{MARKER} B")]
+    ab_configure(workspace=workspace, broadcast_id=broadcast.pk, data=AbInput(variants=variants, test_percent=50))
+    broadcast_schedule(workspace=workspace, broadcast_id=broadcast.pk)
+    return broadcast.pk
 
 
 # URL keyword -> how to make one such object in a workspace, returning its id (or key).
@@ -251,8 +262,8 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "version_number": _version_number,
     "enrollment_id": _enrollment,
     "step_key": _step_key,
-    "recipe_key": lambda workspace: "abandoned_cart",
     "broadcast_id": _broadcast,
+    "recipe_key": lambda workspace: "abandoned_cart",
 }
 # Keywords naming what every workspace shares (the recipes gallery): the same URL is everyone's,
 # so the walk checks those pages answer, not that another workspace gets a 404.
