@@ -179,6 +179,14 @@ def test_send_now_with_its_confirmation(
     page = acme_client.get(f"/broadcasts/{broadcast.pk}/")
     assert page.context["polling"] and page.context["figures"].queued == 2
     assert 'hx-trigger="every 3s"' in page.content.decode()
+    # Once sending, the composer only shows its settings; a save is refused.
+    locked = acme_client.get(f"/broadcasts/{broadcast.pk}/edit/")
+    assert locked.status_code == 200 and 'id="composer-locked"' in locked.content.decode()
+    assert 'id="save-and-schedule"' not in locked.content.decode()
+    refused = acme_client.post(f"/broadcasts/{broadcast.pk}/edit/", _form(name="Changed"), follow=True)
+    assert "duplicate it instead" in refused.content.decode()
+    broadcast.refresh_from_db()
+    assert broadcast.name == "Autumn sale"
 
     assert acme_client.post(f"/broadcasts/{broadcast.pk}/pause/").status_code == 302
     broadcast.refresh_from_db()
