@@ -16,12 +16,21 @@ from django.utils import timezone
 
 from audiences.models import Contact, Event, MailingList, PendingEvents, SubscriptionStatus
 from audiences.pipeline import pending_events_process
+from campaigns.broadcasts import demo as broadcast_demo
 from campaigns.content.services import template_copy_starter, template_update
 from campaigns.content.starters import STARTERS
 from campaigns.delivery.sender import messages_send_due
 from campaigns.delivery.services import messages_enqueue
 from campaigns.events import message_event_record
-from campaigns.models import EmailTemplate, Message, MessageClass, MessageEventType, MessageSource, MessageState
+from campaigns.models import (
+    EmailTemplate,
+    Message,
+    MessageClass,
+    MessageEventType,
+    MessageSource,
+    MessageState,
+    SourceKind,
+)
 from campaigns.providers.services import delivery_settings_update, sender_create
 from esp.models import Workspace
 
@@ -46,6 +55,8 @@ def seed(workspace: Workspace) -> None:
         workspace=workspace, template_id=templates["order_thank_you"].pk, data={"sender_id": orders.pk}
     )
     _send_demo_mail(workspace, templates)
+    # A promo broadcast sent last week and the next one scheduled (sent before the rules too).
+    broadcast_demo.seed(workspace, templates["promo"], rng)
     # The rules go in after the demo month was sent, so that they do not hold that back.
     delivery_settings_update(
         workspace=workspace,
@@ -123,7 +134,12 @@ def _engagement(workspace: Workspace, rng: random.Random) -> None:
     """Spread the demo month's mail over the last 30 days and give it the engagement a month
     brings, through message_event_record (as webhooks and our tracking endpoints do)."""
     now = timezone.now()
-    sent = list(Message.objects.in_workspace(workspace).filter(state=MessageState.SENT).order_by("id"))
+    sent = list(
+        Message.objects.in_workspace(workspace)
+        .filter(state=MessageState.SENT)
+        .exclude(source__startswith=MessageSource.prefix(SourceKind.BROADCAST))  # dated by the broadcast's seed
+        .order_by("id")
+    )
     # Oldest first in id order: the send log lists by id, newest first, so its dates must agree.
     ages = sorted((rng.uniform(1, 30) for _ in sent), reverse=True)
     for message, age in zip(sent, ages, strict=True):

@@ -1,6 +1,6 @@
 """Workspace pages of content and delivery (login required), included at the site root by
 esp.urls: templates under content/, the send log under messages/, sending settings under
-settings/sending/."""
+settings/sending/, broadcasts under broadcasts/."""
 
 from __future__ import annotations
 
@@ -32,5 +32,5 @@ urlpatterns += [
     path("content/", include("campaigns.content.urls")),
 ]
 
-# Broadcasts: one-off campaigns (and their A/B tests).
+# Broadcasts: the list, the composer, each broadcast's page with its actions and report, its A/B test.
 urlpatterns += [path("broadcasts/", include("campaigns.broadcasts.urls"))]

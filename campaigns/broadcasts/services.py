@@ -99,7 +99,9 @@ def _clean(workspace: Workspace, data: BroadcastInput, broadcast: Broadcast) -> 
     )
     for field, model in chosen:
         value = getattr(data, field)
-        if value is not None:
+        if value == 0:  # 0: none of its own (the template's or the workspace's default)
+            setattr(broadcast, f"{field}_id", None)
+        elif value is not None:
             obj = model.objects.in_workspace(workspace).filter(pk=value).first()
             if obj is None:
                 errors[field] = [_("No such item: %(ids)s.") % {"ids": value}]

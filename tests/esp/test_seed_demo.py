@@ -135,6 +135,23 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     newest = events.filter(contact_id=order.contact_id).order_by("-occurred_at", "-id").first()
     assert newest is not None and newest.name in page and event_summary(newest) in page
 
+    # A promo broadcast went out last week with a week's engagement; the next one is scheduled
+    # for 10:00 next week in each contact's zone. Both pages answer.
+    from campaigns.broadcasts.selectors import progress
+    from campaigns.models import Broadcast, BroadcastStatus, SendMode
+
+    finished = Broadcast.objects.get(workspace=workspace, status=BroadcastStatus.SENT)
+    figures = progress(workspace=workspace, broadcast_ids=[finished.pk])[finished.pk]
+    assert figures.sent > 50 and figures.queued == 0
+    assert 0 < figures.clicked < figures.opened < figures.delivered < figures.sent and figures.bounced > 0
+    upcoming = Broadcast.objects.get(workspace=workspace, status=BroadcastStatus.SCHEDULED)
+    assert upcoming.send_mode == SendMode.LOCAL and upcoming.local_at is not None
+    assert (upcoming.local_at.hour, upcoming.local_at.minute) == (10, 0)
+    assert upcoming.local_at.date() > timezone.now().date() + timedelta(days=5)
+    report = logged_in(owner).get(f"/broadcasts/{finished.pk}/")
+    assert report.status_code == 200 and len(report.context["clicks"]) >= 1
+    assert logged_in(owner).get("/broadcasts/").status_code == 200
+
     # Again: nothing is stored twice, nothing changes.
     call_command("seed_demo", stdout=StringIO())
     assert _snapshot(workspace) == counts

@@ -1,0 +1,122 @@
+"""The demo shop's broadcasts (called by campaigns.demo while it seeds the demo month, before
+the delivery rules go in): a promo to the newsletter, sent six days ago through the real road
+(schedule → snapshot → the send loop → the outbox), with the opens, clicks, bounces and a
+complaint a week brings; and the next one, scheduled for next week at 10:00 in each contact's
+own time zone for the shop's best customers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from django.utils import timezone
+
+from audiences.models import MailingList, Segment
+from campaigns.broadcast_models import Broadcast, SendMode
+from campaigns.broadcasts.page_data import workspace_zone
+from campaigns.broadcasts.services import BroadcastInput, broadcast_create, broadcast_schedule, broadcasts_tick
+from campaigns.delivery.sender import messages_send_due
+from campaigns.events import message_event_record
+from campaigns.models import EmailTemplate, Message, MessageEventType, MessageSource, MessageState
+from esp.models import Workspace
+
+MAIL_CLIENT_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+APPLE_PROXY_UA = "Mozilla/5.0"
+SENT_DAYS_AGO = 6
+
+
+def seed(workspace: Workspace, promo: EmailTemplate, rng: random.Random) -> None:
+    if Broadcast.objects.in_workspace(workspace).exists():
+        return
+    newsletter = MailingList.objects.in_workspace(workspace).filter(name="Newsletter").first()
+    if newsletter is not None:
+        _finished_promo(workspace, promo, newsletter, rng)
+    best = Segment.objects.in_workspace(workspace).filter(name="Champions").first()
+    local_at = (timezone.localtime(timezone.now(), workspace_zone(workspace)) + dt.timedelta(days=7)).replace(
+        hour=10, minute=0, second=0, microsecond=0, tzinfo=None
+    )
+    upcoming = broadcast_create(
+        workspace=workspace,
+        data=BroadcastInput(
+            name="Early access: the winter collection",
+            include_segments=[best.pk] if best else [],
+            include_lists=[] if best else [newsletter.pk] if newsletter else [],
+            template=promo.pk,
+            subject="{{ contact.first_name|default:'Hello' }}, the winter collection is yours first",
+            send_mode=SendMode.LOCAL,
+            local_at=local_at,
+            throttle_hours=2,
+        ),
+    )
+    broadcast_schedule(workspace=workspace, broadcast_id=upcoming.pk)
+
+
+def _finished_promo(workspace: Workspace, promo: EmailTemplate, newsletter: MailingList, rng: random.Random) -> None:
+    broadcast = broadcast_create(
+        workspace=workspace,
+        data=BroadcastInput(
+            name="Spring sale −20 %",
+            include_lists=[newsletter.pk],
+            template=promo.pk,
+            subject="Spring sale: 20 % off everything, {{ contact.first_name|default:'friend' }}",
+        ),
+    )
+    broadcast_schedule(workspace=workspace, broadcast_id=broadcast.pk)  # "now": the snapshot is taken
+    messages_send_due()
+    broadcasts_tick()
+    # A week ago, as a real send would have been: the broadcast, then each message a few
+    # seconds apart, with a week's engagement.
+    sent_at = timezone.now() - dt.timedelta(days=SENT_DAYS_AGO)
+    Broadcast.objects.filter(pk=broadcast.pk).update(
+        created_at=sent_at - dt.timedelta(days=1),
+        updated_at=sent_at,
+        started_at=sent_at,
+        finished_at=sent_at + dt.timedelta(minutes=3),
+    )
+    messages = Message.objects.filter(workspace=workspace, source=str(MessageSource.broadcast(broadcast.pk)))
+    for n, message in enumerate(messages.filter(state=MessageState.SENT).order_by("id")):
+        at = sent_at + dt.timedelta(seconds=2 * n)
+        Message.objects.filter(pk=message.pk).update(created_at=sent_at, due_at=sent_at, claimed_at=at, sent_at=at)
+        message.sent_at = at
+        _engage(message, at, rng, n)
+
+
+def _engage(message: Message, at: dt.datetime, rng: random.Random, n: int) -> None:
+    key = f"demo-broadcast:{message.pk}"
+    if n % 53 == 7:
+        message_event_record(
+            message=message,
+            type=MessageEventType.BOUNCED,
+            occurred_at=at + dt.timedelta(minutes=1),
+            event_key=f"{key}:bounce",
+            details={"bounce_type": "hard", "mta_response": "550 5.1.1 mailbox unavailable"},
+        )
+        return
+    _record(message, MessageEventType.DELIVERED, at + dt.timedelta(seconds=15), f"{key}:delivered")
+    if rng.random() < 0.15:  # Apple Mail Privacy Protection: an open that is no person's
+        _record(message, MessageEventType.OPENED, at + dt.timedelta(minutes=1), f"{key}:mpp", machine=True)
+    if rng.random() < 0.42:
+        opened = at + dt.timedelta(hours=rng.uniform(0.1, 30))
+        _record(message, MessageEventType.OPENED, opened, f"{key}:open")
+        if message.links and rng.random() < 0.35:
+            # The hero button most, the rest of the email's links less.
+            index = min(int(rng.expovariate(1.2)), len(message.links) - 1)
+            clicked = opened + dt.timedelta(minutes=rng.uniform(0.3, 8))
+            _record(message, MessageEventType.CLICKED, clicked, f"{key}:click", url=message.links[index], link=index)
+    if n % 97 == 11:
+        _record(message, MessageEventType.COMPLAINED, at + dt.timedelta(hours=5), f"{key}:complaint")
+
+
+def _record(
+    message: Message, type: str, at: dt.datetime, key: str, *, url: str = "", link: int = 0, machine: bool = False
+) -> None:
+    message_event_record(
+        message=message,
+        type=type,
+        occurred_at=at,
+        event_key=key,
+        url=url,
+        user_agent=APPLE_PROXY_UA if machine else MAIL_CLIENT_UA,
+        is_machine=machine,
+        details={"link": link} if url else {},
+    )
