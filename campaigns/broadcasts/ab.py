@@ -185,7 +185,7 @@ def ab_copy(original: Broadcast, copy: Broadcast) -> None:
             template_id=v.template_id,
             sender_id=v.sender_id,
             send_delay_hours=v.send_delay_hours,
-        )  # fmt: skip
+        )
         for v in BroadcastVariant.objects.filter(broadcast=original)
     )
 
