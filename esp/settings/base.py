@@ -334,6 +334,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "audiences.models.SubscriptionStatus",  # the name it had while it was the only one
         "BroadcastStatusEnum": "campaigns.broadcast_models.BroadcastStatus",
+        "StateEnum": "automations.models.EnrollmentState",  # likewise
+        "AbStateEnum": "campaigns.broadcast_models.AbState",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
