@@ -77,9 +77,8 @@ class BroadcastListView(WorkspaceView):
 
 class ComposerView(WorkspaceView):
     """Create and edit a draft or scheduled broadcast on one page. A refused save shows the
-    page again with every typed value and the services' errors on their fields (400)."""
-
-    read_role = Role.MARKETER
+    page again with every typed value and the services' errors on their fields (400). Viewers
+    see it read-only (as a series' or a segment's form); only marketers save."""
 
     def _form(self, broadcast: Broadcast | None, data: Any = None) -> BroadcastForm:
         choices = page_data.composer_choices(self.workspace, broadcast)
@@ -89,12 +88,16 @@ class ComposerView(WorkspaceView):
     def _render(
         self, request: HttpRequest, form: BroadcastForm, broadcast: Broadcast | None, status: int = 200
     ) -> HttpResponse:
+        if not self.can(Role.MARKETER):
+            for field in form.fields.values():
+                field.disabled = True
         context = {
             "form": form,
             "broadcast": broadcast,
             "time_zone": page_data.workspace_zone(self.workspace).key,
             "postal_address_missing": not self.workspace.postal_address.strip(),
             "locked": broadcast is not None and broadcast.status not in EDITABLE,
+            "can_save": self.can(Role.MARKETER) and (broadcast is None or broadcast.status in EDITABLE),
             # The A/B split test's section slots in here (templates/campaigns/broadcasts/composer.html).
             "ab_section": None,
         }

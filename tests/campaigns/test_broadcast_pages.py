@@ -276,8 +276,12 @@ def test_a_viewer_reads_and_changes_nothing(acme: Workspace, news: MailingList, 
     assert page.status_code == 200 and 'id="broadcast-actions"' not in page.content.decode()
     assert viewer.get("/broadcasts/").status_code == 200
     assert viewer.get(f"/broadcasts/{broadcast.pk}/preview/").status_code == 200
-    for url in ("/broadcasts/new/", f"/broadcasts/{broadcast.pk}/edit/", f"/broadcasts/{broadcast.pk}/schedule/"):
-        assert viewer.get(url).status_code == 403
+    # The composer reads (as a series' or segment's form does), without a way to save.
+    for url in ("/broadcasts/new/", f"/broadcasts/{broadcast.pk}/edit/"):
+        composer = viewer.get(url)
+        assert composer.status_code == 200 and "Save draft" not in composer.content.decode()
+        assert all(field.disabled for field in composer.context["form"].fields.values())
+    assert viewer.get(f"/broadcasts/{broadcast.pk}/schedule/").status_code == 403
     for action in ("schedule", "pause", "cancel", "duplicate", "test", "edit"):
         assert viewer.post(f"/broadcasts/{broadcast.pk}/{action}/").status_code == 403
     assert viewer.post("/broadcasts/new/", _form()).status_code == 403

@@ -63,6 +63,7 @@ def test_viewer_can_read_every_page_but_the_owners_forms(acme: Workspace, own_id
         "audience/contacts/<contact_id>/delete/", "audience/fields/<field_id>/delete/",
         "settings/members/<member_id>/remove/", "series/<series_id>/publish/", "series/<series_id>/pause/",
         "series/<series_id>/resume/", "series/<series_id>/archive/", "series/<series_id>/webhook-secret/",
+        "broadcasts/<broadcast_id>/schedule/", "broadcasts/<broadcast_id>/cancel/", "series/<series_id>/send-to-me/",
     )  # fmt: skip
     viewer = logged_in(member(acme, Role.VIEWER))
     for route in workspace_routes():
