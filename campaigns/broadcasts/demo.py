@@ -1,6 +1,7 @@
 """The demo shop's broadcasts (called by campaigns.demo while it seeds the demo month, before
-the delivery rules go in): a promo to the newsletter, sent six days ago through the real road
-(schedule → snapshot → the send loop → the outbox), with the opens, clicks, bounces and a
+the delivery rules go in): a promo to the newsletter with an A/B test of its subject, sent six days ago
+through the real road (schedule → the test group's snapshot → the send loop → the outbox →
+the decision → the rest), with the opens, clicks, bounces and a
 complaint a week brings; and the next one, scheduled for next week at 10:00 in each contact's
 own time zone for the shop's best customers."""
 
@@ -12,7 +13,8 @@ import random
 from django.utils import timezone
 
 from audiences.models import MailingList, Segment
-from campaigns.broadcast_models import Broadcast, SendMode
+from campaigns.broadcast_models import Broadcast, BroadcastTest, SendMode
+from campaigns.broadcasts import ab
 from campaigns.broadcasts.page_data import workspace_zone
 from campaigns.broadcasts.services import BroadcastInput, broadcast_create, broadcast_schedule, broadcasts_tick
 from campaigns.delivery.sender import messages_send_due
@@ -23,6 +25,7 @@ from esp.models import Workspace
 MAIL_CLIENT_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko)"
 APPLE_PROXY_UA = "Mozilla/5.0"
 SENT_DAYS_AGO = 6
+WAIT_HOURS = 4
 
 
 def seed(workspace: Workspace, promo: EmailTemplate, rng: random.Random) -> None:
@@ -52,6 +55,8 @@ def seed(workspace: Workspace, promo: EmailTemplate, rng: random.Random) -> None
 
 
 def _finished_promo(workspace: Workspace, promo: EmailTemplate, newsletter: MailingList, rng: random.Random) -> None:
+    """Sent six days ago with an A/B test of two subjects on 30 % of the list; after the 4-hour
+    wait the better one (B, as the demo's openers prefer it) went to the rest."""
     broadcast = broadcast_create(
         workspace=workspace,
         data=BroadcastInput(
@@ -61,27 +66,62 @@ def _finished_promo(workspace: Workspace, promo: EmailTemplate, newsletter: Mail
             subject="Spring sale: 20 % off everything, {{ contact.first_name|default:'friend' }}",
         ),
     )
-    broadcast_schedule(workspace=workspace, broadcast_id=broadcast.pk)  # "now": the snapshot is taken
+    ab.ab_configure(
+        workspace=workspace,
+        broadcast_id=broadcast.pk,
+        data=ab.AbInput(
+            variants=[
+                ab.VariantInput(subject="Spring sale: 20 % off everything, {{ contact.first_name|default:'friend' }}"),
+                ab.VariantInput(subject="{{ contact.first_name|default:'Hello' }}, your −20 % is waiting"),
+            ],
+            test_percent=30,
+            wait_hours=WAIT_HOURS,
+        ),
+    )
+    broadcast_schedule(workspace=workspace, broadcast_id=broadcast.pk)  # "now": the test group's snapshot
     messages_send_due()
-    broadcasts_tick()
-    # A week ago, as a real send would have been: the broadcast, then each message a few
-    # seconds apart, with a week's engagement.
+    # A week ago, as a real send would have been: the test group, its wait, then the rest.
     sent_at = timezone.now() - dt.timedelta(days=SENT_DAYS_AGO)
+    source = str(MessageSource.broadcast(broadcast.pk))
+    test_group = list(Message.objects.filter(workspace=workspace, source=source).values_list("pk", flat=True))
+    _backdate(workspace, test_group, sent_at, rng, within_hours=WAIT_HOURS - 0.5)
+    decided_at = sent_at + dt.timedelta(hours=WAIT_HOURS, minutes=5)
+    BroadcastTest.objects.filter(broadcast=broadcast).update(decide_after=decided_at)
+    ab.ab_tick(now=decided_at)  # B wins and goes to the rest
+    messages_send_due()
+    rest = list(
+        Message.objects.filter(workspace=workspace, source=source)
+        .exclude(pk__in=test_group)
+        .values_list("pk", flat=True)
+    )
+    _backdate(workspace, rest, decided_at, rng)
+    broadcasts_tick()
     Broadcast.objects.filter(pk=broadcast.pk).update(
         created_at=sent_at - dt.timedelta(days=1),
-        updated_at=sent_at,
+        updated_at=decided_at,
         started_at=sent_at,
-        finished_at=sent_at + dt.timedelta(minutes=3),
+        finished_at=decided_at + dt.timedelta(minutes=3),
     )
-    messages = Message.objects.filter(workspace=workspace, source=str(MessageSource.broadcast(broadcast.pk)))
-    for n, message in enumerate(messages.filter(state=MessageState.SENT).order_by("id")):
+    BroadcastTest.objects.filter(broadcast=broadcast).update(decided_at=decided_at)
+
+
+def _backdate(
+    workspace: Workspace, ids: list[int], sent_at: dt.datetime, rng: random.Random, within_hours: float = 30
+) -> None:
+    """Move sent messages to `sent_at` (a few seconds apart) and give them a week's engagement;
+    variant B's subject is opened more often (the demo's A/B test has a winner)."""
+    sent = Message.objects.filter(workspace=workspace, pk__in=ids, state=MessageState.SENT).order_by("id")
+    for n, message in enumerate(sent):
         at = sent_at + dt.timedelta(seconds=2 * n)
         Message.objects.filter(pk=message.pk).update(created_at=sent_at, due_at=sent_at, claimed_at=at, sent_at=at)
         message.sent_at = at
-        _engage(message, at, rng, n)
+        better = (message.data or {}).get("variant") == "B"
+        _engage(message, at, rng, n, open_rate=0.5 if better else 0.36, within_hours=within_hours)
 
 
-def _engage(message: Message, at: dt.datetime, rng: random.Random, n: int) -> None:
+def _engage(
+    message: Message, at: dt.datetime, rng: random.Random, n: int, *, open_rate: float = 0.42, within_hours: float = 30
+) -> None:
     key = f"demo-broadcast:{message.pk}"
     if n % 53 == 7:
         message_event_record(
@@ -95,8 +135,8 @@ def _engage(message: Message, at: dt.datetime, rng: random.Random, n: int) -> No
     _record(message, MessageEventType.DELIVERED, at + dt.timedelta(seconds=15), f"{key}:delivered")
     if rng.random() < 0.15:  # Apple Mail Privacy Protection: an open that is no person's
         _record(message, MessageEventType.OPENED, at + dt.timedelta(minutes=1), f"{key}:mpp", machine=True)
-    if rng.random() < 0.42:
-        opened = at + dt.timedelta(hours=rng.uniform(0.1, 30))
+    if rng.random() < open_rate:
+        opened = at + dt.timedelta(hours=rng.uniform(0.1, within_hours))
         _record(message, MessageEventType.OPENED, opened, f"{key}:open")
         if message.links and rng.random() < 0.35:
             # The hero button most, the rest of the email's links less.

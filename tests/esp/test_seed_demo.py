@@ -150,6 +150,12 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     assert upcoming.local_at.date() > timezone.now().date() + timedelta(days=5)
     report = logged_in(owner).get(f"/broadcasts/{finished.pk}/")
     assert report.status_code == 200 and len(report.context["clicks"]) >= 1
+    # Its subject was A/B tested on 30 %: B won after the wait and went to the rest.
+    from campaigns.models import BroadcastTest
+
+    test = BroadcastTest.objects.get(broadcast=finished)
+    assert (test.state, test.winner) == ("decided", "B") and test.rest_recipients > 0 and test.decision_reason
+    assert logged_in(owner).get(f"/broadcasts/{finished.pk}/ab/").status_code == 200
     assert logged_in(owner).get("/broadcasts/").status_code == 200
 
     # Again: nothing is stored twice, nothing changes.
