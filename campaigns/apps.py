@@ -13,3 +13,9 @@ class CampaignsConfig(AppConfig):
         engagement.register()  # the segment condition kind "engagement"
         gdpr.register()  # the contact's messages in GDPR export and erasure
         contact_deletion.register()  # messages keep their rows when contacts go in bulk
+
+        from campaigns.broadcasts.gate import broadcast_messages_gate
+        from campaigns.delivery import gates
+        from campaigns.models import SourceKind
+
+        gates.register(SourceKind.BROADCAST, broadcast_messages_gate)  # a cancel stops stragglers too

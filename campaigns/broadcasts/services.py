@@ -7,7 +7,9 @@ cancelled. Pausing moves the broadcast's queued messages out of the send loop's 
 a local-time or spread schedule keeps its shape, and what fell due meanwhile goes at once).
 Messages already taken by a worker finish their send. Cancelling settles the queued ones as
 skipped with the reason `broadcast_cancelled`: nothing is sent twice, and nothing is left
-silently unsent — every recipient's row says what happened to it.
+silently unsent — every recipient's row says what happened to it. A message a worker held at
+the cancel that comes back to the queue later (its worker died, a retry) is stopped by the
+broadcasts' send gate (gate.py) when claimed again.
 """
 
 from __future__ import annotations
