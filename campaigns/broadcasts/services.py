@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from audiences.models import MailingList, Segment
 from campaigns.broadcast_models import Broadcast, BroadcastStatus, SendMode
 from campaigns.broadcasts import ab
-from campaigns.broadcasts.audience import audience_count, recipients
+from campaigns.broadcasts.audience import audience_count, recipients, refresh_statistics
 from campaigns.delivery.services import Timing, messages_enqueue_timed
 from campaigns.models import EmailTemplate, MessageSource, MessageState, Provider, SenderIdentity, SendPriority
 from esp import clock
@@ -232,6 +232,7 @@ def _start(broadcast: Broadcast, now: dt.datetime) -> None:
         zone=zone,
         spread=dt.timedelta(hours=broadcast.throttle_hours) if broadcast.throttle_hours else None,
     )
+    refresh_statistics()
     left_out = audience_count(broadcast.workspace, broadcast)
     if ab.has_test(broadcast):  # an A/B test: only its test group now, the rest once decided
         made = ab.snapshot_test_group(broadcast, timing, template)
