@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from audiences.models import Contact, MailingList, Segment, Subscription, SubscriptionStatus
 from campaigns.broadcasts import page_data, services
@@ -325,3 +326,14 @@ def test_local_time_in_words(acme: Workspace, sale: EmailTemplate) -> None:
     text = page_data.schedule_text(broadcast, acme)
     assert "10 a.m." in text and "each contact's time zone (Europe/Sofia" in text and "spread over 3 h" in text
     assert zoneinfo.ZoneInfo("Europe/Sofia") == page_data.workspace_zone(acme)
+
+
+def test_the_page_says_who_the_snapshot_left_out(
+    acme: Workspace, acme_client: Client, news: MailingList, sale: EmailTemplate
+) -> None:
+    broadcast = _draft(acme, sale, [news.pk])
+    Broadcast.objects.filter(pk=broadcast.pk).update(
+        status=BroadcastStatus.SENT, started_at=timezone.now(), excluded={"no_consent": 3, "suppressed": 2}
+    )
+    html = acme_client.get(f"/broadcasts/{broadcast.pk}/").content.decode()
+    assert "3 without consent" in html and "2 suppressed or without an address" in html
