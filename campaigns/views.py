@@ -204,10 +204,7 @@ class ContactMessagesView(WorkspaceView):
 
 
 def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    return workspace.zone
 
 
 class TemplateTestView(EditorView):

@@ -4,6 +4,7 @@ the outbox that stores mail when no real provider is configured."""
 from __future__ import annotations
 
 import hashlib
+import zoneinfo
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -92,6 +93,14 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The workspace's time zone; UTC when unset or unknown to this system."""
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
 
     @property
     def can_send_marketing(self) -> bool:

@@ -168,7 +168,4 @@ class EventsView(WorkspaceView):
 
 
 def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    return workspace.zone

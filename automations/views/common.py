@@ -21,10 +21,7 @@ COUNTS_REFRESH_SECONDS = 5
 
 
 def workspace_time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    return workspace.zone
 
 
 def series_or_404(workspace: Workspace, series_id: int) -> Series:

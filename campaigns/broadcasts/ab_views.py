@@ -154,10 +154,7 @@ def _broadcast_or_404(workspace: Workspace, broadcast_id: int) -> Broadcast:
 
 
 def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    return workspace.zone
 
 
 class BroadcastAbView(WorkspaceView):

@@ -29,10 +29,7 @@ TAGS_SHOWN = 300
 
 
 def workspace_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    return workspace.zone
 
 
 def workspace_tags(workspace: Workspace, keep: list[str] = ()) -> list[str]:  # type: ignore[assignment]

@@ -15,7 +15,6 @@ broadcasts' send gate (gate.py) when claimed again.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -221,11 +220,7 @@ def _start(broadcast: Broadcast, now: dt.datetime) -> None:
     """The snapshot: one message per recipient, each with its due time."""
     assert broadcast.template_id is not None  # _check_ready saw to it
     template = EmailTemplate.objects.get(pk=broadcast.template_id)
-    zone = broadcast.workspace.time_zone or "UTC"
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = "UTC"
+    zone = broadcast.workspace.zone.key
     timing = Timing(
         start=now if broadcast.send_mode == SendMode.NOW else max(broadcast.send_at or now, now),
         local=broadcast.local_at if broadcast.send_mode == SendMode.LOCAL else None,
