@@ -68,7 +68,9 @@ def draft_problems(workspace: Workspace, series: Series, steps: dict[str, Any] |
         for path, messages in error.message_dict.items():
             found = _STEP_PATH.match(path)
             key = found.group(1) if found else None
-            if key is not None and key.isdigit() and int(key) < len(keys) and keys[int(key)]:
+            # A step that has no valid key yet is named by its position ("steps[3]"); a key made
+            # of digits that is a real step's key stays that step's.
+            if key is not None and key not in keys and key.isdigit() and int(key) < len(keys) and keys[int(key)]:
                 key = keys[int(key)]
             if key is None:
                 problems.general.extend(messages)
