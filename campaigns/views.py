@@ -5,7 +5,6 @@ Also the editor's "send test": a page that sends sits above delivery, not inside
 
 from __future__ import annotations
 
-import zoneinfo
 from typing import Any
 
 from django import forms
@@ -36,7 +35,6 @@ from campaigns.selectors import (
 )
 from esp.forms import TimeRangeForm
 from esp.input import parse_id
-from esp.models import Workspace
 from esp.web import WorkspaceView, request_user
 
 LOG_PAGE_SIZE = 50
@@ -102,7 +100,7 @@ class MessagesView(WorkspaceView):
     """The send log: every email of the workspace, newest first, filtered, keyset-paginated."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        with timezone.override(_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return self._get(request)
 
     def _get(self, request: HttpRequest) -> HttpResponse:
@@ -136,7 +134,7 @@ class MessagesView(WorkspaceView):
                 "paged": "before" in request.GET,
                 "query": query.urlencode(),
                 "by_state_query": by_state.urlencode(),
-                "time_zone": _time_zone(self.workspace).key,
+                "time_zone": self.workspace.zone.key,
             },
         )
 
@@ -160,7 +158,7 @@ class MessageView(WorkspaceView):
 
     def get(self, request: HttpRequest, email_id: int) -> HttpResponse:
         message = selectors.message_get(workspace=self.workspace, email_id=email_id)
-        with timezone.override(_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(
                 request,
                 "campaigns/messages/detail.html",
@@ -169,7 +167,7 @@ class MessageView(WorkspaceView):
                     "events": selectors.message_events(workspace=self.workspace, message=message),
                     "preview": selectors.message_preview(workspace=self.workspace, message=message),
                     "data_json": pretty_json(message.data) if message.data else "",
-                    "time_zone": _time_zone(self.workspace).key,
+                    "time_zone": self.workspace.zone.key,
                 },
             )
 
@@ -201,10 +199,6 @@ class ContactMessagesView(WorkspaceView):
             context["engagement"] = selectors.contact_engagement(workspace=self.workspace, contact_id=contact.pk)
             return render(request, "campaigns/partials/contact_messages.html", context)
         return render(request, "campaigns/messages/contact_rows.html", context)
-
-
-def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    return workspace.zone
 
 
 class TemplateTestView(EditorView):

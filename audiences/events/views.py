@@ -3,7 +3,6 @@ profile (its first page is rendered with the profile; older pages come by htmx).
 
 from __future__ import annotations
 
-import zoneinfo
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -113,7 +112,7 @@ class EventsView(WorkspaceView):
     contact and time, with their properties, keyset-paginated."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        with timezone.override(_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return self._get(request)
 
     def _get(self, request: HttpRequest) -> HttpResponse:
@@ -162,10 +161,6 @@ class EventsView(WorkspaceView):
                 "paged": "cursor" in request.GET,
                 "query": query.urlencode(),
                 "by_name_query": by_name.urlencode(),
-                "time_zone": _time_zone(self.workspace).key,
+                "time_zone": self.workspace.zone.key,
             },
         )
-
-
-def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    return workspace.zone

@@ -34,7 +34,7 @@ from automations.step_forms import StepForm, form_for
 from automations.steps import STEP_KINDS
 from automations.steps.update_contact import SETTABLE_FIELDS
 from automations.tree import step_tree
-from automations.views.common import names_for_versions, series_or_404, workspace_time_zone
+from automations.views.common import names_for_versions, series_or_404
 from automations.views.step_rows import step_rows
 from campaigns.models import EmailTemplate
 from esp.models import Role, Workspace
@@ -213,7 +213,7 @@ class SeriesBuilderView(WorkspaceView):
             "dry_run": dry_run,
             "dry_note": dry_note,
         }
-        with timezone.override(workspace_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(request, "automations/builder.html", context, status=status)
 
     def _dry_run(
@@ -221,7 +221,7 @@ class SeriesBuilderView(WorkspaceView):
     ) -> tuple[DryRunForm, DryRun | None, str]:
         """The dry run drawn on the tree: the shown version replayed for one contact (`dry-*`
         query parameters); nothing is written, so viewers may run it too."""
-        tz = workspace_time_zone(self.workspace)
+        tz = self.workspace.zone
         bound = "dry-email" in request.GET
         form = DryRunForm(
             request.GET if bound else None,

@@ -3,8 +3,6 @@ the draft, the names steps refer to, the workspace's time zone."""
 
 from __future__ import annotations
 
-import zoneinfo
-
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -18,10 +16,6 @@ from esp.models import Workspace
 
 # The series page's counts refresh this often while the series runs.
 COUNTS_REFRESH_SECONDS = 5
-
-
-def workspace_time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    return workspace.zone
 
 
 def series_or_404(workspace: Workspace, series_id: int) -> Series:

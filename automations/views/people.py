@@ -33,7 +33,6 @@ from automations.views.common import (
     draft_of,
     names_for_versions,
     series_or_404,
-    workspace_time_zone,
 )
 from esp.web import WorkspaceView
 
@@ -101,7 +100,7 @@ class SeriesStepPeopleView(WorkspaceView):
                 return bad_request(
                     request, _("This page address is broken: start the list again from the series page.")
                 )
-        tz = workspace_time_zone(self.workspace)
+        tz = self.workspace.zone
         page = step_people(
             workspace=self.workspace,
             series=series,

@@ -29,7 +29,6 @@ from automations.views.common import (
     draft_of,
     names_for_versions,
     series_or_404,
-    workspace_time_zone,
 )
 from automations.views.preview import send_to_me_form
 from automations.views.step_rows import step_rows
@@ -109,7 +108,7 @@ class SeriesView(WorkspaceView):
             webhook_secret=series.webhook_secret if self.can(Role.MARKETER) and calls_webhooks(series, draft) else "",
             send_to_me_form=send_to_me_form(series, request_user(request).email) if self.can(Role.MARKETER) else None,
         )
-        with timezone.override(workspace_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(request, "automations/series.html", context)
 
 
@@ -144,7 +143,7 @@ class SeriesFormView(WorkspaceView):
         return render(request, "automations/series_form.html", context, status=status)
 
     def _save(self, request: HttpRequest, series: Series | None) -> HttpResponse:
-        with timezone.override(workspace_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             form = self._form(request.POST)
             if not form.is_valid():
                 return self._render(request, form, series, status=400)
@@ -181,7 +180,7 @@ class SeriesEditView(SeriesFormView):
     def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
         series = series_or_404(self.workspace, series_id)
         latest = selectors.series_latest_version(series=series)
-        with timezone.override(workspace_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             initial = SeriesForm.initial_for(series, latest.steps if latest else None)
             return self._render(request, self._form(initial=initial), series)
 

@@ -13,7 +13,6 @@ from audiences.segments.registry import RuleContext
 from automations import describe, selectors
 from automations.models import Series, SeriesVersion
 from automations.periods import period_since
-from automations.views.common import workspace_time_zone
 from esp.models import Workspace
 
 
@@ -35,7 +34,7 @@ def step_rows(
     period: str,
 ) -> list[Any]:
     counts = selectors.series_step_counts(
-        workspace=workspace, series=series, since=period_since(period, workspace_time_zone(workspace))
+        workspace=workspace, series=series, since=period_since(period, workspace.zone)
     )
     ctx = RuleContext(workspace)
     rows = []

@@ -11,7 +11,7 @@ from audiences.segments.registry import RuleContext
 from automations import selectors
 from automations.models import Series, SeriesVersion
 from automations.versions import diff_summary, steps_diff
-from automations.views.common import names_for_versions, series_or_404, workspace_time_zone
+from automations.views.common import names_for_versions, series_or_404
 from esp.web import WorkspaceView
 
 
@@ -43,5 +43,5 @@ class SeriesVersionsView(WorkspaceView):
                     "summary": diff_summary(diff),
                 }
             )
-        with timezone.override(workspace_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(request, "automations/versions.html", {"series": series, "rows": rows})

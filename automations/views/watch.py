@@ -22,7 +22,6 @@ from automations.views.common import (
     enrollment_or_404,
     names_for_versions,
     series_or_404,
-    workspace_time_zone,
 )
 from esp.web import WorkspaceView
 
@@ -33,7 +32,7 @@ class SeriesDryRunView(WorkspaceView):
 
     def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
         series = series_or_404(self.workspace, series_id)
-        tz = workspace_time_zone(self.workspace)
+        tz = self.workspace.zone
         form = DryRunForm(request.GET or None)
         context: dict[str, Any] = {"series": series, "form": form}
         status = 200
@@ -71,7 +70,7 @@ class EnrollmentView(WorkspaceView):
     def get(self, request: HttpRequest, enrollment_id: int) -> HttpResponse:
         enrollment = enrollment_or_404(self.workspace, enrollment_id)
         trace = selectors.enrollment_trace(workspace=self.workspace, enrollment=enrollment)
-        with timezone.override(workspace_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(
                 request,
                 "automations/enrollment.html",
@@ -97,5 +96,5 @@ class ContactEnrollmentsView(WorkspaceView):
             }
             for row in selectors.contact_enrollments(workspace=self.workspace, contact_id=contact.pk)
         ]
-        with timezone.override(workspace_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(request, "automations/partials/contact_enrollments.html", {"contact": contact, "rows": rows})

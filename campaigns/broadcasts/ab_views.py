@@ -5,7 +5,6 @@ only shapes what the browser posts: every rule is checked by campaigns.broadcast
 
 from __future__ import annotations
 
-import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,10 +152,6 @@ def _broadcast_or_404(workspace: Workspace, broadcast_id: int) -> Broadcast:
         raise Http404 from None
 
 
-def _time_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    return workspace.zone
-
-
 class BroadcastAbView(WorkspaceView):
     """GET shows the test; POST `action` = save (set up), remove, or pick (with `letter`)."""
 
@@ -189,7 +184,7 @@ class BroadcastAbView(WorkspaceView):
             context["form"] = form or self._form(initial=AbForm.initial_for(test, variants))
         if test is not None and test.state != AbState.SETUP:
             context |= self._results(test, broadcast, variants)
-        with timezone.override(_time_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(request, "campaigns/broadcasts/ab.html", context, status=status)
 
     def _results(self, test: BroadcastTest, broadcast: Broadcast, variants: list[BroadcastVariant]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class ScheduleView(WorkspaceView):
         count = audience_count(self.workspace, broadcast)
         names = page_data.names_for(self.workspace, [broadcast])
         now = broadcast.send_mode == SendMode.NOW
-        with timezone.override(page_data.workspace_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             question = ngettext(
                 "Send “%(name)s” to %(count)s recipient?",
                 "Send “%(name)s” to %(count)s recipients?",

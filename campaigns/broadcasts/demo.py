@@ -15,7 +15,6 @@ from django.utils import timezone
 from audiences.models import MailingList, Segment
 from campaigns.broadcast_models import Broadcast, BroadcastTest, SendMode
 from campaigns.broadcasts import ab
-from campaigns.broadcasts.page_data import workspace_zone
 from campaigns.broadcasts.services import BroadcastInput, broadcast_create, broadcast_schedule, broadcasts_tick
 from campaigns.delivery.sender import messages_send_due
 from campaigns.events import message_event_record
@@ -35,7 +34,7 @@ def seed(workspace: Workspace, promo: EmailTemplate, rng: random.Random) -> None
     if newsletter is not None:
         _finished_promo(workspace, promo, newsletter, rng)
     best = Segment.objects.in_workspace(workspace).filter(name="Champions").first()
-    local_at = (timezone.localtime(timezone.now(), workspace_zone(workspace)) + dt.timedelta(days=7)).replace(
+    local_at = (timezone.localtime(timezone.now(), workspace.zone) + dt.timedelta(days=7)).replace(
         hour=10, minute=0, second=0, microsecond=0, tzinfo=None
     )
     upcoming = broadcast_create(

@@ -28,10 +28,6 @@ LARGE_AUDIENCE = 10_000
 TAGS_SHOWN = 300
 
 
-def workspace_zone(workspace: Workspace) -> zoneinfo.ZoneInfo:
-    return workspace.zone
-
-
 def workspace_tags(workspace: Workspace, keep: list[str] = ()) -> list[str]:  # type: ignore[assignment]
     """The tags the workspace's contacts carry (plus `keep`, the ones a broadcast already names)."""
     with connection.cursor() as cursor:
@@ -107,7 +103,7 @@ def _when(moment: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
 
 
 def schedule_text(broadcast: Broadcast, workspace: Workspace) -> str:
-    zone = workspace_zone(workspace)
+    zone = workspace.zone
     if broadcast.send_mode == SendMode.AT:
         text = (
             _("At %(moment)s (%(zone)s)") % {"moment": _when(broadcast.send_at, zone), "zone": zone.key}

@@ -94,7 +94,7 @@ class ComposerView(WorkspaceView):
         context = {
             "form": form,
             "broadcast": broadcast,
-            "time_zone": page_data.workspace_zone(self.workspace).key,
+            "time_zone": self.workspace.zone.key,
             "postal_address_missing": not self.workspace.postal_address.strip(),
             "locked": broadcast is not None and broadcast.status not in EDITABLE,
             "can_save": self.can(Role.MARKETER) and (broadcast is None or broadcast.status in EDITABLE),
@@ -104,7 +104,7 @@ class ComposerView(WorkspaceView):
         return render(request, "campaigns/broadcasts/composer.html", context, status=status)
 
     def _save(self, request: HttpRequest, broadcast: Broadcast | None) -> HttpResponse:
-        with timezone.override(page_data.workspace_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             form = self._form(broadcast, request.POST)
             if not form.is_valid():
                 return self._render(request, form, broadcast, status=400)
@@ -139,7 +139,7 @@ class BroadcastEditView(ComposerView):
 
     def get(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
         broadcast = broadcast_or_404(self.workspace, broadcast_id)
-        with timezone.override(page_data.workspace_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             form = self._form(broadcast)
             if broadcast.status not in EDITABLE:
                 for field in form.fields.values():
@@ -242,7 +242,7 @@ class BroadcastView(WorkspaceView):
     def get(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
         broadcast = broadcast_or_404(self.workspace, broadcast_id)
         names = page_data.names_for(self.workspace, [broadcast])
-        with timezone.override(page_data.workspace_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             context = {
                 **live_context(self.workspace, broadcast),
                 "audience": page_data.audience_text(broadcast, names),
@@ -261,7 +261,7 @@ class BroadcastLiveView(WorkspaceView):
 
     def get(self, request: HttpRequest, broadcast_id: int) -> HttpResponse:
         broadcast = broadcast_or_404(self.workspace, broadcast_id)
-        with timezone.override(page_data.workspace_zone(self.workspace)):
+        with timezone.override(self.workspace.zone):
             return render(request, "campaigns/broadcasts/partials/live.html", live_context(self.workspace, broadcast))
 
 

@@ -56,3 +56,19 @@ def outcomes(enrollment: Enrollment) -> list[tuple[str, str, str]]:
 
 def send_all() -> int:
     return messages_send_due()
+
+
+def welcome_steps(templates: dict[str, Any]) -> list[dict[str, Any]]:
+    """Welcome, two days, "ordered since entering?"; no: a coupon. The series pages' tests read it."""
+    return [
+        {"key": "welcome", "type": "send", "template": templates["welcome"].pk, "next": "pause"},
+        {"key": "pause", "type": "wait", "amount": 2, "unit": "days", "next": "ordered"},
+        {
+            "key": "ordered",
+            "type": "condition",
+            "events_since_entry": [{"event": "Order Completed"}],
+            "yes": None,
+            "no": "coupon",
+        },
+        {"key": "coupon", "type": "send", "template": templates["coupon"].pk, "subject": "10 % off"},
+    ]

@@ -16,7 +16,7 @@ from audiences.models import Contact
 from automations.models import Enrollment, Series, SeriesStatus
 from campaigns.models import EmailTemplate
 from esp.models import Role, Workspace
-from tests.automations.series_helpers import contact, live_series, tick, track
+from tests.automations.series_helpers import contact, live_series, tick, track, welcome_steps
 from tests.conftest import logged_in
 from tests.factories import member
 
@@ -25,26 +25,11 @@ pytestmark = pytest.mark.usefixtures("clock")
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-def _steps(templates: dict[str, EmailTemplate]) -> list[dict[str, Any]]:
-    return [
-        {"key": "welcome", "type": "send", "template": templates["welcome"].pk, "next": "pause"},
-        {"key": "pause", "type": "wait", "amount": 2, "unit": "days", "next": "ordered"},
-        {
-            "key": "ordered",
-            "type": "condition",
-            "events_since_entry": [{"event": "Order Completed"}],
-            "yes": None,
-            "no": "coupon",
-        },
-        {"key": "coupon", "type": "send", "template": templates["coupon"].pk, "subject": "10 % off"},
-    ]
-
-
 @pytest.fixture
 def shop(acme: Workspace, templates: dict[str, EmailTemplate], clock: Any) -> dict[str, Any]:
     """A live welcome series: ann waits two days and gets the coupon, bob orders and converts."""
     series = live_series(
-        acme, _steps(templates), name="Welcome drip", goal={"event": "Order Completed"}, kind="welcome"
+        acme, welcome_steps(templates), name="Welcome drip", goal={"event": "Order Completed"}, kind="welcome"
     )
     ann, bob = contact(acme, "ann@example.com"), contact(acme, "bob@example.com")
     track(ann, "Signed Up")

@@ -25,27 +25,12 @@ from campaigns.models import EmailTemplate, Message
 from campaigns.providers.services import provider_create
 from esp import clock as engine_clock
 from esp.models import Role, Workspace
-from tests.automations.series_helpers import contact, live_series, tick, track
+from tests.automations.series_helpers import contact, live_series, tick, track, welcome_steps
 from tests.campaigns.test_delivery import SmtpServer, smtp  # noqa: F401 — the SMTP sink fixture
 from tests.conftest import logged_in
 from tests.factories import member
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def _steps(templates: dict[str, EmailTemplate]) -> list[dict[str, Any]]:
-    return [
-        {"key": "welcome", "type": "send", "template": templates["welcome"].pk, "next": "pause"},
-        {"key": "pause", "type": "wait", "amount": 2, "unit": "days", "next": "ordered"},
-        {
-            "key": "ordered",
-            "type": "condition",
-            "events_since_entry": [{"event": "Order Completed"}],
-            "yes": None,
-            "no": "coupon",
-        },
-        {"key": "coupon", "type": "send", "template": templates["coupon"].pk, "subject": "10 % off"},
-    ]
 
 
 @pytest.fixture
@@ -58,7 +43,7 @@ def history(acme: Workspace, templates: dict[str, EmailTemplate], clock: Any) ->
     - dan signs up now and waits on "pause"."""
     end = clock.now()
     clock.freeze(end - dt.timedelta(days=50))
-    series = live_series(acme, _steps(templates), name="Welcome drip", goal={"event": "Order Completed"})
+    series = live_series(acme, welcome_steps(templates), name="Welcome drip", goal={"event": "Order Completed"})
     people = {
         name: contact(acme, f"{name}@example.com", first_name=name.title()) for name in "ann eve bob cid dan".split()
     }

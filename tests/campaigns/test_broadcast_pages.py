@@ -325,7 +325,7 @@ def test_local_time_in_words(acme: Workspace, sale: EmailTemplate) -> None:
     broadcast = _draft(acme, sale, [], send_mode="local", local_at=dt.datetime(2031, 5, 6, 10, 0), throttle_hours=3)
     text = page_data.schedule_text(broadcast, acme)
     assert "10 a.m." in text and "each contact's time zone (Europe/Sofia" in text and "spread over 3 h" in text
-    assert zoneinfo.ZoneInfo("Europe/Sofia") == page_data.workspace_zone(acme)
+    assert zoneinfo.ZoneInfo("Europe/Sofia") == acme.zone
 
 
 def test_the_page_says_who_the_snapshot_left_out(
