@@ -3,8 +3,10 @@ this workspace, what scheduling needs) are the services', whose errors come back
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -20,6 +22,26 @@ def _ids() -> serializers.ListField:
 
 def _tags() -> serializers.ListField:
     return serializers.ListField(child=serializers.CharField(max_length=64), max_length=100, required=False)
+
+
+class WallClockField(serializers.DateTimeField):
+    """A date and time with no offset: read in each contact's own zone. One with an offset is
+    refused rather than silently converted (10:00+02:00 is not "10:00 for everyone")."""
+
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        if isinstance(value, str):
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None:
+                raise serializers.ValidationError(
+                    _(
+                        "Give the wall clock without an offset, e.g. 2026-12-10T10:00:00: "
+                        "each contact gets it then in their own zone."
+                    )
+                )
+        return super().to_internal_value(value)
 
 
 class BroadcastInputSerializer(RefuseUnknownFields):
@@ -38,7 +60,7 @@ class BroadcastInputSerializer(RefuseUnknownFields):
     provider = serializers.IntegerField(min_value=1, required=False, help_text="A provider's id.")
     send_mode = serializers.ChoiceField(choices=SendMode.values, required=False)
     send_at = serializers.DateTimeField(required=False, help_text="With send_mode=at: the moment (with its offset).")
-    local_at = serializers.DateTimeField(
+    local_at = WallClockField(
         required=False,
         help_text="With send_mode=local: the wall-clock date and time each contact gets it in their own zone "
         "(no offset: 2026-12-10T10:00:00).",

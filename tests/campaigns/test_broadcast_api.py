@@ -64,6 +64,11 @@ def test_local_time_is_a_wall_clock(acme_api: APIClient, shop: dict[str, Any]) -
         format="json",
     ).json()
     assert made["local_at"] == "2030-05-01T10:00:00" and made["send_mode"] == "local"
+    with_offset = acme_api.post(
+        "/api/v1/broadcasts", {"name": "Morning", "send_mode": "local", "local_at": "2030-05-01T10:00:00+02:00"},
+        format="json",
+    )  # fmt: skip
+    assert with_offset.status_code == 400 and "local_at" in with_offset.json()["error"]["fields"]
 
 
 def test_bad_input_is_a_400_naming_the_field(acme_api: APIClient, shop: dict[str, Any], globex: Workspace) -> None:
