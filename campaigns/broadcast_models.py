@@ -18,6 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 from esp.models import WorkspaceOwned
 
+# Inbox lists show some 40–130 characters after the subject; more is cut.
+MAX_PREHEADER_CHARS = 255
+
 
 class BroadcastStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
@@ -52,9 +55,15 @@ class Broadcast(WorkspaceOwned):
         "campaigns.EmailTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     subject = models.CharField(_("subject"), max_length=998, blank=True, default="")
+    preheader = models.CharField(_("preheader"), max_length=MAX_PREHEADER_CHARS, blank=True, default="")
     sender = models.ForeignKey(
         "campaigns.SenderIdentity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Tracking: None follows the workspace's delivery settings. The UTM parameters are added to
+    # (and win over) the workspace's, e.g. {"utm_campaign": "spring-sale"}.
+    track_opens = models.BooleanField(_("track opens"), null=True, blank=True)
+    track_clicks = models.BooleanField(_("track clicks"), null=True, blank=True)
+    utm_parameters = models.JSONField(_("UTM parameters"), default=dict, blank=True)
     provider = models.ForeignKey(
         "campaigns.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -159,6 +168,7 @@ class BroadcastVariant(WorkspaceOwned):
     broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="variants")
     letter = models.CharField(_("variant"), max_length=1)
     subject = models.CharField(_("subject"), max_length=998, blank=True, default="")
+    preheader = models.CharField(_("preheader"), max_length=MAX_PREHEADER_CHARS, blank=True, default="")
     template = models.ForeignKey(
         "campaigns.EmailTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -266,6 +266,7 @@ class SkipReason(models.TextChoices):
     FLOW_FILTER = "flow_filter", _("No longer matches the series' filter")
     SERIES_PAUSED = "series_paused", _("The series is paused")
     BROADCAST_CANCELLED = "broadcast_cancelled", _("The broadcast was cancelled")
+    BROADCAST_PAUSED = "broadcast_paused", _("Held: the broadcast is paused")
     GATE_ERROR = "gate_error", _("A send rule kept failing")
 
 
@@ -362,6 +363,8 @@ class Message(WorkspaceOwned):
     # Replaces the template's subject for this message (a series step's own subject); the same
     # template language as the subject it replaces. Empty: the template's.
     subject_override = models.CharField(max_length=998, blank=True, default="")
+    # The same for the preheader (a broadcast's or a variant's own).
+    preheader_override = models.CharField(max_length=255, blank=True, default="", db_default="")
     # The list whose unsubscribe stops this message (a broadcast to a list); empty for others.
     # (These three are indexed only where set, see Meta: each row version of a send writes
     # every index it belongs to.)

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from campaigns.api.broadcast_views import NOT_FOUND, BroadcastAPIView
-from campaigns.broadcast_models import AbMetric, AbState, Broadcast, BroadcastVariant, WinnerMode
+from campaigns.broadcast_models import MAX_PREHEADER_CHARS, AbMetric, AbState, Broadcast, BroadcastVariant, WinnerMode
 from campaigns.broadcasts import ab
 from campaigns.broadcasts.ab_stats import ab_test_of, figures, verdict
 from esp.api.strict import RefuseUnknownFields
@@ -23,6 +23,7 @@ from esp.api.strict import RefuseUnknownFields
 
 class VariantInputSerializer(RefuseUnknownFields):
     subject = serializers.CharField(max_length=998, required=False, allow_blank=True)
+    preheader = serializers.CharField(max_length=MAX_PREHEADER_CHARS, required=False, allow_blank=True)
     template = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     sender = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     send_delay_hours = serializers.IntegerField(min_value=0, max_value=48, required=False)
@@ -43,6 +44,7 @@ class PickSerializer(RefuseUnknownFields):
 class VariantFiguresSerializer(serializers.Serializer[Any]):
     letter = serializers.CharField()
     subject = serializers.CharField()
+    preheader = serializers.CharField()
     template = serializers.IntegerField(allow_null=True)
     sender = serializers.IntegerField(allow_null=True)
     send_delay_hours = serializers.IntegerField()
@@ -87,7 +89,8 @@ class AbResultMixin:
         for variant in variants:
             row = by_letter[variant.letter]
             rows.append({
-                "letter": variant.letter, "subject": variant.subject, "template": variant.template_id,
+                "letter": variant.letter, "subject": variant.subject, "preheader": variant.preheader,
+                "template": variant.template_id,
                 "sender": variant.sender_id, "send_delay_hours": variant.send_delay_hours,
                 **{k: v for k, v in asdict(row).items() if k in ("messages", "sent", "opened", "clicked")},
                 "rate": row.rate(test.metric), "chance_to_be_best": said.chances.get(variant.letter),

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from campaigns.broadcast_models import Broadcast, BroadcastStatus, SendMode
+from campaigns.broadcast_models import MAX_PREHEADER_CHARS, Broadcast, BroadcastStatus, SendMode
 from campaigns.broadcasts.selectors import Progress
 from campaigns.models import SendPriority
 from esp.api.strict import RefuseUnknownFields
@@ -56,8 +56,25 @@ class BroadcastInputSerializer(RefuseUnknownFields):
     subject = serializers.CharField(
         max_length=998, required=False, allow_blank=True, help_text="Replaces the template's subject; empty: its own."
     )
+    preheader = serializers.CharField(
+        max_length=MAX_PREHEADER_CHARS,
+        required=False,
+        allow_blank=True,
+        help_text="Replaces the template's preheader (the inbox preview line); empty: its own.",
+    )
     sender = serializers.IntegerField(min_value=1, required=False, help_text="A sender identity's id.")
     provider = serializers.IntegerField(min_value=1, required=False, help_text="A provider's id.")
+    track_opens = serializers.BooleanField(
+        required=False, allow_null=True, help_text="null: as the workspace's delivery settings say."
+    )
+    track_clicks = serializers.BooleanField(
+        required=False, allow_null=True, help_text="null: as the workspace's delivery settings say."
+    )
+    utm_parameters = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=200),
+        required=False,
+        help_text='Added to tracked links over the workspace\'s own, e.g. {"utm_campaign": "spring-sale"}.',
+    )
     send_mode = serializers.ChoiceField(choices=SendMode.values, required=False)
     send_at = serializers.DateTimeField(required=False, help_text="With send_mode=at: the moment (with its offset).")
     local_at = WallClockField(
@@ -95,7 +112,8 @@ class BroadcastSerializer(serializers.ModelSerializer[Broadcast]):
         model = Broadcast
         fields = [
             "id", "name", "status", "include_lists", "include_segments", "include_tags", "exclude_lists",
-            "exclude_segments", "exclude_tags", "template", "subject", "sender", "provider", "send_mode", "send_at",
+            "exclude_segments", "exclude_tags", "template", "subject", "preheader", "sender", "provider",
+            "track_opens", "track_clicks", "utm_parameters", "send_mode", "send_at",
             "local_at", "throttle_hours", "priority", "recipients", "excluded", "started_at", "finished_at",
             "paused_at", "created_at", "updated_at", "progress",
         ]  # fmt: skip

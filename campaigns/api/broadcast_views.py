@@ -48,6 +48,10 @@ class BroadcastAPIView(WorkspaceAPIView):
 
 
 def _input(data: dict[str, Any]) -> services.BroadcastInput:
+    # A tracking switch given as null follows the workspace's delivery settings.
+    for switch in ("track_opens", "track_clicks"):
+        if switch in data and data[switch] is None:
+            data[switch] = services.WORKSPACE_SETTING
     return services.BroadcastInput(**data)
 
 
@@ -198,5 +202,7 @@ class BroadcastTestView(BroadcastAPIView):
             to_email=body.validated_data["to"],
             sample_contact=contact,
             subject_override=broadcast.subject,
+            preheader_override=broadcast.preheader,
+            broadcast_id=broadcast.pk,
         )
         return Response({"message": message.pk}, status=status.HTTP_202_ACCEPTED)

@@ -40,6 +40,7 @@ from campaigns.broadcast_models import (
 )
 from campaigns.broadcasts.ab_stats import Verdict, figures, verdict
 from campaigns.broadcasts.audience import recipients
+from campaigns.broadcasts.content import line_problems
 from campaigns.delivery.services import Timing, messages_enqueue_timed
 from campaigns.models import EmailTemplate, Message, MessageSource, MessageState, SenderIdentity
 from esp import clock
@@ -62,6 +63,7 @@ class VariantInput:
     template: int | None = None
     sender: int | None = None
     send_delay_hours: int = 0
+    preheader: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,8 @@ class AbInput:
 
 def _clean_variant(workspace: Workspace, letter: str, data: VariantInput, errors: dict[str, list[str]]) -> None:
     key = f"variants.{letter}"
-    if len(data.subject) > 998:
-        errors.setdefault(key, []).append(_("A subject has at most 998 characters."))
+    for part, problem in line_problems(subject=data.subject, preheader=data.preheader).items():
+        errors.setdefault(key, []).append(f"{_('Subject') if part == 'subject' else _('Preheader')}: {problem}")
     if (
         data.template is not None
         and not EmailTemplate.objects.in_workspace(workspace).filter(pk=data.template).exists()
@@ -95,7 +97,7 @@ def _clean(workspace: Workspace, data: AbInput) -> dict[str, VariantInput]:
     if not 2 <= len(data.variants) <= len(LETTERS):
         raise ValidationError({"variants": [_("A test has 2 to 4 variants.")]})
     variants = {
-        letter: dataclasses.replace(v, subject=v.subject.strip())
+        letter: dataclasses.replace(v, subject=v.subject.strip(), preheader=v.preheader.strip())
         for letter, v in zip(LETTERS, data.variants, strict=False)
     }
     for letter, variant in variants.items():
@@ -104,7 +106,10 @@ def _clean(workspace: Workspace, data: AbInput) -> dict[str, VariantInput]:
     for letter, variant in variants.items():
         if variant in seen:
             errors.setdefault(f"variants.{letter}", []).append(
-                _("Variants %(first)s and %(second)s are the same: change the subject, email, sender or send time.")
+                _(
+                    "Variants %(first)s and %(second)s are the same: change the subject, preheader, email, sender "
+                    "or send time."
+                )
                 % {"first": seen[variant], "second": letter}
             )
         seen.setdefault(variant, letter)
@@ -140,6 +145,7 @@ def ab_configure(*, workspace: Workspace, broadcast_id: int, data: AbInput) -> B
             broadcast=broadcast,
             letter=letter,
             subject=variant.subject,
+            preheader=variant.preheader,
             template_id=variant.template,
             sender_id=variant.sender,
             send_delay_hours=variant.send_delay_hours,
@@ -182,6 +188,7 @@ def ab_copy(original: Broadcast, copy: Broadcast) -> None:
             broadcast=copy,
             letter=v.letter,
             subject=v.subject,
+            preheader=v.preheader,
             template_id=v.template_id,
             sender_id=v.sender_id,
             send_delay_hours=v.send_delay_hours,
@@ -250,6 +257,7 @@ def snapshot_test_group(broadcast: Broadcast, timing: Timing, template: EmailTem
             message_class=content.message_class,
             priority=broadcast.priority,
             subject_override=variant.subject or broadcast.subject,
+            preheader_override=variant.preheader or broadcast.preheader,
             provider=broadcast.provider,
             sender=variant.sender or broadcast.sender,
             data={"variant": variant.letter},
@@ -286,6 +294,7 @@ def _send_rest(test: BroadcastTest, broadcast: Broadcast, letter: str, now: dt.d
         message_class=template.message_class,
         priority=broadcast.priority,
         subject_override=variant.subject or broadcast.subject,
+        preheader_override=variant.preheader or broadcast.preheader,
         provider=broadcast.provider,
         sender=variant.sender or broadcast.sender,
         data={"variant": letter, "rest": True},

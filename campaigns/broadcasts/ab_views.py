@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from campaigns.broadcast_models import (
+    MAX_PREHEADER_CHARS,
     AbMetric,
     AbState,
     Broadcast,
@@ -67,6 +68,9 @@ class AbForm(forms.Form):
             self.fields[f"subject_{letter}"] = forms.CharField(
                 label=gettext_lazy("Subject"), max_length=998, required=False
             )
+            self.fields[f"preheader_{letter}"] = forms.CharField(
+                label=gettext_lazy("Preheader"), max_length=MAX_PREHEADER_CHARS, required=False
+            )
             self.fields[f"template_{letter}"] = _int_choices([("", _("The broadcast's email")), *templates])
             self.fields[f"template_{letter}"].label = gettext_lazy("Email")
             self.fields[f"sender_{letter}"] = _int_choices([("", _("The broadcast's sender")), *senders])
@@ -77,7 +81,7 @@ class AbForm(forms.Form):
 
     def variant_rows(self) -> list[tuple[str, list[forms.BoundField]]]:
         return [
-            (letter, [self[f"{name}_{letter}"] for name in ("subject", "template", "sender", "delay")])
+            (letter, [self[f"{name}_{letter}"] for name in ("subject", "preheader", "template", "sender", "delay")])
             for letter in LETTERS
         ]
 
@@ -86,6 +90,7 @@ class AbForm(forms.Form):
         variants = [
             ab.VariantInput(
                 subject=data[f"subject_{letter}"],
+                preheader=data[f"preheader_{letter}"],
                 template=data[f"template_{letter}"],
                 sender=data[f"sender_{letter}"],
                 send_delay_hours=data[f"delay_{letter}"],
@@ -114,6 +119,7 @@ class AbForm(forms.Form):
         for variant in variants:
             initial |= {
                 f"subject_{variant.letter}": variant.subject,
+                f"preheader_{variant.letter}": variant.preheader,
                 f"template_{variant.letter}": variant.template_id,
                 f"sender_{variant.letter}": variant.sender_id,
                 f"delay_{variant.letter}": variant.send_delay_hours,

@@ -193,6 +193,8 @@ class SendTestView(WorkspaceView):
                 sample_contact=contact,
                 sample_data=None if contact is not None else SAMPLE_CONTACT,
                 subject_override=broadcast.subject,
+                preheader_override=broadcast.preheader,
+                broadcast_id=broadcast.pk,
             )
         except ValidationError as error:
             _refused(request, error)

@@ -45,6 +45,8 @@ def seed(workspace: Workspace, promo: EmailTemplate, rng: random.Random) -> None
             include_lists=[] if best else [newsletter.pk] if newsletter else [],
             template=promo.pk,
             subject="{{ contact.first_name|default:'Hello' }}, the winter collection is yours first",
+            preheader="48 hours before everyone else: new coats, knitwear and boots.",
+            utm_parameters={"utm_campaign": "winter-early-access"},
             send_mode=SendMode.LOCAL,
             local_at=local_at,
             throttle_hours=2,
@@ -63,6 +65,8 @@ def _finished_promo(workspace: Workspace, promo: EmailTemplate, newsletter: Mail
             include_lists=[newsletter.pk],
             template=promo.pk,
             subject="Spring sale: 20 % off everything, {{ contact.first_name|default:'friend' }}",
+            preheader="Three days only, on everything in the shop.",
+            utm_parameters={"utm_campaign": "spring-sale"},
         ),
     )
     ab.ab_configure(

@@ -12,10 +12,12 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from campaigns.broadcast_models import Broadcast, SendMode
-from campaigns.broadcasts.services import MAX_THROTTLE_HOURS, BroadcastInput
+from campaigns.broadcast_models import MAX_PREHEADER_CHARS, Broadcast, SendMode
+from campaigns.broadcasts.services import MAX_THROTTLE_HOURS, WORKSPACE_SETTING, BroadcastInput
 from campaigns.models import SendPriority
+from campaigns.providers.forms import UtmField
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
 
@@ -32,6 +34,9 @@ class ComposerChoices:
     templates: Choices
     senders: Choices
     providers: Choices
+    # The workspace's delivery settings, named in the tracking choices' "as set" option.
+    tracks_opens: bool = True
+    tracks_clicks: bool = True
 
 
 def _datetime_field(label: Any, help_text: Any = "") -> forms.DateTimeField:
@@ -52,6 +57,23 @@ def _ids(label: Any) -> forms.TypedMultipleChoiceField:
 
 def _tags(label: Any) -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(label=label, required=False, widget=forms.SelectMultiple(attrs={"size": 4}))
+
+
+def _tracking(label: Any) -> forms.ChoiceField:
+    return forms.ChoiceField(label=label, initial=WORKSPACE_SETTING, required=False)
+
+
+def _tracking_choices(workspace_on: bool) -> Choices:
+    setting = _("on") if workspace_on else _("off")
+    return [
+        (WORKSPACE_SETTING, _("As in the delivery settings (%(setting)s)") % {"setting": setting}),
+        ("on", str(pgettext_lazy("switch", "On"))),
+        ("off", str(pgettext_lazy("switch", "Off"))),
+    ]
+
+
+def _tracking_value(value: bool | None) -> str:
+    return WORKSPACE_SETTING if value is None else ("on" if value else "off")
 
 
 def _one(label: Any, empty: Any) -> forms.TypedChoiceField:
@@ -79,8 +101,24 @@ class BroadcastForm(forms.Form):
             "Empty: the template's subject. The same placeholders as the template's, e.g. {{ contact.first_name }}."
         ),
     )
+    preheader = forms.CharField(
+        label=_("Preheader"),
+        max_length=MAX_PREHEADER_CHARS,
+        required=False,
+        help_text=_("The line inbox lists show after the subject. Empty: the template's."),
+    )
     sender = _one(_("Sender identity"), _("The template's or the workspace's default"))
     provider = _one(_("Sending provider"), _("The workspace's default"))
+    # Tracking
+    track_opens = _tracking(_("Track opens"))
+    track_clicks = _tracking(_("Track clicks"))
+    utm_parameters = UtmField(
+        help_text=_(
+            "One key=value a line, e.g. utm_campaign=spring-sale: added to tracked links, over the "
+            "delivery settings' own parameters."
+        ),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "utm_campaign=spring-sale"}),
+    )
     # When
     send_mode = forms.ChoiceField(
         label=_("When"), choices=SendMode.choices, initial=SendMode.NOW, widget=forms.RadioSelect
@@ -120,6 +158,8 @@ class BroadcastForm(forms.Form):
         ):
             field = self.fields[name]
             self._set_choices(name, [("", getattr(field, "empty_label", "—")), *options])
+        self._set_choices("track_opens", _tracking_choices(choices.tracks_opens))
+        self._set_choices("track_clicks", _tracking_choices(choices.tracks_clicks))
 
     def _set_choices(self, name: str, options: Choices) -> None:
         field = self.fields[name]
@@ -140,6 +180,10 @@ class BroadcastForm(forms.Form):
             "exclude_tags": broadcast.exclude_tags,
             "template": broadcast.template_id,
             "subject": broadcast.subject,
+            "preheader": broadcast.preheader,
+            "track_opens": _tracking_value(broadcast.track_opens),
+            "track_clicks": _tracking_value(broadcast.track_clicks),
+            "utm_parameters": broadcast.utm_parameters,
             "sender": broadcast.sender_id,
             "provider": broadcast.provider_id,
             "send_mode": broadcast.send_mode,
@@ -163,6 +207,10 @@ class BroadcastForm(forms.Form):
             exclude_tags=data["exclude_tags"],
             template=data.get("template"),
             subject=data.get("subject") or "",
+            preheader=data.get("preheader") or "",
+            track_opens=_tracking_input(data.get("track_opens")),
+            track_clicks=_tracking_input(data.get("track_clicks")),
+            utm_parameters=data.get("utm_parameters") or {},
             sender=data.get("sender") or 0,
             provider=data.get("provider") or 0,
             send_mode=data["send_mode"],
@@ -171,6 +219,10 @@ class BroadcastForm(forms.Form):
             throttle_hours=data.get("throttle_hours") or 0,
             priority=data["priority"],
         )
+
+
+def _tracking_input(value: str | None) -> bool | str:
+    return WORKSPACE_SETTING if value in (None, "", WORKSPACE_SETTING) else value == "on"
 
 
 def wall_clock(value: dt.datetime | None) -> dt.datetime | None:

@@ -19,6 +19,8 @@ from campaigns.broadcast_models import Broadcast, SendMode
 from campaigns.broadcasts.audience import recipients
 from campaigns.broadcasts.forms import ComposerChoices
 from campaigns.models import EmailTemplate, Message, MessageSource, Provider, SenderIdentity, SendPriority, SkipReason
+from campaigns.providers.services import delivery_settings_get
+from campaigns.tracking.rules import tracking_rules
 from esp.models import Workspace
 
 # A first mailing to this many recipients or more gets a warning (a cold list hurts the
@@ -44,6 +46,7 @@ def workspace_tags(workspace: Workspace, keep: list[str] = ()) -> list[str]:  # 
 
 def composer_choices(workspace: Workspace, broadcast: Broadcast | None = None) -> ComposerChoices:
     keep = (broadcast.include_tags + broadcast.exclude_tags) if broadcast else []
+    delivery = delivery_settings_get(workspace)
     return ComposerChoices(
         lists=list(MailingList.objects.in_workspace(workspace).order_by("name").values_list("pk", "name")),
         segments=list(Segment.objects.in_workspace(workspace).order_by("name").values_list("pk", "name")),
@@ -54,6 +57,8 @@ def composer_choices(workspace: Workspace, broadcast: Broadcast | None = None) -
             for s in SenderIdentity.objects.in_workspace(workspace).order_by("from_name", "from_email")
         ],
         providers=list(Provider.objects.in_workspace(workspace).order_by("name").values_list("pk", "name")),
+        tracks_opens=delivery.track_opens,
+        tracks_clicks=delivery.track_clicks,
     )
 
 
@@ -200,3 +205,16 @@ def skip_reasons(by_reason: dict[str, int]) -> list[tuple[str, int]]:
     labels = dict(SkipReason.choices)
     rows = [(str(labels.get(reason, reason or _("No reason recorded"))), n) for reason, n in by_reason.items()]
     return sorted(rows, key=lambda row: -row[1])
+
+
+def tracking_text(workspace: Workspace, broadcast: Broadcast) -> str:
+    """How the broadcast's mail is tracked, the workspace's settings and its own together."""
+    rules = tracking_rules(delivery_settings_get(workspace), broadcast)
+    parts = [
+        _("opens tracked") if rules.track_opens else _("opens not tracked"),
+        _("clicks tracked") if rules.track_clicks else _("clicks not tracked"),
+    ]
+    if rules.track_clicks and rules.utm_parameters:
+        utm = ", ".join(f"{key}={value}" for key, value in sorted(rules.utm_parameters.items()))
+        parts.append(_("links get %(utm)s") % {"utm": utm})
+    return " · ".join(parts)

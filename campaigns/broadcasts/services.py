@@ -8,8 +8,8 @@ a local-time or spread schedule keeps its shape, and what fell due meanwhile goe
 Messages already taken by a worker finish their send. Cancelling settles the queued ones as
 skipped with the reason `broadcast_cancelled`: nothing is sent twice, and nothing is left
 silently unsent — every recipient's row says what happened to it. A message a worker held at
-the cancel that comes back to the queue later (its worker died, a retry) is stopped by the
-broadcasts' send gate (gate.py) when claimed again.
+the pause or cancel that comes back to the queue later (its worker died, a retry) is held or
+stopped by the broadcasts' send gate (gate.py) when claimed again.
 """
 
 from __future__ import annotations
@@ -26,18 +26,29 @@ from audiences.models import MailingList, Segment
 from campaigns.broadcast_models import Broadcast, BroadcastStatus, SendMode
 from campaigns.broadcasts import ab
 from campaigns.broadcasts.audience import audience_count, recipients, refresh_statistics
+from campaigns.broadcasts.content import line_problems
+from campaigns.broadcasts.gate import HELD_AFTER, PAUSE_SHIFT
 from campaigns.delivery.services import Timing, messages_enqueue_timed
-from campaigns.models import EmailTemplate, MessageSource, MessageState, Provider, SenderIdentity, SendPriority
+from campaigns.models import (
+    EmailTemplate,
+    MessageSource,
+    MessageState,
+    Provider,
+    SenderIdentity,
+    SendPriority,
+    SkipReason,
+)
+from campaigns.providers.services import utm_clean
 from esp import clock
 from esp.models import Workspace
 
-# How far a pause pushes queued messages (and a resume brings them back).
-PAUSE_SHIFT = dt.timedelta(days=365 * 1000)
 # The earliest zone on Earth (UTC+14): a local-time broadcast is snapshotted when its wall-clock
 # time comes there, so nobody's moment has passed when the messages are made.
 EARLIEST_OFFSET = dt.timedelta(hours=14)
 MAX_THROTTLE_HOURS = 72
 EDITABLE = (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED)
+# BroadcastInput.track_opens / track_clicks: follow the workspace's delivery settings.
+WORKSPACE_SETTING = "workspace"
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class BroadcastInput:
     exclude_tags: list[str] | None = None
     template: int | None = None
     subject: str | None = None
+    preheader: str | None = None
     sender: int | None = None
     provider: int | None = None
     send_mode: str | None = None
@@ -60,6 +72,10 @@ class BroadcastInput:
     local_at: dt.datetime | None = None
     throttle_hours: int | None = None
     priority: int | None = None
+    # Tracking: None leaves it as it is; for track_*, NOT_SET follows the workspace's settings.
+    track_opens: bool | str | None = None
+    track_clicks: bool | str | None = None
+    utm_parameters: dict[str, str] | None = None
 
 
 def _ids_of(model: Any, workspace: Workspace, ids: list[int], field: str, errors: dict[str, list[str]]) -> list[int]:
@@ -107,10 +123,18 @@ def _clean(workspace: Workspace, data: BroadcastInput, broadcast: Broadcast) -> 
             if obj is None:
                 errors[field] = [_("No such item: %(ids)s.") % {"ids": value}]
             setattr(broadcast, f"{field}_id", obj.pk if obj else None)
-    if data.subject is not None:
-        if len(data.subject) > 998:
-            errors["subject"] = [_("A subject has at most 998 characters.")]
-        broadcast.subject = data.subject.strip()
+    for part in ("subject", "preheader"):
+        text = getattr(data, part)
+        if text is not None:
+            setattr(broadcast, part, text.strip())
+    for part, problem in line_problems(subject=broadcast.subject, preheader=broadcast.preheader).items():
+        errors[part] = [problem]
+    for switch in ("track_opens", "track_clicks"):
+        value = getattr(data, switch)
+        if value is not None:
+            setattr(broadcast, switch, None if value == WORKSPACE_SETTING else bool(value))
+    if data.utm_parameters is not None:
+        broadcast.utm_parameters = utm_clean(data.utm_parameters, errors)
     if data.send_mode is not None:
         if data.send_mode not in SendMode.values:
             errors["send_mode"] = [_("Expected one of: %(allowed)s.") % {"allowed": ", ".join(SendMode.values)}]
@@ -241,6 +265,7 @@ def _start(broadcast: Broadcast, now: dt.datetime) -> None:
             message_class=template.message_class,
             priority=broadcast.priority,
             subject_override=broadcast.subject,
+            preheader_override=broadcast.preheader,
             provider=broadcast.provider,
             sender=broadcast.sender,
         )
@@ -251,14 +276,36 @@ def _start(broadcast: Broadcast, now: dt.datetime) -> None:
     broadcast.save(update_fields=["status", "started_at", "recipients", "excluded"])
 
 
-def _shift_queued(broadcast: Broadcast, sql_shift: str, where: str = "") -> int:
+def _hold_queued(broadcast: Broadcast) -> int:
+    """Push the broadcast's queued messages PAUSE_SHIFT later (out of the send loop's reach)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            UPDATE campaigns_message SET due_at = due_at {sql_shift} %s::interval
-            WHERE workspace_id = %s AND source = %s AND state = 'queued' {where}
-            """,  # noqa: S608 — fixed fragments; values are parameters
-            [str(PAUSE_SHIFT.days) + " days", broadcast.workspace_id, str(MessageSource.broadcast(broadcast.pk))],
+            """
+            UPDATE campaigns_message SET due_at = due_at + %s::interval
+            WHERE workspace_id = %s AND source = %s AND state = 'queued'
+            """,
+            [f"{PAUSE_SHIFT.days} days", broadcast.workspace_id, str(MessageSource.broadcast(broadcast.pk))],
+        )
+        return cursor.rowcount
+
+
+def _release_held(broadcast: Broadcast) -> int:
+    """Bring the messages a pause (or the send gate, during one) pushed back to their own
+    times. Only those: a crashed worker's row put back meanwhile kept its time."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_message SET due_at = due_at - %s::interval,
+                reason = CASE WHEN reason = %s THEN '' ELSE reason END
+            WHERE workspace_id = %s AND source = %s AND state = 'queued' AND due_at > now() + %s::interval
+            """,
+            [
+                f"{PAUSE_SHIFT.days} days",
+                SkipReason.BROADCAST_PAUSED,
+                broadcast.workspace_id,
+                str(MessageSource.broadcast(broadcast.pk)),
+                f"{HELD_AFTER.days} days",
+            ],
         )
         return cursor.rowcount
 
@@ -269,7 +316,7 @@ def broadcast_pause(*, workspace: Workspace, broadcast_id: int) -> int:
     broadcast = _locked(workspace, broadcast_id)
     if broadcast.status != BroadcastStatus.SENDING:
         raise ValidationError({"status": [_("Only a broadcast that is sending can be paused.")]})
-    held = _shift_queued(broadcast, "+")
+    held = _hold_queued(broadcast)
     broadcast.status = BroadcastStatus.PAUSED
     broadcast.paused_at = clock.now()
     broadcast.save(update_fields=["status", "paused_at"])
@@ -282,8 +329,7 @@ def broadcast_resume(*, workspace: Workspace, broadcast_id: int) -> int:
     broadcast = _locked(workspace, broadcast_id)
     if broadcast.status != BroadcastStatus.PAUSED:
         raise ValidationError({"status": [_("Only a paused broadcast can be resumed.")]})
-    # Only rows the pause pushed (a crashed worker's row put back meanwhile kept its time).
-    resumed = _shift_queued(broadcast, "-", "AND due_at > now() + interval '100 years'")
+    resumed = _release_held(broadcast)
     broadcast.status = BroadcastStatus.SENDING
     broadcast.paused_at = None
     broadcast.save(update_fields=["status", "paused_at"])
@@ -360,6 +406,9 @@ def broadcasts_tick(now: dt.datetime | None = None) -> dict[str, int]:
     # A broadcast whose test waits for its decision is not finished: the rest is still to come.
     sending = Broadcast.objects.filter(status=BroadcastStatus.SENDING).exclude(ab_test__state__in=ab.UNDECIDED)
     for broadcast in sending.only("pk", "workspace_id"):
+        # The send gate may have held a message just as the resume committed (it read "paused"
+        # before): that row missed the resume's release and is brought back here.
+        _release_held(broadcast)
         source = str(MessageSource.broadcast(broadcast.pk))
         with connection.cursor() as cursor:
             cursor.execute(

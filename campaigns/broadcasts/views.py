@@ -15,13 +15,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audiences import selectors as audience_selectors
-from campaigns.broadcast_models import Broadcast, BroadcastStatus
+from campaigns.broadcast_models import MAX_PREHEADER_CHARS, Broadcast, BroadcastStatus
 from campaigns.broadcasts import ab, page_data, selectors, services
 from campaigns.broadcasts.audience import audience_count
 from campaigns.broadcasts.forms import BroadcastForm
 from campaigns.broadcasts.services import EDITABLE
 from campaigns.content import selectors as content_selectors
 from campaigns.content import services as content_services
+from campaigns.content.rendering import MAX_SUBJECT_CHARS
 from campaigns.content.views import preview, preview_context
 from campaigns.models import EmailTemplate
 from esp.forms import add_service_errors
@@ -191,10 +192,14 @@ class PreviewView(WorkspaceView):
             template = content_selectors.template_get(workspace=self.workspace, template_id=template_id)
         except EmailTemplate.DoesNotExist:
             raise Http404 from None
-        return render_preview(request, self.workspace, template, request.GET.get("subject", ""))
+        return render_preview(
+            request, self.workspace, template, request.GET.get("subject", ""), request.GET.get("preheader", "")
+        )
 
 
-def render_preview(request: HttpRequest, workspace: Workspace, template: EmailTemplate, subject: str) -> HttpResponse:
+def render_preview(
+    request: HttpRequest, workspace: Workspace, template: EmailTemplate, subject: str, preheader: str = ""
+) -> HttpResponse:
     """The preview partial for the contact whose address is in `?contact=` (the built-in sample
     person when empty)."""
     address = request.GET.get("contact", "").strip()
@@ -207,7 +212,9 @@ def render_preview(request: HttpRequest, workspace: Workspace, template: EmailTe
     context = preview_context(workspace=workspace, contact_id=contact.pk if contact else None, event_key="")
     data = {field: getattr(template, field) for field in content_services.CONTENT_FIELDS}
     if subject.strip():
-        data["subject"] = subject.strip()[:998]
+        data["subject"] = subject.strip()[:MAX_SUBJECT_CHARS]
+    if preheader.strip():
+        data["preheader"] = preheader.strip()[:MAX_PREHEADER_CHARS]
     result = preview(workspace=workspace, data=data, context=context)
     return render(
         request,
@@ -248,6 +255,7 @@ class BroadcastView(WorkspaceView):
                 "audience": page_data.audience_text(broadcast, names),
                 "schedule": page_data.schedule_text(broadcast, self.workspace),
                 "priority": page_data.priority_text(broadcast.priority),
+                "tracking": page_data.tracking_text(self.workspace, broadcast),
                 "editable": broadcast.status in EDITABLE,
                 "me": request_user(request).email,
                 # The A/B test's own page is linked from the spot left for it (block "ab").
@@ -274,4 +282,4 @@ class BroadcastPreviewView(WorkspaceView):
             return render(
                 request, "campaigns/broadcasts/partials/preview.html", {"problem": _("Choose a template first.")}
             )
-        return render_preview(request, self.workspace, broadcast.template, broadcast.subject)
+        return render_preview(request, self.workspace, broadcast.template, broadcast.subject, broadcast.preheader)

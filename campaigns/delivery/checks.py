@@ -249,12 +249,15 @@ def _needs_lease(message: Message, rules: DeliverySettings) -> bool:
 def _gated(messages: list[Message], now: dt.datetime, verdicts: Verdicts) -> list[Message]:
     """Run the send gates; the messages they let through (the others are in `verdicts`)."""
     gated = gates.gates_check(messages, now)
-    if not gated.stopped and not gated.failed:
+    if not gated.stopped and not gated.failed and not gated.held:
         return messages
     passed = []
     for message in messages:
         if message.id in gated.stopped:
             verdicts.settled.append((message.id, MessageState.SKIPPED, gated.stopped[message.id]))
+        elif message.id in gated.held:
+            hold = gated.held[message.id]
+            verdicts.delayed.append((message.id, hold.until, hold.reason))
         elif message.id in gated.failed:
             state, _reason, due_at = retry_plan(message, gave_up=SkipReason.GATE_ERROR, now=now)
             if state == MessageState.FAILED:

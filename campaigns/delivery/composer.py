@@ -52,6 +52,7 @@ from campaigns.providers.ratelimit import rate_limit_wait
 from campaigns.providers.registry import sender_from_header, transport_for
 from campaigns.tracking.headers import compliance_headers, message_urls
 from campaigns.tracking.links import track_html
+from campaigns.tracking.rules import TrackingRules
 from campaigns.tracking.tokens import message_token
 from esp.models import Workspace
 
@@ -389,7 +390,8 @@ def render(
     token = message_token(message.pk)
     urls = message_urls(message, token)
     context = email_context(workspace=workspace, contact=contact, event=event, urls=urls)
-    return Rendered(render_email(template, context, subject=message.subject_override), token, urls)
+    email = render_email(template, context, subject=message.subject_override, preheader=message.preheader_override)
+    return Rendered(email, token, urls)
 
 
 def wrap(
@@ -397,7 +399,7 @@ def wrap(
     rendered: Rendered,
     *,
     workspace: Workspace,
-    delivery_settings: DeliverySettings,
+    delivery_settings: DeliverySettings | TrackingRules,
     sender: SenderIdentity | None,
     to_email: str,
 ) -> Composed:

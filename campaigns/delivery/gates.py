@@ -11,9 +11,10 @@ A gate is called once per claimed batch with every message of its kind in that b
 batch's send order, and the engine's now; it answers set-based (a query or two for the whole
 batch, never one per message) with {message id: SkipReason value} for the messages that must
 not go. Those are settled `skipped` with that reason before any other check: they take no cap
-lease and count towards no cap. A gate must not write messages itself, and is run in a
-transaction (a savepoint when the caller holds one) so a database error in it leaves the
-batch's connection usable.
+lease and count towards no cap. A message that must not go *yet* (its broadcast is paused) is
+answered with a `Hold`: it goes back to the queue, due at the hold's time, its reason noted.
+A gate must not write messages itself, and is run in a transaction (a savepoint when the
+caller holds one) so a database error in it leaves the batch's connection usable.
 
 A gate that raises, or answers with a reason that is no SkipReason, cannot tell whether its
 messages may go: they are neither sent (the contact may have left) nor skipped (the rule may
@@ -35,7 +36,16 @@ from campaigns.models import Message, MessageSource, SkipReason
 
 logger = logging.getLogger(__name__)
 
-Gate = Callable[[list[Message], dt.datetime], Mapping[int, str]]
+
+@dataclass(frozen=True)
+class Hold:
+    """A gate's answer for a message that must wait rather than be dropped."""
+
+    until: dt.datetime
+    reason: str  # a SkipReason value, shown in the send log while it waits
+
+
+Gate = Callable[[list[Message], dt.datetime], Mapping[int, "str | Hold"]]
 
 _gates: dict[str, list[Gate]] = {}
 
@@ -71,6 +81,8 @@ def unregister(kind: str, gate: Gate) -> None:
 class Gated:
     # message id -> SkipReason value: settled `skipped`.
     stopped: dict[int, str] = field(default_factory=dict)
+    # message id -> Hold: back to the queue until the hold's time.
+    held: dict[int, Hold] = field(default_factory=dict)
     # Messages whose gate failed: held back for the retry backoff.
     failed: set[int] = field(default_factory=set)
 
@@ -91,18 +103,25 @@ def gates_check(messages: list[Message], now: dt.datetime) -> Gated:
             try:
                 with transaction.atomic():
                     answer = dict(gate(list(members), now))
-                unknown = {reason for reason in answer.values() if reason not in SkipReason.values}
+                reasons = {verdict.reason if isinstance(verdict, Hold) else verdict for verdict in answer.values()}
+                unknown = {reason for reason in reasons if reason not in SkipReason.values}
                 if unknown:
                     raise ValueError(f"not a SkipReason: {sorted(unknown)!r}")
             except Exception:
                 logger.exception("send gate %r for %r failed; its %d messages wait", gate, kind, len(members))
                 gated.failed |= ids
                 continue
-            for message_id, reason in answer.items():
+            for message_id, verdict in answer.items():
                 # The first gate that stops a message names the reason; ids of other batches
                 # are no gate's to decide here.
-                if message_id in ids:
-                    gated.stopped.setdefault(message_id, reason)
-    # A message one gate stops need not wait for another that failed: it is not to be sent.
-    gated.failed -= gated.stopped.keys()
+                if message_id not in ids:
+                    continue
+                if isinstance(verdict, Hold):
+                    gated.held.setdefault(message_id, verdict)
+                else:
+                    gated.stopped.setdefault(message_id, verdict)
+    # A message one gate stops need not wait for another that failed or holds it: it is not
+    # to be sent; one that is held need not wait for a failed gate's retry either.
+    gated.held = {message_id: hold for message_id, hold in gated.held.items() if message_id not in gated.stopped}
+    gated.failed -= gated.stopped.keys() | gated.held.keys()
     return gated

@@ -62,6 +62,7 @@ from campaigns.delivery.composer import (
 )
 from campaigns.delivery.retries import maybe_delivered, retry_plan
 from campaigns.models import (
+    Broadcast,
     DeliverySettings,
     EmailTemplate,
     Message,
@@ -70,6 +71,7 @@ from campaigns.models import (
     SenderIdentity,
     SkipReason,
 )
+from campaigns.tracking.rules import BroadcastKey, TrackingRules, broadcast_key, broadcast_rules, tracking_rules
 from esp import clock
 from esp.models import Workspace
 
@@ -125,6 +127,13 @@ class _Lookups:
     default_senders: dict[int, SenderIdentity] = field(default_factory=dict)
     providers: dict[int, Provider] = field(default_factory=dict)
     default_providers: dict[int, Provider | None] = field(default_factory=dict)
+    # The tracking fields of the batch's broadcasts (campaigns.tracking.rules).
+    broadcasts: dict[BroadcastKey, Broadcast | None] = field(default_factory=dict)
+
+    def tracking(self, message: Message) -> TrackingRules:
+        key = broadcast_key(message)
+        broadcast = self.broadcasts.get(key) if key is not None else None
+        return tracking_rules(self.settings[message.workspace_id], broadcast)
 
     def serve(self, messages: list[Message]) -> bool:
         """Whether these are fresh and hold every row the messages name."""
@@ -135,6 +144,7 @@ class _Lookups:
             and (not m.template_id or m.template_id in self.templates)
             and (not m.sender_id or m.sender_id in self.senders)
             and (not m.provider_id or m.provider_id in self.providers)
+            and ((key := broadcast_key(m)) is None or key in self.broadcasts)
             for m in messages
         )
 
@@ -330,7 +340,7 @@ class Sender:
                 message,
                 ready.rendered,
                 workspace=batch.known.workspaces[message.workspace_id],
-                delivery_settings=batch.known.settings[message.workspace_id],
+                delivery_settings=batch.known.tracking(message),
                 sender=ready.sender,
                 to_email=ready.to_email,
             )
@@ -522,6 +532,7 @@ def _lookups_load(messages: list[Message]) -> _Lookups:
     known.default_providers = dict.fromkeys(workspace_ids)
     for provider in Provider.objects.filter(workspace_id__in=workspace_ids, is_default=True):
         known.default_providers[provider.workspace_id] = provider
+    known.broadcasts = broadcast_rules(messages)
     return known
 
 

@@ -70,11 +70,11 @@ def start_drain() -> None:
 _INSERT = """
     INSERT INTO campaigns_message (
         workspace_id, contact_id, to_email, source, message_class, priority, smart_sending, template_id,
-        subject_override, mailing_list_id, provider_id, sender_id, data, due_at, created_at,
+        subject_override, mailing_list_id, provider_id, sender_id, data, due_at, created_at, preheader_override,
         subject, state, reason, error, attempts, provider_message_id, links, delivery_status
     )
     SELECT %s, r.contact_id, r.to_email, r.source, r.message_class, r.priority, r.smart_sending, r.template_id,
-        r.subject_override, r.mailing_list_id, r.provider_id, r.sender_id, r.data, r.due_at, %s,
+        r.subject_override, r.mailing_list_id, r.provider_id, r.sender_id, r.data, r.due_at, %s, %s,
         '', 'queued', '', '', 0, '', '{{}}', ''
     FROM ({rows}) AS r (
         contact_id, to_email, source, message_class, priority, smart_sending, template_id, subject_override,
@@ -87,12 +87,19 @@ _INSERT = """
 
 
 def _insert_messages(
-    workspace: Workspace, now: dt.datetime, rows_sql: str, rows_params: list[Any], *, returning: str = ""
+    workspace: Workspace,
+    now: dt.datetime,
+    rows_sql: str,
+    rows_params: list[Any],
+    *,
+    returning: str = "",
+    preheader_override: str = "",
 ) -> tuple[int, list[tuple[Any, ...]]]:
-    """Run _INSERT over `rows_sql`; (rows made, the RETURNING rows)."""
+    """Run _INSERT over `rows_sql`; (rows made, the RETURNING rows). `preheader_override` is
+    every row's (a broadcast's or its variant's own preheader)."""
     sql = _INSERT.format(rows=rows_sql, returning=returning)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [workspace.pk, now, *rows_params])
+        cursor.execute(sql, [workspace.pk, now, preheader_override, *rows_params])
         return cursor.rowcount, (cursor.fetchall() if returning else [])
 
 
@@ -186,6 +193,7 @@ def messages_enqueue_timed(
     message_class: str = MessageClass.MARKETING,
     priority: int = SendPriority.PROMOTIONAL,
     subject_override: str = "",
+    preheader_override: str = "",
     provider: Provider | None = None,
     sender: SenderIdentity | None = None,
     data: dict[str, Any] | None = None,
@@ -225,7 +233,7 @@ def messages_enqueue_timed(
         workspace.pk,
         *ids_params,
     ]
-    created, _returned = _insert_messages(workspace, now, rows_sql, params)
+    created, _returned = _insert_messages(workspace, now, rows_sql, params, preheader_override=preheader_override)
     if created:
         _start_drain()
     return created
@@ -422,12 +430,16 @@ def message_send_test(
     event: dict[str, Any] | None = None,
     due_at: dt.datetime | None = None,
     subject_override: str = "",
+    preheader_override: str = "",
     message_class: str | None = None,
+    broadcast_id: int | None = None,
 ) -> Message:
     """A test of `template` to `to_email` (the editor's "send test to me"), personalised for a
     sample contact and event. It goes through the same road as every message but is spared
     caps, quiet hours and list unsubscribes; a hard-bounced, complaining or erased address is
-    still refused. It is no contact's message (contact is empty).
+    still refused. It is no contact's message (contact is empty). A broadcast's test
+    (`broadcast_id`) is tracked by the broadcast's own rules (campaigns.tracking.rules), as its
+    recipients' mail is.
 
     A series' "send every email to me" also gives when each goes (`due_at`: the send loop
     takes it then), the step's own subject and the class the step sends with."""
@@ -456,8 +468,18 @@ def message_send_test(
             message_class=message_class or template.message_class,
             template=template,
             subject_override=subject_override,
+            preheader_override=preheader_override,
             to_email=address,
-            data=json.loads(_json({"event": event or {}, "contact": snapshot, "test": True})),
+            data=json.loads(
+                _json(
+                    {
+                        "event": event or {},
+                        "contact": snapshot,
+                        "test": True,
+                        **({"broadcast": broadcast_id} if broadcast_id is not None else {}),
+                    }
+                )
+            ),
             due_at=due_at or clock.now(),
         )
         _start_drain()

@@ -86,14 +86,38 @@ class SenderForm(forms.Form):
         add_service_errors(self, error)
 
 
-def _utm_text(parameters: dict[str, str]) -> str:
-    return "\n".join(f"{key}={value}" for key, value in parameters.items())
+class UtmField(forms.CharField):
+    """UTM parameters as key=value lines: shows a dict as lines, gives a dict back (the
+    service checks the keys and values)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", gettext_lazy("UTM parameters"))
+        kwargs.setdefault(
+            "widget", forms.Textarea(attrs={"rows": 3, "placeholder": "utm_source=newsletter\nutm_medium=email"})
+        )
+        super().__init__(required=False, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return "\n".join(f"{key}={text}" for key, text in value.items())
+        return value
+
+    def to_python(self, value: Any) -> dict[str, str]:  # type: ignore[override]
+        parameters: dict[str, str] = {}
+        for number, line in enumerate(str(super().to_python(value) or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            key, sep, text = line.partition("=")
+            if not sep:
+                raise ValidationError(
+                    gettext_lazy("Line %(number)d: write key=value."), params={"number": number}, code="format"
+                )
+            parameters[key.strip().lower()] = text.strip()
+        return parameters
 
 
 class DeliverySettingsForm(forms.ModelForm[DeliverySettings]):
-    utm_text = forms.CharField(
-        label=gettext_lazy("UTM parameters"),
-        required=False,
+    utm_text = UtmField(
         widget=forms.Textarea(attrs={"rows": 4, "placeholder": "utm_source=newsletter\nutm_medium=email"}),
         help_text=gettext_lazy(
             "One key=value a line, added to tracked links that do not carry their own (keys start with utm_)."
@@ -131,20 +155,7 @@ class DeliverySettingsForm(forms.ModelForm[DeliverySettings]):
         # Left out of a post (a client that predates it): the saved window stays.
         self.fields["smart_sending_hours"].required = False
         if not self.is_bound:
-            self.initial["utm_text"] = _utm_text(self.instance.utm_parameters or {})
-
-    def clean_utm_text(self) -> dict[str, str]:
-        parameters: dict[str, str] = {}
-        for number, line in enumerate(str(self.cleaned_data.get("utm_text") or "").splitlines(), start=1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep:
-                raise ValidationError(
-                    gettext_lazy("Line %(number)d: write key=value."), params={"number": number}, code="format"
-                )
-            parameters[key.strip().lower()] = value.strip()
-        return parameters
+            self.initial["utm_text"] = self.instance.utm_parameters or {}
 
     def data_for_service(self) -> dict[str, Any]:
         data = {name: self.cleaned_data.get(name) for name in self.Meta.fields}

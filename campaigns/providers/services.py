@@ -379,22 +379,23 @@ def _clean_cap(value: Any, key: str, errors: dict[str, list[str]]) -> int | None
     return number
 
 
-def _clean_utm(value: Any, errors: dict[str, list[str]]) -> dict[str, str]:
+def utm_clean(value: Any, errors: dict[str, list[str]], field: str = "utm_parameters") -> dict[str, str]:
+    """UTM parameters as given ({key: value}) checked: problems go to `errors[field]`."""
     if not value:
         return {}
     if not isinstance(value, dict):
-        errors["utm_parameters"] = [_("Enter the parameters as key=value lines.")]
+        errors[field] = [_("Enter the parameters as key=value lines.")]
         return {}
     cleaned: dict[str, str] = {}
     for key, raw in value.items():
         key = str(key).strip().lower()
         text = str(raw).strip() if raw is not None else ""
         if not UTM_KEY.match(key):
-            errors.setdefault("utm_parameters", []).append(
+            errors.setdefault(field, []).append(
                 _("“%(key)s” is not a UTM parameter (utm_source, utm_medium, utm_campaign, …).") % {"key": key}
             )
         elif not text or len(text) > MAX_UTM_VALUE:
-            errors.setdefault("utm_parameters", []).append(
+            errors.setdefault(field, []).append(
                 _("%(key)s needs a value of at most %(max)d characters.") % {"key": key, "max": MAX_UTM_VALUE}
             )
         else:
@@ -436,7 +437,7 @@ def delivery_settings_update(*, workspace: Workspace, data: dict[str, Any]) -> D
         errors["smart_sending_hours"] = [
             _("Enter a number of hours from 0 to %(max)d.") % {"max": MAX_SMART_SENDING_HOURS}
         ]
-    utm = _clean_utm(data.get("utm_parameters", current.utm_parameters), errors)
+    utm = utm_clean(data.get("utm_parameters", current.utm_parameters), errors)
     if errors:
         raise ValidationError(errors)
     values = {

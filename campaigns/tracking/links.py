@@ -22,6 +22,7 @@ from campaigns.tracking.tokens import LinkSigner, link_token, message_token
 
 if TYPE_CHECKING:
     from campaigns.models import DeliverySettings, Message
+    from campaigns.tracking.rules import TrackingRules
 
 _A_TAG = re.compile(r"""<a(?=[\s/>])(?:[^>"']++|"[^"]*"|'[^']*')*+>""", re.IGNORECASE)
 # One attribute as an HTML parser reads it: name, then an optional double-, single- or unquoted value.
@@ -207,7 +208,7 @@ def _add_pixel(html: str, message_id: int, token: str | None = None) -> str:
 
 
 def track_html(
-    html: str, *, message: Message, settings: DeliverySettings | None, token: str | None = None
+    html: str, *, message: Message, settings: DeliverySettings | TrackingRules | None, token: str | None = None
 ) -> tuple[str, list[str]]:
     """The message's HTML with its http(s) links sent through /e/c/<token> (UTM parameters
     added where the link has none of its own) and the open pixel before </body>; and the URLs
@@ -232,7 +233,7 @@ def track_html(
     return html, links
 
 
-def retrack_html(html: str, *, message: Message, settings: DeliverySettings | None) -> str:
+def retrack_html(html: str, *, message: Message, settings: DeliverySettings | TrackingRules | None) -> str:
     """A re-render of a sent message (view in browser) with the links pointing at the same
     click tokens as the email: each link is looked up among the message's stored URLs, so a
     template edited since the send can never redirect a click to a URL the message did not

@@ -39,7 +39,7 @@ from audiences.services import (
     suppression_lift,
 )
 from campaigns.events import message_event_record
-from campaigns.models import DeliverySettings, Message, MessageEventType, MessageSource
+from campaigns.models import Message, MessageEventType, MessageSource
 from campaigns.tracking.machine import classify
 from campaigns.tracking.tokens import read_link_token, read_message_token
 
@@ -322,10 +322,6 @@ def preferences_apply(
 # --- view in browser ----------------------------------------------------------------------
 
 
-def delivery_settings_of(message: Message) -> DeliverySettings | None:
-    return DeliverySettings.objects.filter(workspace_id=message.workspace_id).first()
-
-
 def browser_html(message: Message) -> str | None:
     """The message rendered again for its contact and data from the template version it was
     sent with (see render_as_sent), with the same click tokens as the email; None when it
@@ -335,6 +331,7 @@ def browser_html(message: Message) -> str | None:
     from campaigns.content.rendering import contact_as_dict, email_context, render_as_sent
     from campaigns.tracking.headers import message_urls
     from campaigns.tracking.links import retrack_html
+    from campaigns.tracking.rules import message_rules
 
     if message.template is None:
         return None
@@ -355,8 +352,12 @@ def browser_html(message: Message) -> str | None:
     )
     try:
         rendered = render_as_sent(
-            message.template, context, version_id=message.template_version, subject=message.subject_override
+            message.template,
+            context,
+            version_id=message.template_version,
+            subject=message.subject_override,
+            preheader=message.preheader_override,
         )
     except TemplateProblem:
         return None
-    return retrack_html(rendered.html, message=message, settings=delivery_settings_of(message))
+    return retrack_html(rendered.html, message=message, settings=message_rules(message))

@@ -2,7 +2,8 @@
 and that came back to the queue afterwards (recovery after the worker died, a retry, a
 deferral), is not sent when claimed again: the broadcasts' send gate settles it `skipped` with
 the reason `broadcast_cancelled`. Messages of a broadcast still sending, and of another
-workspace's broadcast with the same number, go."""
+workspace's broadcast with the same number, go. Pause is exact the same way: such a message is
+held until the resume."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from audiences.models import Contact, MailingList, Subscription, SubscriptionStatus
 from campaigns.broadcasts import services
-from campaigns.broadcasts.gate import broadcast_messages_gate
+from campaigns.broadcasts.gate import PAUSE_SHIFT, broadcast_messages_gate
 from campaigns.broadcasts.services import BroadcastInput
 from campaigns.delivery import gates
 from campaigns.delivery.claims import message_claim_batch
@@ -93,3 +94,39 @@ def test_messages_of_a_live_broadcast_and_of_another_workspace_go(
     acme_rows = Message.objects.filter(workspace=acme, source=str(MessageSource.broadcast(cancelled.pk)))
     assert set(acme_rows.values_list("state", flat=True)) == {"sent"}
     assert Broadcast.objects.get(pk=cancelled.pk).status == BroadcastStatus.CANCELLED
+
+
+@pytest.mark.django_db
+def test_a_message_held_at_the_pause_and_put_back_by_recovery_waits_for_the_resume(
+    acme: Workspace, broadcast_gate: None
+) -> None:
+    broadcast = sending(acme, 3)
+    # A worker takes all three, then the marketer pauses: nothing is queued to push.
+    assert len(message_claim_batch(limit=10, token=timezone.now())) == 3
+    assert services.broadcast_pause(workspace=acme, broadcast_id=broadcast.pk) == 0
+    assert messages_recover(claimed_after=dt.timedelta(0)) == Recovered(requeued=3, in_doubt=0)
+
+    messages_send_due()
+
+    # Held, not sent and not dropped: back in the queue a pause's shift away, reason noted.
+    assert outcomes(broadcast) == {("queued", "broadcast_paused")}
+    assert services.broadcast_resume(workspace=acme, broadcast_id=broadcast.pk) == 3
+    assert outcomes(broadcast) == {("queued", "")}
+    messages_send_due()
+    assert outcomes(broadcast) == {("sent", "")}
+
+
+@pytest.mark.django_db
+def test_a_message_the_gate_held_as_the_resume_committed_is_released_by_the_tick(
+    acme: Workspace, broadcast_gate: None
+) -> None:
+    """The gate read "paused", the resume then released what was queued, and only then did the
+    batch write its hold: the beat's tick brings that row back."""
+    broadcast = sending(acme, 1)
+    row = Message.objects.get(source=str(MessageSource.broadcast(broadcast.pk)))
+    Message.objects.filter(pk=row.pk).update(due_at=row.due_at + PAUSE_SHIFT, reason="broadcast_paused")
+
+    services.broadcasts_tick()
+    messages_send_due()
+
+    assert outcomes(broadcast) == {("sent", "")}

@@ -22,6 +22,9 @@ class _Parts:
     text: CompiledTemplate | None
     # True when `text` was made from the compiled HTML (no text_body of its own).
     text_generated: bool = False
+    # Whether the HTML shows `{{ preheader }}` itself (a template with a preheader of its own);
+    # when not, a preheader given per message is put in as MJML would have (render_parts).
+    shows_preheader: bool = True
 
 
 _CACHE: dict[tuple[int, int, str], _Parts] = {}
@@ -54,6 +57,7 @@ def _parts(*, subject: str, preheader: str, html: str, text_body: str) -> _Parts
         html=parse(html, "mjml", True),
         text=text,
         text_generated=generated,
+        shows_preheader="preheader" in html,
     )
 
 
@@ -112,14 +116,19 @@ def _parts_of(template: EmailTemplate) -> _Parts:
 
 
 @lru_cache(maxsize=256)
-def _subject_part(source: str) -> CompiledTemplate:
-    # A series step's own subject: its few distinct texts are parsed once each, like the
-    # template's parts.
-    compiled = _tags(source, "subject", autoescape=False)
+def _line_part(source: str, part: str) -> CompiledTemplate:
+    # A series step's or a broadcast's own subject or preheader: their few distinct texts are
+    # parsed once each, like the template's parts.
+    compiled = _tags(source, part, autoescape=False)
     assert compiled is not None
     return compiled
 
 
-def _with_subject(parts: _Parts, subject: str) -> _Parts:
-    """The parts with another subject (a message's subject_override); the same when empty."""
-    return replace(parts, subject=_subject_part(subject)) if subject else parts
+def _with_overrides(parts: _Parts, subject: str, preheader: str = "") -> _Parts:
+    """The parts with another subject and preheader (a message's subject_override and
+    preheader_override); the same where they are empty."""
+    if subject:
+        parts = replace(parts, subject=_line_part(subject, "subject"))
+    if preheader.strip():
+        parts = replace(parts, preheader=_line_part(preheader, "preheader"))
+    return parts

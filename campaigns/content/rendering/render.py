@@ -3,12 +3,14 @@ preview of an unsaved template)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 from campaigns.content.errors import TemplateProblem, TemplateProblems
 from campaigns.content.rendering.compiling import template_compile
-from campaigns.content.rendering.parts import _cached_parts, _Parts, _parts, _parts_of, _subject_part, _with_subject
+from campaigns.content.rendering.parts import _cached_parts, _line_part, _Parts, _parts, _parts_of, _with_overrides
 from campaigns.content.rendering.text import _tidy_text, html_to_text
 from campaigns.content.sandbox import freeze, render_budget, render_compiled
 from campaigns.content.selectors import LayoutParts
@@ -39,6 +41,23 @@ def _line_in(source: str, problem: TemplateProblem) -> int | None:
     return source.count("\n", 0, index) + 1 if index >= 0 else None
 
 
+# The hidden preview text MJML's <mj-preview> writes first in the body: inbox lists show it
+# after the subject.
+_PREVIEW_DIV = (
+    '<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:0px;'
+    'max-width:0px;opacity:0;overflow:hidden;">{}</div>'
+)
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+
+
+def _with_preview(html: str, preheader: str) -> str:
+    """The HTML with the preview text first in its body (a per-message preheader on a
+    template that has none of its own)."""
+    div = _PREVIEW_DIV.format(escape(preheader))
+    body = _BODY_TAG.search(html)
+    return f"{html[: body.end()]}{div}{html[body.end() :]}" if body else div + html
+
+
 def render_parts(parts: _Parts, context: dict[str, Any], *, mjml: str = "") -> RenderedEmail:
     frozen = dict(freeze(context))
     with render_budget():
@@ -52,6 +71,8 @@ def render_parts(parts: _Parts, context: dict[str, Any], *, mjml: str = "") -> R
             # Links written from personalisation data get safe schemes only (before the text
             # version is made from the HTML, and before click tracking reads the links).
             html = safe_links(render_compiled(parts.html, frozen))
+            if preheader and not parts.shows_preheader:
+                html = _with_preview(html, preheader)
             part = "text_body"
             if parts.text is None:
                 text = html_to_text(html)
@@ -75,25 +96,29 @@ def render_parts(parts: _Parts, context: dict[str, Any], *, mjml: str = "") -> R
     )
 
 
-def render_email(template: EmailTemplate, context: dict[str, Any], *, subject: str = "") -> RenderedEmail:
-    """One recipient's email. `context` comes from `email_context`; `subject`, when given,
-    replaces the template's (Message.subject_override). Raises TemplateProblem when this
-    recipient's data cannot be rendered (over the time or size budget)."""
-    return render_parts(_with_subject(_parts_of(template), subject), context, mjml=template.mjml)
+def render_email(
+    template: EmailTemplate, context: dict[str, Any], *, subject: str = "", preheader: str = ""
+) -> RenderedEmail:
+    """One recipient's email. `context` comes from `email_context`; `subject` and `preheader`,
+    when given, replace the template's (Message.subject_override, preheader_override). Raises
+    TemplateProblem when this recipient's data cannot be rendered (over the time or size
+    budget)."""
+    return render_parts(_with_overrides(_parts_of(template), subject, preheader), context, mjml=template.mjml)
 
 
-def subject_problem(subject: str) -> TemplateProblem | None:
-    """What is wrong with a subject written apart from its template (a series step's
-    override), or None: checked where it is saved, so no message fails for it."""
+def subject_problem(subject: str, part: str = "subject") -> TemplateProblem | None:
+    """What is wrong with a subject (or, with part="preheader", a preheader) written apart
+    from its template (a series step's or a broadcast's override), or None: checked where it is
+    saved, so no message fails for it."""
     try:
-        _subject_part(subject)
+        _line_part(subject, part)
     except TemplateProblem as problem:
         return problem
     return None
 
 
 def render_as_sent(
-    template: EmailTemplate, context: dict[str, Any], *, version_id: int | None, subject: str = ""
+    template: EmailTemplate, context: dict[str, Any], *, version_id: int | None, subject: str = "", preheader: str = ""
 ) -> RenderedEmail:
     """A sent message's email again (view in browser, the send log's preview): from the
     snapshot it was rendered with (`version_id`: Message.template_version), so that later
@@ -110,7 +135,7 @@ def render_as_sent(
             .first()
         )
     if snapshot is None:
-        return render_email(template, context, subject=subject)
+        return render_email(template, context, subject=subject, preheader=preheader)
     parts = _cached_parts(
         template.pk,
         snapshot.version,
@@ -119,7 +144,7 @@ def render_as_sent(
         html=snapshot.compiled_html,
         text_body=snapshot.text_body,
     )
-    return render_parts(_with_subject(parts, subject), context, mjml=snapshot.mjml)
+    return render_parts(_with_overrides(parts, subject, preheader), context, mjml=snapshot.mjml)
 
 
 @dataclass(frozen=True)
