@@ -94,6 +94,7 @@ urlpatterns = [
     path("subscribe/", include("audiences.public_urls")),
     path("", include("campaigns.urls")),
     path("", include("automations.urls")),
+    path("reports/", include("analytics.urls")),
     path("e/", include("campaigns.public_urls")),
     path("webhooks/", include("campaigns.webhook_urls")),
     path("workspaces/new/", views.WorkspaceCreateView.as_view(), name="workspace-create"),

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("audiences.api.urls")),
     path("", include("campaigns.api.urls")),
     path("", include("automations.api.urls")),
+    path("", include("analytics.api.urls")),
 ]

@@ -223,6 +223,10 @@ CELERY_BEAT_SCHEDULE = {
     "recover-messages": {"task": "campaigns.recover_messages", "schedule": 60.0},
     # Broadcasts: scheduled ones whose time came are snapshotted; finished ones marked sent.
     "tick-broadcasts": {"task": "campaigns.tick_broadcasts", "schedule": 15.0},
+    # Reports: new sends and events into the rollups (fresh within a minute), and a nightly
+    # rebuild of the last days for sends the settle hook missed (analytics.rollups).
+    "refresh-report-rollups": {"task": "analytics.refresh_rollups", "schedule": 15.0},
+    "rebuild-recent-report-rollups": {"task": "analytics.rebuild_recent", "schedule": crontab(hour=3, minute=10)},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 # How many send drains run at once across all workers (campaigns.delivery.drain): at most the

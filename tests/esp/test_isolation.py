@@ -237,7 +237,24 @@ def _broadcast(workspace: Workspace) -> int:
     variants = [VariantInput(subject=f"{MARKER} A"), VariantInput(subject=f"{MARKER} B")]
     ab_configure(workspace=workspace, broadcast_id=broadcast.pk, data=AbInput(variants=variants, test_percent=50))
     broadcast_schedule(workspace=workspace, broadcast_id=broadcast.pk)
+    _reported(workspace, broadcast.pk)
     return broadcast.pk
+
+
+def _reported(workspace: Workspace, broadcast_id: int) -> None:
+    """A message of the broadcast sent and counted in the report rollups, so the reports
+    (pages, CSV files, API) are walked with its figures and its name."""
+    from django.utils import timezone
+
+    from analytics.rollups import messages_note_settled, rollups_refresh
+    from campaigns.models import Message
+
+    sent = Message.objects.create(
+        workspace=workspace, source=f"broadcast:{broadcast_id}", to_email=f"reported@{MARKER}.test", state="sent",
+        sent_at=timezone.now(),
+    )  # fmt: skip
+    messages_note_settled([sent.pk])
+    rollups_refresh()
 
 
 # URL keyword -> how to make one such object in a workspace, returning its id (or key).

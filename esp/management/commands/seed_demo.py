@@ -20,7 +20,7 @@ from esp import services
 from esp.models import ApiKey, ApiScope, Membership, Role, User, Workspace
 
 DEMO_SLUG = "demo-shop"
-DEMO_APPS = ("audiences", "campaigns", "automations")  # in layer order; later apps add their demo data after these
+DEMO_APPS = ("audiences", "campaigns", "automations", "analytics")  # in layer order: each builds on the ones before
 # The owner, whom a newcomer logs in as first, reads English; the viewer shows the Russian
 # catalogue (each person's interface language is kept on their account).
 DEMO_PEOPLE = [

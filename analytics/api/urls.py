@@ -1,0 +1,13 @@
+"""URLs of the reports API, included under /api/v1/ by esp.api.urls."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from analytics.api import views
+
+urlpatterns = [
+    path("reports/overview", views.OverviewView.as_view(), name="api-reports-overview"),
+    path("reports/broadcasts/<int:broadcast_id>", views.BroadcastReportView.as_view(), name="api-reports-broadcast"),
+    path("reports/series/<int:series_id>", views.SeriesReportView.as_view(), name="api-reports-series"),
+]

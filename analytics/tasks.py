@@ -1,0 +1,29 @@
+"""Celery entry points of analytics (beat jobs in esp/settings/base.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.utils import timezone
+
+from analytics.rollups import rollups_rebuild, rollups_refresh
+from esp.models import Workspace
+
+# The nightly rebuild's reach: messages whose settle the hook missed (a worker killed between
+# its commit and the hook) and that had no event since.
+RECENT_DAYS = 3
+
+
+@shared_task(name="analytics.refresh_rollups")
+def refresh_rollups() -> int:
+    return rollups_refresh().batches
+
+
+@shared_task(name="analytics.rebuild_recent")
+def rebuild_recent() -> int:
+    written = 0
+    for workspace in Workspace.objects.order_by("pk"):
+        today = timezone.now().astimezone(workspace.zone).date()
+        written += rollups_rebuild(workspace=workspace, since=today - dt.timedelta(days=RECENT_DAYS), until=today)
+    return written
