@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -378,7 +379,7 @@ def main() -> int:
             for table in ("campaigns_message", "campaigns_messageevent", "audiences_event", "automations_enrollment"):
                 cursor.execute(f"VACUUM ANALYZE {table}")
         for name, workspace in spaces.items():
-            timed(f"{name}: rollups_rebuild", lambda w=workspace: rollups_rebuild(workspace=w))
+            timed(f"{name}: rollups_rebuild", partial(rollups_rebuild, workspace=workspace))
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE analytics_dailyrollup")
             cursor.execute("VACUUM ANALYZE analytics_messagefact")

@@ -1,5 +1,6 @@
 """The demo shop's broadcasts (called by campaigns.demo while it seeds the demo month, before
-the delivery rules go in): a promo to the newsletter with an A/B test of its subject, sent six days ago
+the delivery rules go in): a newsletter a month over the past seventeen months (demo_history),
+a promo to the newsletter with an A/B test of its subject, sent six days ago
 through the real road (schedule → the test group's snapshot → the send loop → the outbox →
 the decision → the rest), with the opens, clicks, bounces and a
 complaint a week brings; and the next one, scheduled for next week at 10:00 in each contact's
@@ -15,6 +16,7 @@ from django.utils import timezone
 from audiences.models import MailingList, Segment
 from campaigns.broadcast_models import Broadcast, BroadcastTest, SendMode
 from campaigns.broadcasts import ab
+from campaigns.broadcasts.demo_history import seed_history
 from campaigns.broadcasts.services import BroadcastInput, broadcast_create, broadcast_schedule, broadcasts_tick
 from campaigns.delivery.sender import messages_send_due
 from campaigns.events import message_event_record
@@ -32,6 +34,8 @@ def seed(workspace: Workspace, promo: EmailTemplate, rng: random.Random) -> None
         return
     newsletter = MailingList.objects.in_workspace(workspace).filter(name="Newsletter").first()
     if newsletter is not None:
+        before = timezone.now() - dt.timedelta(days=SENT_DAYS_AGO + 2)
+        seed_history(workspace, promo, newsletter, rng, before=before)
         _finished_promo(workspace, promo, newsletter, rng)
     best = Segment.objects.in_workspace(workspace).filter(name="Champions").first()
     local_at = (timezone.localtime(timezone.now(), workspace.zone) + dt.timedelta(days=7)).replace(
