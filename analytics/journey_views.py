@@ -363,8 +363,13 @@ class DigestView(ReportView):
     def post(self, request: HttpRequest) -> HttpResponse:
         from analytics.digest import digest_settings_save
 
-        membership = Membership.objects.in_workspace(self.workspace).filter(pk=request.POST.get("member")).first()
-        if membership is None or not request.POST.get("member", "").isdigit():
+        member_id = request.POST.get("member", "")
+        membership = (
+            Membership.objects.in_workspace(self.workspace).filter(pk=int(member_id)).first()
+            if member_id.isdigit() and len(member_id) < 19
+            else None
+        )
+        if membership is None:
             return HttpResponse(_("No such member."), status=404)
         if not self._editable(membership):
             return HttpResponse(_("Only owners set other members' digests."), status=403)
