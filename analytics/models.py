@@ -129,3 +129,36 @@ class EventGap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lo}–{self.hi}"
+
+
+# The journey, cohort and deliverability rollups, goals and the digest live in their own module.
+from analytics.journey_models import (  # noqa: E402
+    AudienceDay,
+    CohortCell,
+    CustomerMonth,
+    DigestSent,
+    DigestSettings,
+    Goal,
+    JourneyFlow,
+    JourneySnapshot,
+    PendingCustomer,
+    ProviderDay,
+)
+
+__all__ = [
+    "AudienceDay",
+    "CohortCell",
+    "CustomerMonth",
+    "DailyRollup",
+    "DigestSent",
+    "DigestSettings",
+    "EventGap",
+    "Goal",
+    "JourneyFlow",
+    "JourneySnapshot",
+    "MessageFact",
+    "PendingCustomer",
+    "PendingSent",
+    "ProviderDay",
+    "RefreshState",
+]

@@ -7,6 +7,9 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
+from analytics.deliverability import RECENT_DAYS as PROVIDER_DAYS
+from analytics.deliverability import provider_days_rebuild, provider_days_refresh
+from analytics.journey import journey_rebuild, journey_refresh
 from analytics.rollups import rollups_rebuild, rollups_refresh
 from esp.models import Workspace
 
@@ -27,3 +30,33 @@ def rebuild_recent() -> int:
         today = timezone.now().astimezone(workspace.zone).date()
         written += rollups_rebuild(workspace=workspace, since=today - dt.timedelta(days=RECENT_DAYS), until=today)
     return written
+
+
+@shared_task(name="analytics.refresh_journey")
+def refresh_journey() -> int:
+    return journey_refresh()
+
+
+@shared_task(name="analytics.refresh_providers")
+def refresh_providers() -> int:
+    return provider_days_refresh()
+
+
+@shared_task(name="analytics.rebuild_journey")
+def rebuild_journey() -> int:
+    """Nightly: time alone moves customers into "at risk" and "lapsed"; this month's RFM
+    snapshot follows the night's scoring; a hook lost in a crash is caught here."""
+    done = 0
+    for workspace in Workspace.objects.order_by("pk"):
+        journey_rebuild(workspace=workspace)
+        today = timezone.now().astimezone(workspace.zone).date()
+        provider_days_rebuild(workspace=workspace, since=today - dt.timedelta(days=PROVIDER_DAYS))
+        done += 1
+    return done
+
+
+@shared_task(name="analytics.send_digests")
+def send_digests() -> int:
+    from analytics.digest import digests_send_due
+
+    return digests_send_due()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
 from django.template.defaultfilters import floatformat
 from django.utils.translation import gettext as _
@@ -35,3 +37,9 @@ def point_change(value: float | None) -> str:
     # Translators: "percentage points", the unit of a change of a rate (+1.2 pp).
     unit = _("pp")
     return f"{sign}{floatformat(abs(value) * 100, 1)} {unit}"
+
+
+@register.filter
+def get_item(mapping: dict[str, Any] | None, key: str) -> Any:
+    """A dict's value by a variable key (a stage's count in a month's row)."""
+    return None if mapping is None else mapping.get(key)

@@ -140,6 +140,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "esp.context_processors.workspace",
+                # The deliverability warning of base.html (one cached read, only when shown).
+                "analytics.context_processors.deliverability",
             ],
         },
     },
@@ -227,6 +229,12 @@ CELERY_BEAT_SCHEDULE = {
     # rebuild of the last days for sends the settle hook missed (analytics.rollups).
     "refresh-report-rollups": {"task": "analytics.refresh_rollups", "schedule": 15.0},
     "rebuild-recent-report-rollups": {"task": "analytics.rebuild_recent", "schedule": crontab(hour=3, minute=10)},
+    # The journey, cohorts and list growth (from order events and subscriptions), deliverability
+    # by mailbox provider, the nightly rebuild after the RFM scoring, and the KPI digests.
+    "refresh-journey": {"task": "analytics.refresh_journey", "schedule": 60.0},
+    "refresh-provider-days": {"task": "analytics.refresh_providers", "schedule": 300.0},
+    "rebuild-journey": {"task": "analytics.rebuild_journey", "schedule": crontab(hour=3, minute=40)},
+    "send-kpi-digests": {"task": "analytics.send_digests", "schedule": 15 * 60.0},
 }
 CELERY_TASK_ALWAYS_EAGER = False
 # How many send drains run at once across all workers (campaigns.delivery.drain): at most the

@@ -257,6 +257,16 @@ def _reported(workspace: Workspace, broadcast_id: int) -> None:
     rollups_refresh()
 
 
+def _goal(workspace: Workspace) -> int:
+    import datetime as dt
+    from decimal import Decimal
+
+    from analytics.goals.services import GoalInput, goal_save
+
+    data = GoalInput(f"{MARKER} goal", "orders", "absolute", Decimal(10), dt.date(2026, 1, 1), dt.date(2026, 3, 1))
+    return goal_save(workspace=workspace, data=data).pk
+
+
 # URL keyword -> how to make one such object in a workspace, returning its id (or key).
 OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "member_id": _membership,
@@ -281,6 +291,7 @@ OBJECT_IDS: dict[str, Callable[[Workspace], int | str]] = {
     "step_key": _step_key,
     "broadcast_id": _broadcast,
     "recipe_key": lambda workspace: "abandoned_cart",
+    "goal_id": _goal,
 }
 # Keywords naming what every workspace shares (the recipes gallery): the same URL is everyone's,
 # so the walk checks those pages answer, not that another workspace gets a 404.
