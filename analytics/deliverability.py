@@ -68,9 +68,15 @@ _WARNING_CACHE_SECONDS = 300
 _COUNTERS = ("sent", "delivered", "bounced", "bounced_hard", "complained")
 
 
+# A domain under the reserved TLD .test (RFC 6761) named after a provider's — gmail.com.test —
+# counts as that provider: such an address can never reach anyone, so the demo shop and the
+# tests spread their contacts over providers with it.
+TEST_SUFFIX = ".test"
+
+
 def provider_of(address_or_domain: str) -> str:
     """The provider key of an address or domain (`others` when not in the table)."""
-    domain = address_or_domain.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+    domain = address_or_domain.rsplit("@", 1)[-1].strip().lower().rstrip(".").removesuffix(TEST_SUFFIX)
     for key, (_label, exact, prefixes) in PROVIDERS.items():
         if domain in exact or any(domain.startswith(prefix) for prefix in prefixes):
             return key
@@ -101,7 +107,8 @@ SELECT f.workspace_id, f.day, p.provider, {", ".join(f"sum({_BY_NAME[n].sql('f.f
 FROM analytics_messagefact f
 JOIN {Message._meta.db_table} m ON m.id = f.message_id
 CROSS JOIN LATERAL (
-    SELECT {provider_sql("rtrim(lower(split_part(m.to_email, '@', 2)), '.')")} AS provider
+    SELECT {provider_sql("regexp_replace(rtrim(lower(split_part(m.to_email, '@', 2)), '.'), '[.]test$', '')")}
+        AS provider
 ) p
 WHERE f.workspace_id = %(ws)s AND f.day >= %(since)s AND (%(until)s::date IS NULL OR f.day <= %(until)s::date)
 GROUP BY f.workspace_id, f.day, p.provider

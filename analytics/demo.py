@@ -18,12 +18,14 @@ from analytics.journey_models import Goal
 from analytics.rollups import rollups_rebuild
 from esp.models import Workspace
 
-# The demo's addresses are example.com / example.bg / example.ru: spread over real mailbox
-# providers (by id, so a seed gives the same spread) so the deliverability report has rows.
+# The demo's addresses are example.com / example.bg / example.ru: spread over mailbox providers
+# (by id, so a seed gives the same spread) so the deliverability report has rows — on the
+# reserved .test TLD (gmail.com.test), which the report reads as the provider and which can
+# never reach a real person's mailbox, whatever provider a visitor sets up in the demo.
 _PROVIDER_DOMAINS = {
-    "example.com": ("gmail.com", "outlook.com", "yahoo.com", "hotmail.co.uk"),
-    "example.bg": ("abv.bg", "mail.bg"),
-    "example.ru": ("mail.ru", "yandex.ru", "inbox.ru"),
+    "example.com": ("gmail.com.test", "outlook.com.test", "yahoo.com.test", "hotmail.co.uk.test"),
+    "example.bg": ("abv.bg.test", "mail.bg.test"),
+    "example.ru": ("mail.ru.test", "yandex.ru.test", "inbox.ru.test"),
 }
 
 
