@@ -7,6 +7,7 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
+from analytics.attribution import attribution_rebuild_all, attribution_refresh
 from analytics.rollups import rollups_rebuild, rollups_refresh
 from esp.models import Workspace
 
@@ -17,7 +18,8 @@ RECENT_DAYS = 3
 
 @shared_task(name="analytics.refresh_rollups")
 def refresh_rollups() -> int:
-    return rollups_refresh().batches
+    # The message counters first, then the orders (attributed to the messages just counted).
+    return rollups_refresh().batches + attribution_refresh().batches
 
 
 @shared_task(name="analytics.rebuild_recent")
@@ -27,3 +29,10 @@ def rebuild_recent() -> int:
         today = timezone.now().astimezone(workspace.zone).date()
         written += rollups_rebuild(workspace=workspace, since=today - dt.timedelta(days=RECENT_DAYS), until=today)
     return written
+
+
+@shared_task(name="analytics.reattribute")
+def reattribute(workspace_id: int) -> None:
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is not None:
+        attribution_rebuild_all(workspace=workspace)
