@@ -382,8 +382,8 @@ SHOP: tuple[Measure, ...] = (
 )
 
 
-def change(now: float | int | None, before: float | int | None) -> float | None:
+def change(now: float | int | Decimal | None, before: float | int | Decimal | None) -> float | None:
     """The relative change from the previous period (0.25 = +25 %); None without a base."""
     if now is None or before is None or before == 0:
         return None
-    return (now - before) / before
+    return (float(now) - float(before)) / float(before)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("reports/overview", views.OverviewView.as_view(), name="api-reports-overview"),
     path("reports/broadcasts/<int:broadcast_id>", views.BroadcastReportView.as_view(), name="api-reports-broadcast"),
     path("reports/series/<int:series_id>", views.SeriesReportView.as_view(), name="api-reports-series"),
+    path("reports/templates/<int:template_id>", views.TemplateReportView.as_view(), name="api-reports-template"),
 ]
