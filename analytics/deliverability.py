@@ -178,7 +178,7 @@ def figures_of(provider: str, totals: Totals) -> ProviderFigures:
 def by_provider(*, workspace: Workspace, start: dt.date, end: dt.date) -> list[ProviderFigures]:
     """Each provider's figures over the period, in the table's order, then all together."""
     rows = {
-        row["provider"]: Totals(**{n: row[n] or 0 for n in _COUNTERS})
+        row["provider"]: Totals.of({n: row[n] for n in _COUNTERS})
         for row in ProviderDay.objects.filter(workspace=workspace, day__gte=start, day__lte=end)
         .values("provider")
         .annotate(**{n: Sum(n) for n in _COUNTERS})

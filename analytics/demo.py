@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db import connection
 from django.utils import timezone
 
 from analytics.deliverability import provider_days_rebuild
@@ -17,39 +16,6 @@ from analytics.journey import add_months, journey_rebuild
 from analytics.journey_models import Goal
 from analytics.rollups import rollups_rebuild
 from esp.models import Workspace
-
-# The demo's addresses are example.com / example.bg / example.ru: spread over mailbox providers
-# (by id, so a seed gives the same spread) so the deliverability report has rows — on the
-# reserved .test TLD (gmail.com.test), which the report reads as the provider and which can
-# never reach a real person's mailbox, whatever provider a visitor sets up in the demo.
-_PROVIDER_DOMAINS = {
-    "example.com": ("gmail.com.test", "outlook.com.test", "yahoo.com.test", "hotmail.co.uk.test"),
-    "example.bg": ("abv.bg.test", "mail.bg.test"),
-    "example.ru": ("mail.ru.test", "yandex.ru.test", "inbox.ru.test"),
-}
-
-
-def _spread_addresses(workspace: Workspace) -> None:
-    with connection.cursor() as cursor:
-        for source, targets in _PROVIDER_DOMAINS.items():
-            cursor.execute(
-                """
-                UPDATE audiences_contact c
-                SET email = split_part(c.email, '@', 1) || '@' || (%s::text[])[1 + c.id %% %s]
-                WHERE c.workspace_id = %s AND lower(split_part(c.email, '@', 2)) = %s
-                  AND NOT EXISTS (
-                      SELECT 1 FROM audiences_contact o WHERE o.workspace_id = c.workspace_id
-                        AND lower(o.email) = lower(split_part(c.email, '@', 1) || '@' || (%s::text[])[1 + c.id %% %s]))
-                """,
-                [list(targets), len(targets), workspace.pk, source, list(targets), len(targets)],
-            )
-        cursor.execute(
-            """
-            UPDATE campaigns_message m SET to_email = c.email FROM audiences_contact c
-            WHERE m.workspace_id = %s AND c.id = m.contact_id AND m.to_email <> c.email
-            """,
-            [workspace.pk],
-        )
 
 
 def _goals(workspace: Workspace) -> None:
@@ -70,7 +36,6 @@ def _goals(workspace: Workspace) -> None:
 
 
 def seed(workspace: Workspace) -> None:
-    _spread_addresses(workspace)
     rollups_rebuild(workspace=workspace)
     journey_rebuild(workspace=workspace)
     provider_days_rebuild(workspace=workspace, since=dt.date(2000, 1, 1))

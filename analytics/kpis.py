@@ -11,6 +11,14 @@ Which messages: every message except tests ("send test to me": source `test:` or
 day it went out (`sent_at`, else `claimed_at`, else `created_at`) in the workspace's zone; all
 of a message's later events count on that day.
 
+Money (analytics.attribution says how an order is attributed): *conversions* are the orders
+attributed to a message (last touch: a click within the workspace's click window before the
+order, else an open by a person within the open window; an order refunded in full is none),
+*revenue* their amounts less refunds. They count on the attributed message's day, like its
+opens. Conversion rate and revenue per recipient are over the same base as the rates; the
+average order value is over conversions. The shop's own *orders* and *order revenue* (every
+order, attributed or not, on the day it was placed) give email's share of the revenue.
+
 Rates are over *delivered* — the messages the provider said it delivered — or over *sent*
 when the provider reported no delivery at all in the period (SMTP and the outbox report
 none): `Totals.rate_base` says which, and the pages say it too. Bounce and delivery rates are
@@ -20,6 +28,7 @@ always over sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from enum import IntFlag
 from typing import Any
 
@@ -165,6 +174,8 @@ COUNTERS: tuple[Counter, ...] = (
     ),
 )
 COUNTER_NAMES: tuple[str, ...] = tuple(counter.name for counter in COUNTERS)
+# The money columns of the rollups (analytics.attribution writes them).
+MONEY_NAMES: tuple[str, ...] = ("conversions", "revenue")
 
 
 def flags_sql_sum(flags: str, old_flags: str | None = None) -> str:
@@ -198,13 +209,19 @@ class Totals:
     clicked_machine: int = 0
     complained: int = 0
     unsubscribed: int = 0
+    conversions: int = 0
+    revenue: Decimal = Decimal(0)
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Totals:
-        return cls(**{name: int(row.get(name) or 0) for name in COUNTER_NAMES})
+        return cls(
+            **{name: int(row.get(name) or 0) for name in COUNTER_NAMES},
+            conversions=int(row.get("conversions") or 0),
+            revenue=Decimal(row.get("revenue") or 0),
+        )
 
     def __add__(self, other: Totals) -> Totals:
-        return Totals(**{name: getattr(self, name) + getattr(other, name) for name in COUNTER_NAMES})
+        return Totals(**{name: getattr(self, name) + getattr(other, name) for name in (*COUNTER_NAMES, *MONEY_NAMES)})
 
     def counters(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -258,8 +275,26 @@ class Totals:
         """Complaints ÷ the base (Gmail and Yahoo want it under 0.10 %, never 0.30 %)."""
         return _ratio(self.complained, self.base)
 
+    @property
+    def conversion_rate(self) -> float | None:
+        """Conversions ÷ the base (delivered, else sent)."""
+        return _ratio(self.conversions, self.base)
+
+    @property
+    def revenue_per_recipient(self) -> Decimal | None:
+        """Attributed revenue ÷ the base (delivered, else sent)."""
+        return (self.revenue / self.base).quantize(Decimal("0.0001")) if self.base else None
+
+    @property
+    def average_order_value(self) -> Decimal | None:
+        """Attributed revenue ÷ conversions."""
+        return (self.revenue / self.conversions).quantize(Decimal("0.01")) if self.conversions else None
+
     def rates(self) -> dict[str, float | None]:
         return {rate.name: getattr(self, rate.name) for rate in RATES}
+
+    def money(self) -> dict[str, Any]:
+        return {measure.name: getattr(self, measure.name) for measure in MONEY}
 
 
 @dataclass(frozen=True)
@@ -282,11 +317,73 @@ RATES: tuple[Rate, ...] = (
         "unsubscribe_rate", _("Unsubscribe rate"), _("Unsubscribes ÷ delivered (÷ sent when no delivery is reported).")
     ),
     Rate("complaint_rate", _("Complaint rate"), _("Complaints ÷ delivered (÷ sent when no delivery is reported).")),
+    Rate(
+        "conversion_rate",
+        _("Conversion rate"),
+        _("Conversions ÷ delivered (÷ sent when no delivery is reported)."),
+    ),
 )
 
 
-def change(now: float | int | None, before: float | int | None) -> float | None:
+@dataclass(frozen=True)
+class Measure:
+    """A money figure (a count or an amount in the workspace's currency)."""
+
+    name: str
+    label: Any
+    doc: Any
+    is_amount: bool = True
+
+
+MONEY: tuple[Measure, ...] = (
+    Measure(
+        "conversions",
+        _("Conversions"),
+        _(
+            "Orders attributed to these emails: the email the buyer last clicked within the click window before "
+            "the order, else the one they last opened within the open window (machine opens and scanner clicks "
+            "never count). An order refunded in full is no conversion."
+        ),
+        is_amount=False,
+    ),
+    Measure("revenue", _("Attributed revenue"), _("The amounts of those orders, less what was refunded.")),
+    Measure(
+        "revenue_per_recipient",
+        _("Revenue per recipient"),
+        _("Attributed revenue ÷ delivered (÷ sent when no delivery is reported)."),
+    ),
+    Measure("average_order_value", _("Average order value"), _("Attributed revenue ÷ conversions.")),
+)
+
+
+@dataclass(frozen=True)
+class ShopTotals:
+    """Every order of the shop placed in a period, attributed to an email or not (an order
+    refunded in full left out, refunds taken off the revenue)."""
+
+    orders: int = 0
+    revenue: Decimal = Decimal(0)
+
+    def email_share(self, attributed: Decimal) -> float | None:
+        """Attributed revenue ÷ the shop's revenue (the attributed orders may have been placed
+        after the period their emails were sent in, so it is a reading, not a part of a whole)."""
+        return float(attributed / self.revenue) if self.revenue else None
+
+
+SHOP: tuple[Measure, ...] = (
+    Measure("orders", _("Orders"), _("Every order placed in the period, attributed or not."), is_amount=False),
+    Measure("order_revenue", _("Order revenue"), _("What those orders brought, less refunds.")),
+    Measure(
+        "email_share",
+        _("Email's share of revenue"),
+        _("Attributed revenue of the period's emails ÷ the revenue of the period's orders."),
+        is_amount=False,
+    ),
+)
+
+
+def change(now: float | int | Decimal | None, before: float | int | Decimal | None) -> float | None:
     """The relative change from the previous period (0.25 = +25 %); None without a base."""
     if now is None or before is None or before == 0:
         return None
-    return (now - before) / before
+    return (float(now) - float(before)) / float(before)

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import connection
 
+from analytics.attribution import PERIOD_KEYS_SQL, SETTINGS_CTE, attributed_orders_sql, settings_params
 from analytics.kpis import (
     COUNTER_NAMES,
     EVENT_FLAGS_SQL,
@@ -67,3 +68,34 @@ def live_totals(*, workspace: Workspace, since: dt.date | None = None, until: dt
     for counters in live_rows(workspace=workspace, since=since, until=until).values():
         total = total + Totals.of(counters)
     return total
+
+
+def _live_orders_sql() -> str:
+    return f"WITH {SETTINGS_CTE}, keys AS ({PERIOD_KEYS_SQL}) {attributed_orders_sql('keys', pinned=False)}"
+
+
+def live_money(*, workspace: Workspace) -> dict[Key, tuple[int, Any]]:
+    """(day, kind, object id, step key, template id) -> (conversions, revenue), as DailyRollup
+    holds them, every order of the workspace attributed from the raw rows (rows with money)."""
+    params = {"workspace": workspace.pk, "start": None, "end": None, **settings_params([workspace.pk])}
+    sql = f"""
+        SELECT day, kind, object_id, step_key, template_id, count(*) FILTER (WHERE counts), sum(amount - refunded)
+        FROM ({_live_orders_sql()}) a WHERE message_id IS NOT NULL
+        GROUP BY day, kind, object_id, step_key, template_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {tuple(row[:5]): (row[5], row[6]) for row in rows if row[5] or row[6]}  # type: ignore[misc]
+
+
+def live_orders(*, workspace: Workspace) -> dict[dt.date, tuple[int, Any]]:
+    """Order day -> (orders, revenue) of every order of the workspace, from the raw rows."""
+    params = {"workspace": workspace.pk, "start": None, "end": None, **settings_params([workspace.pk])}
+    sql = f"""
+        SELECT order_day, count(*) FILTER (WHERE counts), sum(amount - refunded)
+        FROM ({_live_orders_sql()}) a GROUP BY order_day
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0]: (row[1], row[2]) for row in cursor.fetchall()}

@@ -131,6 +131,113 @@ class EventGap(models.Model):
         return f"{self.lo}–{self.hi}"
 
 
+# --- money: attribution (analytics.attribution) --------------------------------------------
+
+
+class AttributionSettings(models.Model):
+    """A workspace's attribution windows: an order belongs to the email the contact last
+    clicked within `click_days` before it, else the one last opened (by a person) within
+    `open_days`. 0 turns that kind of touch off. No row: the defaults."""
+
+    DEFAULT_CLICK_DAYS = 5
+    DEFAULT_OPEN_DAYS = 5
+    MAX_DAYS = 90
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="+", primary_key=True)
+    click_days = models.PositiveSmallIntegerField(default=DEFAULT_CLICK_DAYS)
+    open_days = models.PositiveSmallIntegerField(default=DEFAULT_OPEN_DAYS)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"click {self.click_days} d, open {self.open_days} d"
+
+
+class Attribution(models.Model):
+    """One order (audiences.facts.purchases reads orders the same way) and the email it is
+    attributed to, if any: the report dimensions of that message, so its conversion and
+    revenue land on the message's DailyRollup row. `counts` is false for an order refunded
+    in full; `refunded` is what was given back (capped at the amount)."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact_id = models.BigIntegerField()
+    order_key = models.CharField(max_length=255)
+    order_event_id = models.BigIntegerField()
+    ordered_at = models.DateTimeField()
+    # The order's day in the workspace's zone (DailyOrders).
+    order_day = models.DateField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    refunded = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    counts = models.BooleanField(default=True)
+    # The attributed message and how it was touched ("click" / "open"); empty when none.
+    message_id = models.BigIntegerField(null=True, blank=True)
+    touch = models.CharField(max_length=8, blank=True, default="")
+    touched_at = models.DateTimeField(null=True, blank=True)
+    day = models.DateField(null=True, blank=True)
+    kind = models.CharField(max_length=16, blank=True, default="")
+    object_id = models.BigIntegerField(default=0)
+    step_key = models.CharField(max_length=100, blank=True, default="")
+    template_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "contact_id", "order_key"], name="analytics_attribution_order")
+        ]
+        indexes = [
+            # The money of one rollup row.
+            models.Index(
+                fields=["workspace", "day", "kind", "object_id", "step_key", "template_id"],
+                condition=models.Q(message_id__isnull=False),
+                name="analytics_attribution_rollup",
+            ),
+            models.Index(fields=["workspace", "order_day"], name="analytics_attribution_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.order_key}: {self.touch or 'not attributed'}"
+
+
+class DailyOrders(models.Model):
+    """Every order of a workspace per day (its day in the workspace's zone), attributed or not:
+    the shop's side of "how much of the revenue came through email"."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    orders = models.IntegerField(default=0)
+    revenue = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "day"], name="analytics_daily_orders_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.orders} orders"
+
+
+class AttributionState(models.Model):
+    """The attribution refresh's watermark over the event store (audiences.Event ids)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    event_id = models.BigIntegerField(default=0)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"events up to {self.event_id}"
+
+
+class AttributionGap(models.Model):
+    """An id range of the event store the watermark passed without a committed row (as
+    EventGap for the message events): read again until it is GAP_LIFETIME old."""
+
+    id = models.BigAutoField(primary_key=True)
+    lo = models.BigIntegerField()
+    hi = models.BigIntegerField()
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.lo}–{self.hi}"
+
+
 # The journey, cohort and deliverability rollups, goals and the digest live in their own module.
 from analytics.journey_models import (  # noqa: E402
     AudienceDay,
@@ -146,9 +253,14 @@ from analytics.journey_models import (  # noqa: E402
 )
 
 __all__ = [
+    "Attribution",
+    "AttributionGap",
+    "AttributionSettings",
+    "AttributionState",
     "AudienceDay",
     "CohortCell",
     "CustomerMonth",
+    "DailyOrders",
     "DailyRollup",
     "DigestSent",
     "DigestSettings",

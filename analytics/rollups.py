@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,9 @@ SENT_BATCH = 50_000
 GAP_LIFETIME = dt.timedelta(minutes=15)
 # A refresh stops taking batches after this long; the next beat goes on from the watermark.
 REFRESH_BUDGET_SECONDS = 40.0
+# What else a rebuild of a workspace's period rebuilds, in its transaction and under its lock
+# (the attribution of orders: analytics.attribution registers itself at start-up).
+AFTER_REBUILD: list[Callable[[Workspace, dt.date | None, dt.date | None], None]] = []
 
 _M = Message._meta.db_table
 _E = MessageEvent._meta.db_table
@@ -268,7 +271,10 @@ def rollups_rebuild(*, workspace: Workspace, since: dt.date | None = None, until
         cursor.execute(_REBUILD_FACTS, params)
         cursor.execute(f"DELETE FROM {_ROLLUP} WHERE {_DAY_RANGE}", params)
         cursor.execute(_REBUILD_ROLLUPS, params)
-        return cursor.rowcount
+        written = cursor.rowcount
+    for step in AFTER_REBUILD:
+        step(workspace, since, until)
+    return written
 
 
 def rollups_rebuild_all(*, since: dt.date | None = None, until: dt.date | None = None) -> int:

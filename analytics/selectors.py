@@ -11,15 +11,15 @@ from django.db.models import F, Sum
 from django.db.models.functions import TruncMonth, TruncWeek
 from django.db.models.query import QuerySet
 
-from analytics.kpis import COUNTER_NAMES, Totals
-from analytics.models import DailyRollup, RefreshState
+from analytics.kpis import COUNTER_NAMES, MONEY_NAMES, ShopTotals, Totals
+from analytics.models import DailyOrders, DailyRollup, RefreshState
 from automations.models import Series
 from campaigns.models import Broadcast, SourceKind
 from esp.models import Workspace
 
 GRAINS = ("day", "week", "month")
 TOP_LIMIT = 10
-_SUMS = {name: Sum(name) for name in COUNTER_NAMES}
+_SUMS = {name: Sum(name) for name in (*COUNTER_NAMES, *MONEY_NAMES)}
 
 
 def _rollups(workspace: Workspace, start: dt.date | None = None, end: dt.date | None = None) -> QuerySet[DailyRollup]:
@@ -34,6 +34,14 @@ def _rollups(workspace: Workspace, start: dt.date | None = None, end: dt.date | 
 def totals(*, workspace: Workspace, start: dt.date, end: dt.date) -> Totals:
     """The counters of the messages sent from `start` to `end` (days in the workspace's zone)."""
     return Totals.of(_rollups(workspace, start, end).aggregate(**_SUMS))
+
+
+def shop_totals(*, workspace: Workspace, start: dt.date, end: dt.date) -> ShopTotals:
+    """Every order placed from `start` to `end` (days in the workspace's zone)."""
+    row = DailyOrders.objects.filter(workspace=workspace, day__gte=start, day__lte=end).aggregate(
+        orders=Sum("orders"), revenue=Sum("revenue")
+    )
+    return ShopTotals(int(row["orders"] or 0), row["revenue"] or ShopTotals().revenue)
 
 
 def bucket_start(day: dt.date, grain: str) -> dt.date:
@@ -55,11 +63,15 @@ def _buckets(start: dt.date, end: dt.date, grain: str) -> list[dt.date]:
     return buckets
 
 
-def timeline(*, workspace: Workspace, start: dt.date, end: dt.date, grain: str) -> list[tuple[dt.date, Totals]]:
+def timeline(
+    *, workspace: Workspace, start: dt.date, end: dt.date, grain: str, source: Source | None = None
+) -> list[tuple[dt.date, Totals]]:
     """The counters per day, week (from Monday) or month of the period, every bucket present
     (a day without mail is a zero, not a gap in the chart). A week or month that starts before
-    `start` holds only the period's days."""
+    `start` holds only the period's days. `source`: one broadcast's, series' or template's."""
     rows = _rollups(workspace, start, end)
+    if source is not None:
+        rows = source.filter(rows)
     if grain == "week":
         grouped = rows.annotate(bucket=TruncWeek("day"))
     elif grain == "month":
@@ -71,6 +83,37 @@ def timeline(*, workspace: Workspace, start: dt.date, end: dt.date, grain: str) 
         bucket = row["bucket"]
         found[bucket.date() if isinstance(bucket, dt.datetime) else bucket] = Totals.of(row)
     return [(bucket, found.get(bucket, Totals())) for bucket in _buckets(start, end, grain)]
+
+
+@dataclass(frozen=True)
+class Source:
+    """What one report is about: a broadcast (kind "broadcast"), a series (kind "step") or a
+    template (kind "template": its messages of every kind)."""
+
+    kind: str
+    object_id: int
+
+    def filter(self, rows: QuerySet[DailyRollup]) -> QuerySet[DailyRollup]:
+        if self.kind == "template":
+            return rows.filter(template_id=self.object_id)
+        return rows.filter(kind=self.kind, object_id=self.object_id)
+
+
+def source_period_totals(*, workspace: Workspace, source: Source, start: dt.date, end: dt.date) -> Totals:
+    """One broadcast's, series' or template's figures of the messages sent in the period."""
+    return Totals.of(source.filter(_rollups(workspace, start, end)).aggregate(**_SUMS))
+
+
+def source_step_totals(*, workspace: Workspace, series_id: int, start: dt.date, end: dt.date) -> dict[str, Totals]:
+    """A series' figures per step key, of the messages sent in the period."""
+    rows = (
+        _rollups(workspace, start, end)
+        .filter(kind=SourceKind.STEP, object_id=series_id)
+        .values("step_key")
+        .annotate(**_SUMS)
+        .order_by("step_key")
+    )
+    return {row["step_key"]: Totals.of(row) for row in rows}
 
 
 @dataclass(frozen=True)
@@ -93,14 +136,14 @@ def _names(workspace: Workspace, kind: str, ids: list[int]) -> dict[int, str]:
 def top_sources(
     *, workspace: Workspace, kind: str, start: dt.date, end: dt.date, limit: int = TOP_LIMIT
 ) -> list[SourceFigures]:
-    """The broadcasts (kind "broadcast") or series (kind "step") that sent the most in the
-    period, with their figures."""
+    """The broadcasts (kind "broadcast") or series (kind "step") that brought the most revenue
+    in the period (then the most sent), with their figures."""
     rows = list(
         _rollups(workspace, start, end)
         .filter(kind=kind)
         .values("object_id")
         .annotate(**_SUMS)
-        .order_by("-sent", "-object_id")[:limit]
+        .order_by("-revenue", "-sent", "-object_id")[:limit]
     )
     names = _names(workspace, kind, [row["object_id"] for row in rows])
     return [

@@ -7,6 +7,7 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
+from analytics.attribution import attribution_rebuild_all, attribution_refresh
 from analytics.deliverability import RECENT_DAYS as PROVIDER_DAYS
 from analytics.deliverability import provider_days_rebuild, provider_days_refresh
 from analytics.journey import journey_rebuild, journey_refresh
@@ -20,7 +21,8 @@ RECENT_DAYS = 3
 
 @shared_task(name="analytics.refresh_rollups")
 def refresh_rollups() -> int:
-    return rollups_refresh().batches
+    # The message counters first, then the orders (attributed to the messages just counted).
+    return rollups_refresh().batches + attribution_refresh().batches
 
 
 @shared_task(name="analytics.rebuild_recent")
@@ -60,3 +62,10 @@ def send_digests() -> int:
     from analytics.digest import digests_send_due
 
     return digests_send_due()
+
+
+@shared_task(name="analytics.reattribute")
+def reattribute(workspace_id: int) -> None:
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is not None:
+        attribution_rebuild_all(workspace=workspace)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from analytics import journey_views, views
+from analytics import journey_views, source_views, views
 
 urlpatterns = [
     path("", views.OverviewView.as_view(), name="reports"),
@@ -25,4 +25,22 @@ urlpatterns = [
         name="reports-deliverability-export",
     ),
     path("digest/", journey_views.DigestView.as_view(), name="reports-digest"),
-]
+    path("attribution/", source_views.AttributionSettingsView.as_view(), name="reports-attribution"),
+    # One broadcast's, series' or template's report, its CSV files, and the money fragments
+    # the broadcast's and the series' own pages load by URL.
+    path("broadcasts/<int:broadcast_id>/", source_views.SourceReportView.as_view(kind="broadcast"),
+         name="reports-broadcast"),
+    path("broadcasts/<int:broadcast_id>/export/", source_views.SourceExportView.as_view(kind="broadcast"),
+         name="reports-broadcast-export"),
+    path("broadcasts/<int:broadcast_id>/money/", source_views.MoneyPartialView.as_view(kind="broadcast"),
+         name="reports-broadcast-money"),
+    path("series/<int:series_id>/", source_views.SourceReportView.as_view(kind="series"), name="reports-series"),
+    path("series/<int:series_id>/export/", source_views.SourceExportView.as_view(kind="series"),
+         name="reports-series-export"),
+    path("series/<int:series_id>/money/", source_views.MoneyPartialView.as_view(kind="series"),
+         name="reports-series-money"),
+    path("templates/<int:template_id>/", source_views.SourceReportView.as_view(kind="template"),
+         name="reports-template"),
+    path("templates/<int:template_id>/export/", source_views.SourceExportView.as_view(kind="template"),
+         name="reports-template-export"),
+]  # fmt: skip

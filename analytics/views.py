@@ -12,8 +12,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from analytics.attribution import settings_of
 from analytics.forms import PeriodForm
-from analytics.kpis import COUNTERS, RATES
+from analytics.kpis import COUNTERS, MONEY, RATES, SHOP
 from analytics.overview import TABLES, Overview, overview_build, table_rows
 from analytics.periods import DEFAULT_PERIOD, Period
 from esp.web import WorkspaceView
@@ -43,6 +44,46 @@ class ReportView(WorkspaceView):
         return form, form.period_for(today=today)
 
 
+def money_cards(overview: Overview) -> list[dict[str, Any]]:
+    """The money figures at the top of the Overview, each with its change."""
+    money, changes = overview.totals.money(), overview.money_changes()
+    shop, shop_changes = overview.shop_figures(), overview.shop_changes()
+    cards = [
+        {"name": m.name, "label": m.label, "doc": m.doc, "value": money[m.name], "is_amount": m.is_amount,
+         "change": changes[m.name], "tone": tone(m.name, changes[m.name])}
+        for m in MONEY
+    ]  # fmt: skip
+    rate = overview.totals.conversion_rate
+    before = overview.previous.conversion_rate
+    cards.insert(2, {"name": "conversion_rate", "label": _("Conversion rate"), "value": rate, "is_rate": True,
+                     "point_change": None if rate is None or before is None else rate - before})  # fmt: skip
+    for m in SHOP:
+        card = {"name": m.name, "label": m.label, "doc": m.doc, "value": shop[m.name], "is_amount": m.is_amount}
+        if m.name == "email_share":
+            card.update(is_rate=True, point_change=None)
+        else:
+            card.update(change=shop_changes[m.name], tone=tone(m.name, shop_changes[m.name]))
+        cards.append(card)
+    return cards
+
+
+def money_summary(overview: Overview) -> list[dict[str, Any]]:
+    money, before, changes = overview.totals.money(), overview.previous.money(), overview.money_changes()
+    shop, shop_before = overview.shop_figures(), overview.shop_figures(overview.previous_shop, overview.previous)
+    shop_changes = overview.shop_changes()
+    rows = [
+        {"name": m.name, "label": m.label, "value": money[m.name], "previous": before[m.name],
+         "is_amount": m.is_amount, "change": changes[m.name], "tone": tone(m.name, changes[m.name])}
+        for m in MONEY
+    ]  # fmt: skip
+    for m in SHOP:
+        rows.append({"name": m.name, "label": m.label, "value": shop[m.name], "previous": shop_before[m.name],
+                     "is_amount": m.is_amount, "is_rate": m.name == "email_share",
+                     "change": None if m.name == "email_share" else shop_changes[m.name],
+                     "tone": tone(m.name, shop_changes[m.name])})  # fmt: skip
+    return rows
+
+
 def _chart(overview: Overview) -> dict[str, Any]:
     """What the charts draw (static/js/reports.js), with their words."""
     labels = [day.isoformat() for day, _totals in overview.timeline]
@@ -62,6 +103,9 @@ def _chart(overview: Overview) -> dict[str, Any]:
                 ],
             }
             for name, label in rates.items()
+        ],
+        "money": [
+            {"label": str(_("Attributed revenue")), "data": [float(t.revenue) for _day, t in overview.timeline]},
         ],
     }
 
@@ -122,6 +166,10 @@ class OverviewView(ReportView):
             chart=_chart(overview),
             counters=COUNTERS,
             rate_definitions=RATES,
+            money_cards=money_cards(overview),
+            money_summary=money_summary(overview),
+            money_definitions=(*MONEY, *SHOP),
+            attribution=settings_of(self.workspace),
         )
         return render(request, "analytics/overview.html", context)
 

@@ -43,6 +43,16 @@ TRANSLIT = str.maketrans(
 )
 
 
+# Mailbox providers by locale, on the reserved .test TLD (RFC 6761): the deliverability report
+# reads gmail.com.test as Gmail, and no such address can reach a real person's mailbox, whatever
+# provider a visitor sets up in the demo.
+DEMO_DOMAINS = {
+    "en": ("gmail.com.test", "outlook.com.test", "yahoo.com.test", "hotmail.co.uk.test"),
+    "bg": ("abv.bg.test", "gmail.com.test", "mail.bg.test"),
+    "ru": ("mail.ru.test", "yandex.ru.test", "gmail.com.test", "inbox.ru.test"),
+}
+
+
 def seed(workspace: Workspace) -> None:
     if not Contact.objects.in_workspace(workspace).exists():
         _seed_audience(workspace)
@@ -102,7 +112,7 @@ def _seed_audience(workspace: Workspace) -> None:
         locale = rng.choice(["bg", "bg", "ru", "en"])
         firsts, lasts, cities, country, tz = PEOPLE[locale]
         first, last = rng.choice(firsts), rng.choice(lasts)
-        domain = "example.com" if locale == "en" else f"example.{locale}"
+        domain = DEMO_DOMAINS[locale][n % len(DEMO_DOMAINS[locale])]
         email = f"{first.lower().translate(TRANSLIT)}.{last.lower().translate(TRANSLIT)}{n}@{domain}"
         rows.append(
             parse_contact(

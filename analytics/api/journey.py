@@ -21,9 +21,10 @@ from analytics.journey import STAGES
 from analytics.journey_forms import MonthRangeForm
 from analytics.journey_report import cohorts_report, journey_report
 from analytics.periods import period_make
+from esp.api.strict import QueryParameters
 
 
-class MonthQuerySerializer(serializers.Serializer[dict[str, Any]]):
+class MonthQuerySerializer(QueryParameters):
     vars()["from"] = serializers.CharField(
         required=False, help_text="First month, YYYY-MM. Default: 11 months before `to`."
     )
@@ -142,6 +143,7 @@ class DeliverabilitySerializer(serializers.Serializer[Any]):
 
 
 def _months(view: ReportAPIView, request: Request) -> tuple[dt.date, dt.date]:
+    MonthQuerySerializer(data=request.query_params).is_valid(raise_exception=True)  # `?to=` refused
     form = MonthRangeForm(request.query_params)
     span = form.months_for(today=timezone.now().astimezone(view.workspace.zone).date())
     if span is None:

@@ -7,11 +7,12 @@ from typing import Any
 
 from rest_framework import serializers
 
-from analytics.kpis import COUNTERS, RATES, Totals
+from analytics.kpis import COUNTERS, MONEY, RATES, SHOP, Totals
 from analytics.selectors import GRAINS
+from esp.api.strict import QueryParameters
 
 
-class PeriodQuerySerializer(serializers.Serializer[dict[str, Any]]):
+class PeriodQuerySerializer(QueryParameters):
     """?from=&to=&grain= — days in the workspace's zone."""
 
     vars()["from"] = serializers.DateField(
@@ -49,8 +50,26 @@ CounterChangesSerializer = type(
 )  # fmt: skip
 
 
+class MoneySerializer(serializers.Serializer[Totals]):
+    conversions = serializers.IntegerField(help_text=str(MONEY[0].doc))
+    revenue = serializers.DecimalField(max_digits=16, decimal_places=2, help_text=f"{MONEY[1].doc} Workspace currency.")
+    revenue_per_recipient = serializers.DecimalField(
+        max_digits=16, decimal_places=4, allow_null=True, help_text=f"{MONEY[2].doc} Null without a base."
+    )
+    average_order_value = serializers.DecimalField(
+        max_digits=16, decimal_places=2, allow_null=True, help_text=f"{MONEY[3].doc} Null without conversions."
+    )
+
+
+class ShopSerializer(serializers.Serializer[Any]):
+    orders = serializers.IntegerField(help_text=str(SHOP[0].doc))
+    order_revenue = serializers.DecimalField(max_digits=16, decimal_places=2, help_text=str(SHOP[1].doc))
+    email_share = serializers.FloatField(allow_null=True, help_text=f"{SHOP[2].doc} A fraction.")
+
+
 class FiguresSerializer(serializers.Serializer[Totals]):
     counters = CountersSerializer(source="*")
+    money = MoneySerializer(source="*", help_text="Last-touch attribution within the workspace's windows.")
     rates = RatesSerializer(help_text="Each rate as a fraction; null where its base is zero.")
     rate_base = serializers.ChoiceField(
         choices=["delivered", "sent"], help_text="What the rates are over: delivered, or sent when none is reported."
@@ -83,8 +102,10 @@ class OverviewSerializer(serializers.Serializer[Any]):
     counter_changes = CounterChangesSerializer()
     rate_changes = RateChangesSerializer()
     timeline = TimelinePointSerializer(many=True, source="timeline_points")
-    top_broadcasts = SourceFiguresSerializer(many=True, source="broadcasts")
-    top_series = SourceFiguresSerializer(many=True, source="series")
+    top_broadcasts = SourceFiguresSerializer(many=True, source="broadcasts", help_text="By revenue, then sent.")
+    top_series = SourceFiguresSerializer(many=True, source="series", help_text="By revenue, then sent.")
+    shop = ShopSerializer(source="shop_figures", help_text="Every order placed in the period, attributed or not.")
+    previous_shop = ShopSerializer(source="previous_shop_figures")
 
 
 class StepFiguresSerializer(serializers.Serializer[Any]):
@@ -92,8 +113,43 @@ class StepFiguresSerializer(serializers.Serializer[Any]):
     figures = FiguresSerializer()
 
 
+class LiftGroupSerializer(serializers.Serializer[Any]):
+    contacts = serializers.IntegerField(help_text="Contacts whose first entry in the period fell in this group.")
+    converted = serializers.IntegerField(help_text="Of them, those who ordered after entering (any order).")
+    conversion_rate = serializers.FloatField(allow_null=True)
+    revenue = serializers.DecimalField(max_digits=16, decimal_places=2)
+    revenue_per_contact = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True)
+
+
+class IntervalSerializer(serializers.Serializer[Any]):
+    difference = serializers.FloatField(help_text="Entrants − held out.")
+    low = serializers.FloatField(help_text="95 % confidence interval, low end.")
+    high = serializers.FloatField(help_text="95 % confidence interval, high end.")
+    significant = serializers.BooleanField(help_text="The interval leaves out 0.")
+
+
+class LiftSerializer(serializers.Serializer[Any]):
+    entrants = LiftGroupSerializer()
+    holdout = LiftGroupSerializer()
+    conversion = IntervalSerializer(
+        allow_null=True, help_text="Conversion rate lift (two-proportion normal approximation); null: too few people."
+    )
+    revenue = IntervalSerializer(allow_null=True, help_text="Revenue per contact lift (normal approximation).")
+
+
 class SourceReportSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
+    period = PeriodSerializer(allow_null=True, help_text="Null: all the days it sent on.")
     figures = FiguresSerializer()
     steps = StepFiguresSerializer(many=True, required=False)
+    lift = LiftSerializer(
+        required=False, allow_null=True, help_text="A series only: entrants against the held out over the period."
+    )
+
+
+class SourceQuerySerializer(QueryParameters):
+    """?from=&to= — days in the workspace's zone; without them, all days."""
+
+    vars()["from"] = serializers.DateField(required=False, help_text="First day (YYYY-MM-DD). Default: all days.")
+    to = serializers.DateField(required=False, help_text="Last day (YYYY-MM-DD). Default: today.")

@@ -14,4 +14,5 @@ urlpatterns = [
     path("reports/cohorts", journey.CohortsView.as_view(), name="api-reports-cohorts"),
     path("reports/goals", journey.GoalsView.as_view(), name="api-reports-goals"),
     path("reports/deliverability", journey.DeliverabilityView.as_view(), name="api-reports-deliverability"),
+    path("reports/templates/<int:template_id>", views.TemplateReportView.as_view(), name="api-reports-template"),
 ]

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0001_rollups'),
+        ('analytics', '0002_money'),
         ('audiences', '0016_birthday_and_predicted_order_indexes'),
         ('esp', '0005_api_broadcast_scopes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

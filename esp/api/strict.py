@@ -63,3 +63,21 @@ class RefuseUnknownFields(serializers.Serializer[Any]):
                 message = _("Unknown field; expected: %(names)s.") % {"names": ", ".join(writable) or _("none")}
                 raise serializers.ValidationError({name: [message] for name in unknown})
         return super().to_internal_value(data)
+
+
+class QueryParameters(serializers.Serializer[Any]):
+    """A serializer of query parameters that refuses one given empty (`?to=`) with a 400 naming
+    it, instead of reading it as left out: a client that sends an empty date by mistake must
+    not silently get another period than it meant."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, QueryDict):
+            empty = sorted(
+                name
+                for name, field in self.fields.items()
+                if name in data and data.get(name) == "" and not getattr(field, "allow_blank", False)
+            )
+            if empty:
+                message = _("Give a value, or leave the parameter out.")
+                raise serializers.ValidationError({name: [message] for name in empty})
+        return super().to_internal_value(data)

@@ -39,4 +39,5 @@
   };
   draw("chart-counts", data.counts, "");
   draw("chart-rates", data.rates, " %");
+  draw("chart-money", data.money || [], "");
 })();

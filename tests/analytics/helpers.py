@@ -65,3 +65,49 @@ def rollup_rows(workspace: Workspace) -> dict[tuple[Any, ...], dict[str, int]]:
         if any(counters.values()):
             rows[(row["day"], row["kind"], row["object_id"], row["step_key"], row["template_id"])] = counters
     return rows
+
+
+def contact(workspace: Workspace, name: str = "") -> Any:
+    from audiences.models import Contact
+
+    return Contact.objects.create(workspace=workspace, email=f"{name or 'c'}{next(_keys)}@example.com")
+
+
+def order(
+    workspace: Workspace,
+    person: Any,
+    at: dt.datetime,
+    amount: Any = None,
+    *,
+    order_id: str | None = None,
+    name: str = "Order Completed",
+    **properties: Any,
+) -> Any:
+    """An order (or, with name="Order Refunded", a refund) as the tracking API stores it."""
+    from audiences.models import Event
+
+    if amount is not None:
+        properties["total"] = amount
+    if order_id is not None:
+        properties["order_id"] = order_id
+    return Event.objects.create(
+        workspace=workspace,
+        contact=person,
+        type="track",
+        name=name,
+        properties=properties,
+        message_id=f"order-{next(_keys)}",
+        occurred_at=at,
+    )
+
+
+def money_rows(workspace: Workspace) -> dict[tuple[Any, ...], tuple[int, Any]]:
+    """(day, kind, object id, step key, template id) -> (conversions, revenue), rows with money."""
+    return {
+        (row["day"], row["kind"], row["object_id"], row["step_key"], row["template_id"]): (
+            row["conversions"],
+            row["revenue"],
+        )
+        for row in DailyRollup.objects.filter(workspace=workspace).values()
+        if row["conversions"] or row["revenue"]
+    }

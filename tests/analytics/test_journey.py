@@ -188,7 +188,8 @@ def _to(m: Any, address: str) -> Any:
     [("a@gmail.com", "gmail"), ("a@GoogleMail.com", "gmail"), ("a@hotmail.co.uk", "outlook"), ("a@live.com", "outlook"),
      ("a@msn.com", "outlook"), ("a@ya.ru", "yandex"), ("a@yandex.kz", "yandex"), ("a@inbox.ru", "mailru"),
      ("a@bk.ru", "mailru"), ("a@list.ru", "mailru"), ("a@abv.bg", "abv"), ("a@yahoo.co.jp", "yahoo"),
-     ("a@shop.example", "others"), ("a@gmail.com.test", "gmail"), ("a@mail.ru.test", "mailru"), ("a@shop.test", "others")],
+     ("a@shop.example", "others"), ("a@gmail.com.test", "gmail"), ("a@mail.ru.test", "mailru"),
+     ("a@shop.test", "others")],
 )  # fmt: skip
 def test_provider_of_a_domain(address: str, provider: str) -> None:
     assert provider_of(address) == provider

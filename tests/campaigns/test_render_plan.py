@@ -412,8 +412,17 @@ def test_the_plan_runs_the_common_nodes_itself() -> None:
 
 def test_a_huge_loop_stops_on_the_deadline() -> None:
     source = "a\n{% for a in x %}{% for b in x %}{% for c in x %}{% endfor %}{% endfor %}{% endfor %}"
-    result = assert_same(source, lambda: {"x": list(range(1000))})
-    assert result[0] == "problem" and "longer than" in result[1] and result[2] == 2
+    compiled = compile_template(source)
+    results = [outcome(variant, {"x": list(range(1000))}) for variant in (compiled, through_django(compiled))]
+    for result in results:
+        assert result[0] == "problem" and "longer than" in result[1] and result[2] == 2
+    # Which of the nested loops the deadline falls in depends on the machine's speed: only the
+    # rest must agree.
+    assert results[0][:3] == results[1][:3] and {r[3] for r in results} <= {
+        "{% for a in x %}",
+        "{% for b in x %}",
+        "{% for c in x %}",
+    }
 
 
 def test_every_iteration_ticks_the_deadline() -> None:

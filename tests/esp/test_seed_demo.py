@@ -135,12 +135,20 @@ def test_seed_demo_builds_a_shop_history_with_facts_and_segments_once(tmp_path: 
     newest = events.filter(contact_id=order.contact_id).order_by("-occurred_at", "-id").first()
     assert newest is not None and newest.name in page and event_summary(newest) in page
 
-    # A promo broadcast went out last week with a week's engagement; the next one is scheduled
-    # for 10:00 next week in each contact's zone. Both pages answer.
+    # A promo broadcast went out last week with a week's engagement, after a newsletter a month
+    # for seventeen months; the next one is scheduled for 10:00 next week in each contact's
+    # zone. Both pages answer.
     from campaigns.broadcasts.selectors import progress
     from campaigns.models import Broadcast, BroadcastStatus, SendMode
 
-    finished = Broadcast.objects.get(workspace=workspace, status=BroadcastStatus.SENT)
+    sent = Broadcast.objects.filter(workspace=workspace, status=BroadcastStatus.SENT).order_by("started_at")
+    assert sent.count() == 18
+    history = progress(workspace=workspace, broadcast_ids=[b.pk for b in sent])
+    assert all(history[b.pk].sent > 0 for b in sent), {b.name: history[b.pk].sent for b in sent}
+    opened, delivered = sum(f.opened for f in history.values()), sum(f.delivered for f in history.values())
+    assert 0.2 < opened / delivered < 0.6
+    finished = sent.last()
+    assert finished is not None and finished.name == "Spring sale −20 %"
     figures = progress(workspace=workspace, broadcast_ids=[finished.pk])[finished.pk]
     assert figures.sent > 50 and figures.queued == 0
     assert 0 < figures.clicked < figures.opened < figures.delivered < figures.sent and figures.bounced > 0
