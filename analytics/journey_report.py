@@ -81,6 +81,9 @@ class ListGrowth:
         )
 
 
+RECENT_FLOW_MONTHS = 3
+
+
 @dataclass(frozen=True)
 class JourneyReport:
     first: dt.date
@@ -94,6 +97,13 @@ class JourneyReport:
     @property
     def latest(self) -> MonthFigures | None:
         return self.months[-1] if self.months else None
+
+    @property
+    def recent_moves(self) -> list[tuple[dt.date, str, str, int]]:
+        """The moves between stages of the last RECENT_FLOW_MONTHS months (the page's table;
+        the CSV holds every month, stays included)."""
+        months = sorted({month for month, _source, _target, _n in self.flows})[-RECENT_FLOW_MONTHS:]
+        return [flow for flow in self.flows if flow[0] in months and flow[1] != flow[2]]
 
 
 def journey_report(*, workspace: Workspace, first: dt.date, last: dt.date) -> JourneyReport:
