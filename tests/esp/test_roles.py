@@ -28,6 +28,10 @@ def own_ids(acme: Workspace) -> dict[str, int]:
 def _writes(client: Client, own_ids: dict[str, int]) -> dict[str, int]:
     statuses = {}
     for route in workspace_routes():
+        # A view that lets every member write (their own KPI digest) checks whose row it is
+        # itself; tests/analytics/test_digest.py holds it to that.
+        if getattr(_view_class(route), "write_role", None) == Role.VIEWER:
+            continue
         for method in WRITE_METHODS:
             if method in route.methods():
                 statuses[f"{method.upper()} /{route.path}"] = getattr(client, method)(route.url(own_ids)).status_code
