@@ -35,6 +35,7 @@ import statistics
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -126,23 +127,24 @@ def generate(workspace: Workspace, contacts: int, messages: int, events: int) ->
         """,
         {"ws": ws, "series": [s for s, _v in series_ids], "versions": [v for _s, v in series_ids], "n": SERIES},
     )
-    # Messages: n-th message to contact (n mod contacts), sent at a time spread over DAYS.
+    # Messages: the n-th goes to the (n mod contacts)-th contact (their ids are one run, made by
+    # one statement), sent at a time spread over DAYS; a step message through that contact's
+    # enrollment.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id) FROM audiences_contact WHERE workspace_id = %s", [ws])
+        first_contact = cursor.fetchone()[0]
     sql(
         """
-        WITH people AS (SELECT array_agg(id ORDER BY id) AS ids FROM audiences_contact WHERE workspace_id = %(ws)s),
-             enrolled AS (SELECT contact_id, id FROM automations_enrollment WHERE workspace_id = %(ws)s)
         INSERT INTO campaigns_message (workspace_id, contact_id, to_email, source, message_class, priority,
             smart_sending, subject_override, preheader_override, data, state, reason, error, attempts, due_at,
             created_at, sent_at, provider_message_id, links, delivery_status, subject)
-        SELECT %(ws)s, c.id, 'x@example.com',
+        SELECT %(ws)s, e.contact_id, 'x@example.com',
                CASE WHEN n %% 10 < 6
                     THEN 'broadcast:' || (%(broadcasts)s::bigint[])[1 + (n / %(per_broadcast)s) %% %(b)s]
                     ELSE 'step:' || e.id || ':' || (ARRAY['s1', 's2', 's3', 's4'])[1 + (n / %(contacts)s) %% 4] END,
-               'marketing', 10, false, '', '', '{}', 'sent', '', '', 1, sent, sent, sent, '', '{}', '', 'Hello'
+               'marketing', 10, false, '', '', '{}', 'sent', '', '', 1, t.sent, t.sent, t.sent, '', '{}', '', 'Hello'
         FROM generate_series(0, %(messages)s - 1) AS n
-        CROSS JOIN people
-        CROSS JOIN LATERAL (SELECT people.ids[1 + n %% %(contacts)s] AS id) c
-        JOIN enrolled e ON e.contact_id = c.id
+        JOIN automations_enrollment e ON e.workspace_id = %(ws)s AND e.contact_id = %(first)s + n %% %(contacts)s
         CROSS JOIN LATERAL (SELECT now() - interval '540 days' + (n::float / %(messages)s) * interval '540 days'
                             AS sent) t
         ON CONFLICT (workspace_id, source, contact_id) DO NOTHING
@@ -153,6 +155,7 @@ def generate(workspace: Workspace, contacts: int, messages: int, events: int) ->
             "b": BROADCASTS,
             "contacts": contacts,
             "messages": messages,
+            "first": first_contact,
             "per_broadcast": max(1, messages // BROADCASTS),
         },
     )
@@ -330,10 +333,12 @@ def freshness(workspace: Workspace, rate: int, seconds: float) -> dict[str, floa
 
 
 def delete(workspace: Workspace) -> None:
+    """Set-based: the ORM's cascade would delete a million contacts a batch at a time."""
     with connection.cursor() as cursor:
         for table in (
-            "analytics_messagefact", "analytics_dailyrollup", "campaigns_messageevent", "campaigns_message",
-            "audiences_event", "automations_enrollment",
+            "analytics_messagefact", "analytics_dailyrollup", "analytics_attribution", "analytics_dailyorders",
+            "campaigns_messageevent", "campaigns_message", "audiences_event", "automations_enrollment",
+            "audiences_contact",
         ):  # fmt: skip
             cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [workspace.pk])
     Membership.objects.filter(workspace=workspace).delete()
@@ -419,6 +424,9 @@ def main() -> int:
             f"freshness: {fresh['events']:.0f} events streamed, worst lag until counted {fresh['worst_lag']:.1f} s "
             f"(target ≤ 60 s), {fresh['refreshes']:.0f} refreshes, longest {fresh.get('longest_refresh', 0):.1f} s"
         )
+    except Exception:
+        traceback.print_exc()
+        raise
     finally:
         if args.keep:
             log(f"kept workspaces {[w.pk for w in spaces.values()]}")
