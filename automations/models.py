@@ -202,6 +202,8 @@ class Enrollment(WorkspaceOwned):
             ),
             # A series page: its enrollments newest first, and its counts per step.
             models.Index(fields=["series", "-id"], name="enrollment_series_recent"),
+            # The holdout lift of a period (analytics.lift): who entered the series in it.
+            models.Index(fields=["series", "entered_at"], name="enrollment_series_entered"),
             models.Index(
                 fields=["series", "step_key"], condition=models.Q(ended_at__isnull=True), name="enrollment_series_step"
             ),
