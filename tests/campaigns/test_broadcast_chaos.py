@@ -12,7 +12,8 @@ nobody is left holding rows) and a new worker starts. Along the way:
 
 - a pause holds every message no worker had taken: while paused, the sink gets at most the
   messages that workers held (claimed or sending) when the pause committed;
-- a resume gives back exactly the messages the pause held.
+- a resume gives back the messages the pause held, and those of the workers' that the send gate
+  held during the pause (their batch met it after the pause committed): no more.
 
 At the end:
 
@@ -133,7 +134,7 @@ class Chaos:
         self.start_worker()
 
     def pause(self, *, paused_for: float, kill: bool) -> None:
-        """Pause; while paused only what workers had taken may arrive; resume gives back all it held."""
+        """Pause; while paused only what workers had taken may arrive; resume gives back all that was held."""
         held = services.broadcast_pause(workspace=self.workspace, broadcast_id=self.broadcast.pk)
         assert held > 0  # every pause comes before 90 % of the copies arrived
         # Counted before the sink is read: a message goes to the sink before it is marked sent.
@@ -150,7 +151,9 @@ class Chaos:
         arrived_while_paused = self.sink.received() - received
         resumed = services.broadcast_resume(workspace=self.workspace, broadcast_id=self.broadcast.pk)
         assert arrived_while_paused <= not_held, (arrived_while_paused, not_held)
-        assert resumed == held, (resumed, held)
+        # The messages workers had taken come back too when their batch met the send gate
+        # during the pause (held, not sent): at most all of them.
+        assert held <= resumed <= held + not_held, (resumed, held, not_held)
 
     def finish(self) -> None:
         while self.messages.filter(state__in=["queued", *IN_FLIGHT]).exists():
