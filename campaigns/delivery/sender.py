@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import hooks
@@ -60,28 +59,20 @@ from campaigns.delivery.composer import (
     transport_for,
     wrap,
 )
+from campaigns.delivery.lookups import Lookups, lookups_load
 from campaigns.delivery.retries import maybe_delivered, retry_plan
 from campaigns.models import (
-    Broadcast,
-    DeliverySettings,
-    EmailTemplate,
     Message,
     MessageState,
     Provider,
     SenderIdentity,
     SkipReason,
 )
-from campaigns.tracking.rules import BroadcastKey, TrackingRules, broadcast_key, broadcast_rules, tracking_rules
 from esp import clock
-from esp.models import Workspace
 
 logger = logging.getLogger(__name__)
 
 OUTBOX = 0  # transport key of "no provider": the outbox
-# How long a drain reuses the workspaces, delivery settings, templates, senders and providers
-# it loaded for a batch: an edit reaches a running drain within this long (a drain lasts at
-# most a minute; the next one loads them afresh).
-LOOKUPS_FRESH_SECONDS = 5.0
 
 
 # The one statement each message costs: a PL/pgSQL function (defined by a campaigns migration)
@@ -116,46 +107,12 @@ class _Ready:
 
 
 @dataclass
-class _Lookups:
-    """The rows a batch needs besides its messages, by id (and the defaults by workspace)."""
-
-    loaded: float  # time.monotonic()
-    workspaces: dict[int, Workspace] = field(default_factory=dict)
-    settings: dict[int, DeliverySettings] = field(default_factory=dict)
-    templates: dict[int, EmailTemplate] = field(default_factory=dict)
-    senders: dict[int, SenderIdentity] = field(default_factory=dict)
-    default_senders: dict[int, SenderIdentity] = field(default_factory=dict)
-    providers: dict[int, Provider] = field(default_factory=dict)
-    default_providers: dict[int, Provider | None] = field(default_factory=dict)
-    # The tracking fields of the batch's broadcasts (campaigns.tracking.rules).
-    broadcasts: dict[BroadcastKey, Broadcast | None] = field(default_factory=dict)
-
-    def tracking(self, message: Message) -> TrackingRules:
-        key = broadcast_key(message)
-        broadcast = self.broadcasts.get(key) if key is not None else None
-        return tracking_rules(self.settings[message.workspace_id], broadcast)
-
-    def serve(self, messages: list[Message]) -> bool:
-        """Whether these are fresh and hold every row the messages name."""
-        if time.monotonic() - self.loaded > LOOKUPS_FRESH_SECONDS:
-            return False
-        return all(
-            m.workspace_id in self.workspaces
-            and (not m.template_id or m.template_id in self.templates)
-            and (not m.sender_id or m.sender_id in self.senders)
-            and (not m.provider_id or m.provider_id in self.providers)
-            and ((key := broadcast_key(m)) is None or key in self.broadcasts)
-            for m in messages
-        )
-
-
-@dataclass
 class _Batch:
     token: dt.datetime
     started: float
     # Names this batch's cap leases (checks.evaluate).
     holder: int = field(default_factory=lambda: secrets.randbits(62))
-    known: _Lookups = field(init=False)
+    known: Lookups = field(init=False)
     # Providers whose connection could not be opened in this batch: their other messages wait.
     unreachable: dict[int, Exception] = field(default_factory=dict)
 
@@ -167,7 +124,7 @@ class Sender:
     def __init__(self) -> None:
         self.transports: dict[tuple[int, Any], Transport] = {}
         self.pending: _Pending | None = None
-        self.known: _Lookups | None = None
+        self.known: Lookups | None = None
         self.counts: dict[str, int] = {}
         # (workspace id, message id) of the batch's messages that reached a final state, for
         # the messages_settled hook; None while nobody listens (nothing collected).
@@ -288,7 +245,7 @@ class Sender:
         what these messages name (a broadcast's batches all name the same few rows: six
         queries a batch saved), else loaded now."""
         if self.known is None or not self.known.serve(messages):
-            self.known = _lookups_load(messages)
+            self.known = lookups_load(messages)
         batch.known = self.known
 
     def _render(self, batch: _Batch, message: Message) -> _Ready | None:
@@ -506,34 +463,6 @@ class Sender:
         )
         self.count(state)
         self._note_settled(message)
-
-
-def _lookups_load(messages: list[Message]) -> _Lookups:
-    known = _Lookups(loaded=time.monotonic())
-    workspace_ids = {m.workspace_id for m in messages}
-    known.workspaces = Workspace.objects.in_bulk(workspace_ids)
-    known.settings = {s.workspace_id: s for s in DeliverySettings.objects.filter(workspace_id__in=workspace_ids)}
-    for workspace_id in workspace_ids:
-        known.settings.setdefault(workspace_id, DeliverySettings(workspace_id=workspace_id))
-    known.templates = EmailTemplate.objects.in_bulk({m.template_id for m in messages if m.template_id})
-    templates = known.templates.values()
-    sender_ids = {m.sender_id for m in messages if m.sender_id} | {t.sender_id for t in templates if t.sender_id}
-    for sender in SenderIdentity.objects.filter(
-        Q(pk__in=sender_ids) | Q(workspace_id__in=workspace_ids, is_default=True)
-    ):
-        known.senders[sender.pk] = sender
-        if sender.is_default:
-            known.default_senders[sender.workspace_id] = sender
-    provider_ids = {m.provider_id for m in messages if m.provider_id} | {
-        t.provider_id for t in templates if t.provider_id
-    }
-    known.providers = Provider.objects.in_bulk(provider_ids)
-    # One default at most per workspace (constraint provider_one_default); none means the outbox.
-    known.default_providers = dict.fromkeys(workspace_ids)
-    for provider in Provider.objects.filter(workspace_id__in=workspace_ids, is_default=True):
-        known.default_providers[provider.workspace_id] = provider
-    known.broadcasts = broadcast_rules(messages)
-    return known
 
 
 def _unreachable_key(provider: Provider | None) -> int:

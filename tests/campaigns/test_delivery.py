@@ -1109,9 +1109,9 @@ def test_a_drain_reuses_its_lookups_while_they_are_fresh(
     for a broadcast's batches while fresh; stale, each batch loads them again."""
     from django.test.utils import CaptureQueriesContext
 
-    from campaigns.delivery import sender as sender_module
+    from campaigns.delivery import lookups
 
-    monkeypatch.setattr(sender_module, "LOOKUPS_FRESH_SECONDS", fresh_seconds)
+    monkeypatch.setattr(lookups, "LOOKUPS_FRESH_SECONDS", fresh_seconds)
     people = [contact(acme, f"reader{n}@example.com") for n in range(4)]
     enqueue(acme, "broadcast:83", people, template(acme))
     with CaptureQueriesContext(connection) as queries:
